@@ -1,0 +1,41 @@
+"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
+from ._nghttp2 import NGHTTP2_LIB_VERSION
+from .errors import (
+    FlowControlError,
+    HPACKError,
+    HTTP2Error,
+    InvalidHeaderError,
+    NGHTTP2Error,
+    ProtocolError,
+    ResponseStateError,
+    StreamClosedError,
+)
+from .handler import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
+from .hpack import HDDeflater, HDInflater, HDTableEntry, print_hd_table
+from .server import HTTP2Server
+from .settings import ServerSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HTTP2Server",
+    "BaseRequestHandler",
+    "ServerSettings",
+    "DATA_OK",
+    "DATA_EOF",
+    "DATA_DEFERRED",
+    "HDDeflater",
+    "HDInflater",
+    "HDTableEntry",
+    "print_hd_table",
+    "HTTP2Error",
+    "NGHTTP2Error",
+    "ProtocolError",
+    "StreamClosedError",
+    "FlowControlError",
+    "HPACKError",
+    "InvalidHeaderError",
+    "ResponseStateError",
+    "NGHTTP2_LIB_VERSION",
+    "__version__",
+]

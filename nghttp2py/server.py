@@ -1,0 +1,192 @@
+"""HTTP2Server: listening sockets, TLS with ALPN, lifecycle and signals."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl as _ssl
+from typing import Any
+
+from .connection import ServerConnection
+from .handler import BaseRequestHandler
+from .settings import ServerSettings
+
+__all__ = ["HTTP2Server"]
+
+logger = logging.getLogger("nghttp2py")
+
+# Shared by every connection of one server; see ServerConnection.
+_READ_BUFFER_SIZE = 256 * 1024
+
+
+class HTTP2Server:
+    """An HTTP/2 server that creates one ``RequestHandlerClass`` per request.
+
+    ``address`` is ``(host, port)``: host ``''`` binds every interface and port
+    ``0`` picks a free port (see :attr:`port` once started). With ``ssl`` (an
+    :class:`ssl.SSLContext` holding the certificate) the server offers ``h2``
+    by ALPN and requires TLS 1.2 or later; without it, it speaks cleartext
+    HTTP/2 with prior knowledge (h2c).
+
+    Blocking use: :meth:`serve_forever`. In an asyncio program::
+
+        async with HTTP2Server(("127.0.0.1", 0), Handler) as server:
+            ...  # server.port is bound
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        RequestHandlerClass: type[BaseRequestHandler],
+        ssl: _ssl.SSLContext | None = None,
+        *,
+        settings: ServerSettings | None = None,
+        access_log: bool = False,
+        backlog: int = 1024,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if not (isinstance(RequestHandlerClass, type)
+                and issubclass(RequestHandlerClass, BaseRequestHandler)):
+            raise TypeError("RequestHandlerClass must be a subclass of BaseRequestHandler")
+        self.address = address
+        self.RequestHandlerClass = RequestHandlerClass
+        self.ssl = _prepare_ssl_context(ssl) if ssl is not None else None
+        self.settings = settings or ServerSettings()
+        self.settings_dict = self.settings.as_dict()
+        self.access_log = access_log
+        self.backlog = backlog
+        self.shutdown_timeout = shutdown_timeout
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[ServerConnection] = set()
+        self._read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+        self._closing = False
+        self._closed: asyncio.Event | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        self.loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        host, port = self.address
+        self._server = await self.loop.create_server(
+            lambda: ServerConnection(self), host or None, port, ssl=self.ssl,
+            backlog=self.backlog, reuse_address=True)
+        logger.info("serving HTTP/2 (%s) on %s", "TLS" if self.ssl else "h2c",
+                    ", ".join(_format_address(s.getsockname()) for s in self._server.sockets))
+
+    def close(self) -> None:
+        """Stop accepting and shut connections down gracefully (GOAWAY).
+
+        Streams already started run to completion; connections still busy
+        after ``shutdown_timeout`` seconds are closed. Await :meth:`wait_closed`.
+        """
+        if self._server is None or self._closing:
+            return
+        self._closing = True
+        self._server.close()
+        for connection in list(self._connections):
+            connection.shutdown()
+        assert self.loop is not None
+        self.loop.call_later(self.shutdown_timeout, self.abort)
+        self._check_closed()
+
+    def abort(self) -> None:
+        """Close every connection at once."""
+        for connection in list(self._connections):
+            connection.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every connection has ended."""
+        if self._server is None or self._closed is None:
+            return
+        await self._closed.wait()
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> HTTP2Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+        A second SIGINT closes every connection at once.
+        """
+        asyncio.run(self._serve_until_signalled())
+
+    async def _serve_until_signalled(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if self._closing:
+                logger.info("second %s: closing every connection now",
+                            signal.Signals(signum).name)
+                self.abort()
+            else:
+                logger.info("%s: shutting down gracefully", signal.Signals(signum).name)
+                self.close()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await self.wait_closed()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    # -- introspection ----------------------------------------------------------
+
+    @property
+    def sockets(self) -> tuple:
+        """The listening sockets (empty before :meth:`start`)."""
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The bound port, e.g. the one picked for port 0."""
+        if not self.sockets:
+            raise RuntimeError("the server is not started")
+        return self.sockets[0].getsockname()[1]
+
+    @property
+    def connections(self) -> int:
+        """How many client connections are open."""
+        return len(self._connections)
+
+    # -- called by ServerConnection ------------------------------------------------
+
+    def _connection_made(self, connection: ServerConnection) -> None:
+        self._connections.add(connection)
+        if self._closing:
+            connection.shutdown()
+
+    def _connection_lost(self, connection: ServerConnection) -> None:
+        self._connections.discard(connection)
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        if self._closing and not self._connections and self._closed is not None:
+            self._closed.set()
+
+
+def _prepare_ssl_context(context: _ssl.SSLContext) -> _ssl.SSLContext:
+    """Offer h2 by ALPN and refuse TLS older than 1.2 (RFC 9113 section 9.2)."""
+    if not isinstance(context, _ssl.SSLContext):
+        raise TypeError("ssl must be an ssl.SSLContext")
+    context.set_alpn_protocols(["h2"])
+    if context.minimum_version < _ssl.TLSVersion.TLSv1_2:
+        context.minimum_version = _ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _format_address(sockname: tuple) -> str:
+    host, port = sockname[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

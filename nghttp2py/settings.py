@@ -1,0 +1,43 @@
+"""HTTP/2 settings and limits a server announces and enforces."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["ServerSettings"]
+
+_MAX_WINDOW = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """SETTINGS sent to every client, and the server's receive windows.
+
+    The defaults follow common production servers: 100 concurrent streams
+    (RFC 9113's recommended minimum), a 1 MiB window per stream and 16 MiB per
+    connection so uploads run at full speed, 16 KiB frames, 64 KiB of request
+    headers (a larger header block gets ``431``) and a 4 KiB HPACK table.
+    """
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 1 << 20
+    connection_window_size: int = 16 << 20
+    max_frame_size: int = 16384
+    max_header_list_size: int = 64 << 10
+    header_table_size: int = 4096
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("max_concurrent_streams", 0, 2**32 - 1),
+            ("initial_window_size", 0, _MAX_WINDOW),
+            ("connection_window_size", 65535, _MAX_WINDOW),
+            ("max_frame_size", 16384, 2**24 - 1),
+            ("max_header_list_size", 0, 2**32 - 1),
+            ("header_table_size", 0, 2**32 - 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+
+    def as_dict(self) -> dict[str, int]:
+        """The settings as a plain dict, as the engine takes them."""
+        return asdict(self)

@@ -1,0 +1,218 @@
+# BaseRequestHandler: one object per stream, the application's view of a request.
+
+from libc.stdlib cimport realloc
+
+from nghttp2py.errors import ResponseStateError
+
+# Handler state bits.
+cdef enum:
+    RESPONSE_STARTED = 1
+    STREAM_CLOSED = 2
+    HANDLER_FAILED = 4
+    PUSHED = 8
+    HEADERS_TOO_LARGE = 16
+    REQUEST_DONE = 32
+
+# Which application callbacks a handler class overrides; the rest are skipped.
+cdef enum:
+    HAS_ON_HEADERS = 1
+    HAS_ON_DATA = 2
+    HAS_ON_REQUEST_DONE = 4
+    HAS_ON_CLOSE = 8
+
+cdef dict _callback_flags_by_class = {}
+
+
+cdef int callback_flags(type cls) except -1:
+    cdef object flags = _callback_flags_by_class.get(cls)
+    if flags is None:
+        flags = 0
+        for bit, name in ((HAS_ON_HEADERS, "on_headers"), (HAS_ON_DATA, "on_data"),
+                          (HAS_ON_REQUEST_DONE, "on_request_done"),
+                          (HAS_ON_CLOSE, "on_close")):
+            if getattr(cls, name) is not getattr(BaseRequestHandler, name):
+                flags |= bit
+        _callback_flags_by_class[cls] = flags
+    return flags
+
+
+cdef class BaseRequestHandler:
+    """Handles one HTTP/2 request stream; subclass it and override the ``on_*`` hooks.
+
+    The server creates one instance per request when its HEADERS arrive. The
+    request attributes are ``bytes`` (``method``, ``path``, ``scheme``, ``host``)
+    and ``headers`` is a list of ``(name, value)`` byte pairs with the cookies
+    joined. Respond with :meth:`send_response`; push with :meth:`push` first.
+    """
+    cdef Session session
+    cdef readonly int stream_id
+    cdef public object client_address
+    cdef public object client_certificate
+    cdef public bytes scheme
+    cdef public bytes method
+    cdef public bytes host
+    cdef public bytes path
+    cdef object _headers
+    cdef nghttp2_rcbuf **raw_headers
+    cdef size_t raw_count
+    cdef size_t raw_capacity
+    cdef size_t header_list_size
+    cdef BodySource body
+    cdef int status
+    cdef int callbacks
+    cdef int state
+    cdef Py_ssize_t body_bytes_sent
+
+    def __init__(self, http2, int stream_id):
+        self.session = http2
+        self.stream_id = stream_id
+
+    def __dealloc__(self):
+        self.release_raw_headers()
+
+    @property
+    def http2(self):
+        """The connection's session."""
+        return self.session
+
+    @property
+    def headers(self):
+        """The request's regular header fields as ``(bytes, bytes)`` pairs."""
+        if self._headers is None:
+            self._headers = self.build_headers()
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
+
+    def on_headers(self):
+        """Called when the request's header block has arrived."""
+
+    def on_data(self, data):
+        """Called with each chunk of the request body, as ``bytes``."""
+
+    def on_request_done(self):
+        """Called when the whole request (headers and body) has arrived."""
+
+    def on_close(self, error_code):
+        """Called when the stream closes; ``error_code`` is 0 on a clean close."""
+
+    def send_response(self, status=200, headers=None, body=None):
+        """Send the response: ``status``, extra ``headers`` and an optional ``body``.
+
+        ``headers`` is a list of ``(name, value)`` pairs of ``str`` or ``bytes``
+        with lower-case names. ``body`` is ``None``, ``str`` (sent as UTF-8),
+        bytes-like, an ``io.IOBase`` (read in chunks and closed at the end) or
+        a callable ``body(n) -> (data, flag)`` with ``DATA_OK``, ``DATA_EOF``
+        or ``DATA_DEFERRED`` (then call :meth:`resume` when data is ready).
+        ``content-length`` is added when the length is known, with ``date``
+        and ``server``. Raises ``ResponseStateError`` on a second response and
+        ``InvalidHeaderError``/``ValueError`` for bad headers or status.
+        """
+        if self.state & RESPONSE_STARTED:
+            raise ResponseStateError(f"a response was already sent on stream {self.stream_id}")
+        cdef BodySource source = body_source(body)
+        cdef Py_ssize_t length = source.length if source is not None else 0
+        cdef HeaderBlock block = response_header_block(status, headers, length)
+        if self.method == b"HEAD" or status == 204 or status == 304:
+            if source is not None:
+                source.close()
+            source = None
+        if self.state & STREAM_CLOSED:
+            # The peer has gone; on_close has told the application already.
+            if source is not None:
+                source.close()
+            return
+        self.session.submit_response(self, status, block, source)
+
+    def push(self, path, method="GET", request_headers=None, status=200, headers=None,
+             body=None):
+        """Push a response to a request the client has not made yet.
+
+        Call before :meth:`send_response`. Returns ``True`` if the push was
+        promised, ``False`` if the client disabled push (or the stream is gone).
+        """
+        if self.state & RESPONSE_STARTED:
+            raise ResponseStateError("push() must be called before send_response()")
+        if self.state & PUSHED:
+            raise ResponseStateError("a pushed stream cannot push")
+        cdef bytes method_bytes = header_bytes(method)
+        if method_bytes not in (b"GET", b"HEAD"):
+            raise ValueError(f"only GET and HEAD requests can be pushed, not {method!r}")
+        cdef bytes path_bytes = header_bytes(path)
+        if not path_bytes.startswith(b"/"):
+            raise ValueError(f"a pushed path must start with '/', not {path!r}")
+        cdef HeaderBlock request = request_header_block(
+            method_bytes, self.scheme or b"https", self.host or b"localhost", path_bytes,
+            request_headers)
+        cdef BodySource source = body_source(body)
+        cdef HeaderBlock response = response_header_block(
+            status, headers, source.length if source is not None else 0)
+        if method_bytes == b"HEAD" and source is not None:
+            source.close()
+            source = None
+        if self.state & STREAM_CLOSED or not self.session.push_enabled():
+            if source is not None:
+                source.close()
+            return False
+        return self.session.submit_push(self, request, method_bytes, path_bytes, status,
+                                        response, source)
+
+    def resume(self):
+        """Resume a body generator that returned ``DATA_DEFERRED``."""
+        if isinstance(self.body, GeneratorBody):
+            (<GeneratorBody>self.body).deferred = False
+        if not (self.state & STREAM_CLOSED):
+            self.session.resume_data(self.stream_id)
+
+    # -- used by the Session -------------------------------------------------
+
+    cdef int add_raw_header(self, nghttp2_rcbuf *name, nghttp2_rcbuf *value) except -1:
+        cdef nghttp2_rcbuf **grown
+        if self.raw_count + 2 > self.raw_capacity:
+            self.raw_capacity = self.raw_capacity * 2 if self.raw_capacity else 16
+            grown = <nghttp2_rcbuf **>realloc(
+                self.raw_headers, self.raw_capacity * sizeof(nghttp2_rcbuf *))
+            if grown == NULL:
+                raise MemoryError()
+            self.raw_headers = grown
+        nghttp2_rcbuf_incref(name)
+        nghttp2_rcbuf_incref(value)
+        self.raw_headers[self.raw_count] = name
+        self.raw_headers[self.raw_count + 1] = value
+        self.raw_count += 2
+        return 0
+
+    cdef void release_raw_headers(self) noexcept:
+        cdef size_t i
+        for i in range(self.raw_count):
+            nghttp2_rcbuf_decref(self.raw_headers[i])
+        free(self.raw_headers)
+        self.raw_headers = NULL
+        self.raw_count = self.raw_capacity = 0
+
+    cdef list build_headers(self):
+        cdef list headers = []
+        cdef list cookies = None
+        cdef Py_ssize_t cookie_index = -1
+        cdef size_t i
+        cdef nghttp2_vec name, value
+        cdef bytes value_bytes
+        for i in range(0, self.raw_count, 2):
+            name = nghttp2_rcbuf_get_buf(self.raw_headers[i])
+            value = nghttp2_rcbuf_get_buf(self.raw_headers[i + 1])
+            value_bytes = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+            if name.len == 6 and memcmp(name.base, b"cookie", 6) == 0:
+                if cookies is None:
+                    cookies = []
+                    cookie_index = len(headers)
+                    headers.append(None)
+                cookies.append(value_bytes)
+                continue
+            headers.append((PyBytes_FromStringAndSize(<char *>name.base, name.len),
+                            value_bytes))
+        if cookies is not None:
+            headers[cookie_index] = (b"cookie", b"; ".join(cookies))
+        self.release_raw_headers()
+        return headers
