@@ -1,0 +1,55 @@
+# nghttp2py developer entry points.  `make` builds the extension in place.
+PYTHON ?= python3
+VENV = .venv
+VPY = $(VENV)/bin/python
+PORT ?= 8443
+PYTEST_ARGS ?=
+SETUP_BUILD = $(VPY) setup.py -q build_ext --inplace
+
+.DEFAULT_GOAL := build
+.PHONY: build debug deps venv test run bench bench-quick clean distclean
+
+deps:
+	@scripts/ensure-deps.sh $(PYTHON)
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: requirements-dev.txt | deps
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+config.mk: configure $(VENV)/.stamp
+	./configure PYTHON=$(VPY)
+
+# setup.py decides what is stale (sources, depends, debug/release switch).
+build: deps venv config.mk
+	$(SETUP_BUILD)
+
+debug: deps venv config.mk
+	NGHTTP2PY_DEBUG=1 $(SETUP_BUILD)
+
+# pytest exits 5 when it collects nothing; that is a failure, not a pass.
+test: build
+	@$(VPY) -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS) tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: error: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+run: build
+	scripts/make-cert.sh .certs
+	$(VPY) examples/site/server.py --host 0.0.0.0 --port $(PORT) \
+		--certfile .certs/server.crt --keyfile .certs/server.key
+
+bench: build
+	$(VPY) bench/run.py
+
+bench-quick: build
+	$(VPY) bench/run.py --quick
+
+clean:
+	rm -rf build dist *.egg-info config.mk src/*.c src/*.html nghttp2py/*.so
+	find . -path ./$(VENV) -prune -o -path ./bench/.venv -prune -o \
+		-name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .certs
