@@ -57,10 +57,9 @@ cdef class BytesBody(BodySource):
 
 
 cdef class FileBody(BodySource):
-    """A file object read in chunks as the peer's window allows."""
+    """A binary file object read straight into nghttp2's frame buffer."""
     cdef object file
     cdef object readinto
-    cdef bint text
 
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
         cdef Py_ssize_t n
@@ -72,10 +71,7 @@ cdef class FileBody(BodySource):
             finally:
                 view.release()
         else:
-            # At most 4 UTF-8 bytes a character, so the chunk fits the buffer.
-            chunk = self.file.read(size // 4 if self.text else size)
-            if self.text:
-                chunk = (<str>chunk).encode("utf-8")
+            chunk = self.file.read(size)
             n = len(chunk)
             if <size_t>n > size:
                 raise ValueError(f"read({size}) returned {n} bytes")
@@ -85,46 +81,30 @@ cdef class FileBody(BodySource):
         return n
 
     cdef void close(self) noexcept:
-        try:
-            self.file.close()
-        except Exception:
-            pass
+        _close_quietly(self.file)
 
 
-cdef class GeneratorBody(BodySource):
-    """A callable ``body(n) -> (data, flag)`` with the DATA_* flags."""
-    cdef object generator
+cdef class ChunkedBody(BodySource):
+    """A body produced in chunks of any size; what does not fit waits in ``pending``."""
     cdef bytes pending
     cdef Py_ssize_t offset
     cdef bint eof
-    cdef bint deferred
+
+    cdef int fill(self, size_t size) except -2:
+        """Set ``pending`` and/or ``eof``; or return NGHTTP2_ERR_DEFERRED."""
+        self.eof = True
+        return 0
 
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
-        cdef object data
         cdef Py_ssize_t n
+        cdef int rv
+        if self.pending is None and not self.eof:
+            rv = self.fill(size)
+            if rv < 0:
+                return rv
         if self.pending is None:
-            if self.eof:
-                flags[0] |= NGHTTP2_DATA_FLAG_EOF
-                return 0
-            if self.deferred:
-                return NGHTTP2_ERR_DEFERRED
-            data, flag = self.generator(size)
-            if flag == DATA_EOF:
-                self.eof = True
-            elif flag == DATA_DEFERRED:
-                self.deferred = True
-            elif flag != DATA_OK:
-                raise ValueError(f"body generator returned unknown flag {flag!r}")
-            if data:
-                self.pending = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-                self.offset = 0
-            elif self.eof:
-                flags[0] |= NGHTTP2_DATA_FLAG_EOF
-                return 0
-            else:
-                # Nothing now: wait for resume() rather than spin on empty frames.
-                self.deferred = True
-                return NGHTTP2_ERR_DEFERRED
+            flags[0] |= NGHTTP2_DATA_FLAG_EOF
+            return 0
         n = PyBytes_GET_SIZE(self.pending) - self.offset
         if <size_t>n > size:
             n = size
@@ -132,15 +112,67 @@ cdef class GeneratorBody(BodySource):
         self.offset += n
         if self.offset == PyBytes_GET_SIZE(self.pending):
             self.pending = None
+            self.offset = 0
             if self.eof:
                 flags[0] |= NGHTTP2_DATA_FLAG_EOF
         return n
+
+
+cdef class TextFileBody(ChunkedBody):
+    """A text file object, sent as UTF-8."""
+    cdef object file
+
+    cdef int fill(self, size_t size) except -2:
+        cdef str text = self.file.read(max(size // 4, 1))
+        if text:
+            self.pending = text.encode("utf-8")
+        else:
+            self.eof = True
+        return 0
+
+    cdef void close(self) noexcept:
+        _close_quietly(self.file)
+
+
+cdef class GeneratorBody(ChunkedBody):
+    """A callable ``body(n) -> (data, flag)`` with the DATA_* flags.
+
+    ``(b"", DATA_OK)`` counts as ``DATA_DEFERRED``: the body waits for
+    ``resume()`` rather than spin on empty frames.
+    """
+    cdef object generator
+    cdef bint deferred
+
+    cdef int fill(self, size_t size) except -2:
+        if self.deferred:
+            return NGHTTP2_ERR_DEFERRED
+        data, flag = self.generator(size)
+        if flag == DATA_EOF:
+            self.eof = True
+        elif flag == DATA_DEFERRED:
+            self.deferred = True
+        elif flag != DATA_OK:
+            raise ValueError(f"body generator returned unknown flag {flag!r}")
+        if data:
+            self.pending = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        elif not self.eof:
+            self.deferred = True
+            return NGHTTP2_ERR_DEFERRED
+        return 0
+
+
+cdef void _close_quietly(object file) noexcept:
+    try:
+        file.close()
+    except BaseException:
+        pass
 
 
 cdef BodySource body_source(object body):
     """The BodySource for a body given to send_response or push (None: no body)."""
     cdef BytesBody data
     cdef FileBody stream
+    cdef TextFileBody text
     cdef GeneratorBody generator
     if body is None:
         return None
@@ -151,12 +183,16 @@ cdef BodySource body_source(object body):
         data.data = body if type(body) is bytes else bytes(body)
         data.length = PyBytes_GET_SIZE(data.data)
         return data
+    if isinstance(body, _io.TextIOBase):
+        text = TextFileBody.__new__(TextFileBody)
+        text.file = body
+        text.length = -1
+        return text
     if isinstance(body, _io.IOBase):
         stream = FileBody.__new__(FileBody)
         stream.file = body
-        stream.text = isinstance(body, _io.TextIOBase)
-        stream.readinto = None if stream.text else getattr(body, "readinto", None)
-        stream.length = -1 if stream.text else _remaining_length(body)
+        stream.readinto = getattr(body, "readinto", None)
+        stream.length = _remaining_length(body)
         return stream
     if callable(body):
         generator = GeneratorBody.__new__(GeneratorBody)

@@ -1,6 +1,7 @@
 # BaseRequestHandler: one object per stream, the application's view of a request.
 
 from libc.stdlib cimport realloc
+from libc.stdint cimport uint32_t
 
 from nghttp2py.errors import ResponseStateError
 
@@ -53,8 +54,10 @@ cdef class BaseRequestHandler:
     cdef public bytes host
     cdef public bytes path
     cdef object _headers
-    cdef nghttp2_rcbuf **raw_headers
-    cdef size_t raw_count
+    # Request header fields as received, copied back to back as
+    # [name length][value length][name][value] until `headers` is first read.
+    cdef char *raw_headers
+    cdef size_t raw_length
     cdef size_t raw_capacity
     cdef size_t header_list_size
     cdef BodySource body
@@ -113,9 +116,15 @@ cdef class BaseRequestHandler:
         if self.state & RESPONSE_STARTED:
             raise ResponseStateError(f"a response was already sent on stream {self.stream_id}")
         cdef BodySource source = body_source(body)
-        cdef Py_ssize_t length = source.length if source is not None else 0
+        cdef bint bodiless = self.method == b"HEAD" or status == 204 or status == 304
+        cdef Py_ssize_t length
+        if source is not None:
+            length = source.length
+        else:
+            # HEAD and 304 may announce the length a GET would have had.
+            length = -1 if bodiless else 0
         cdef HeaderBlock block = response_header_block(status, headers, length)
-        if self.method == b"HEAD" or status == 204 or status == 304:
+        if bodiless:
             if source is not None:
                 source.close()
             source = None
@@ -168,50 +177,56 @@ cdef class BaseRequestHandler:
 
     # -- used by the Session -------------------------------------------------
 
-    cdef int add_raw_header(self, nghttp2_rcbuf *name, nghttp2_rcbuf *value) except -1:
-        cdef nghttp2_rcbuf **grown
-        if self.raw_count + 2 > self.raw_capacity:
-            self.raw_capacity = self.raw_capacity * 2 if self.raw_capacity else 16
-            grown = <nghttp2_rcbuf **>realloc(
-                self.raw_headers, self.raw_capacity * sizeof(nghttp2_rcbuf *))
+    cdef int add_raw_header(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
+        cdef size_t needed = self.raw_length + 2 * sizeof(uint32_t) + name.len + value.len
+        cdef size_t capacity
+        cdef char *grown
+        cdef uint32_t lengths[2]
+        if needed > self.raw_capacity:
+            capacity = self.raw_capacity * 2 if self.raw_capacity else 256
+            while capacity < needed:
+                capacity *= 2
+            grown = <char *>realloc(self.raw_headers, capacity)
             if grown == NULL:
                 raise MemoryError()
             self.raw_headers = grown
-        nghttp2_rcbuf_incref(name)
-        nghttp2_rcbuf_incref(value)
-        self.raw_headers[self.raw_count] = name
-        self.raw_headers[self.raw_count + 1] = value
-        self.raw_count += 2
+            self.raw_capacity = capacity
+        lengths[0] = <uint32_t>name.len
+        lengths[1] = <uint32_t>value.len
+        memcpy(self.raw_headers + self.raw_length, lengths, sizeof(lengths))
+        self.raw_length += sizeof(lengths)
+        memcpy(self.raw_headers + self.raw_length, name.base, name.len)
+        self.raw_length += name.len
+        memcpy(self.raw_headers + self.raw_length, value.base, value.len)
+        self.raw_length += value.len
         return 0
 
     cdef void release_raw_headers(self) noexcept:
-        cdef size_t i
-        for i in range(self.raw_count):
-            nghttp2_rcbuf_decref(self.raw_headers[i])
         free(self.raw_headers)
         self.raw_headers = NULL
-        self.raw_count = self.raw_capacity = 0
+        self.raw_length = self.raw_capacity = 0
 
     cdef list build_headers(self):
         cdef list headers = []
         cdef list cookies = None
         cdef Py_ssize_t cookie_index = -1
-        cdef size_t i
-        cdef nghttp2_vec name, value
-        cdef bytes value_bytes
-        for i in range(0, self.raw_count, 2):
-            name = nghttp2_rcbuf_get_buf(self.raw_headers[i])
-            value = nghttp2_rcbuf_get_buf(self.raw_headers[i + 1])
-            value_bytes = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-            if name.len == 6 and memcmp(name.base, b"cookie", 6) == 0:
+        cdef size_t position = 0
+        cdef uint32_t lengths[2]
+        cdef const char *name
+        cdef bytes value
+        while position < self.raw_length:
+            memcpy(lengths, self.raw_headers + position, sizeof(lengths))
+            name = self.raw_headers + position + sizeof(lengths)
+            value = PyBytes_FromStringAndSize(name + lengths[0], lengths[1])
+            position += sizeof(lengths) + lengths[0] + lengths[1]
+            if lengths[0] == 6 and memcmp(name, b"cookie", 6) == 0:
                 if cookies is None:
                     cookies = []
                     cookie_index = len(headers)
                     headers.append(None)
-                cookies.append(value_bytes)
+                cookies.append(value)
                 continue
-            headers.append((PyBytes_FromStringAndSize(<char *>name.base, name.len),
-                            value_bytes))
+            headers.append((PyBytes_FromStringAndSize(name, lengths[0]), value))
         if cookies is not None:
             headers[cookie_index] = (b"cookie", b"; ".join(cookies))
         self.release_raw_headers()

@@ -444,7 +444,7 @@ cdef class Session:
             return 0
         if handler.host is None and name.len == 4 and memcmp(name.base, b"host", 4) == 0:
             handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        handler.add_raw_header(name_buf, value_buf)
+        handler.add_raw_header(&name, &value)
         return 0
 
     cdef int frame_recv(self, const nghttp2_frame *frame) except -1:
@@ -507,7 +507,6 @@ cdef class Session:
                 handler.on_close(error_code)
             except Exception as exc:
                 self.handler_failed(handler, "on_close", exc)
-        handler.release_raw_headers()
 
     cdef void _log_access(self, BaseRequestHandler handler):
         host = self.client_address[0] if self.client_address else "-"
@@ -609,6 +608,8 @@ cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t
     # come here; no padding is ever requested, so the frame is header + data.
     cdef Session self = <Session>user_data
     cdef BaseRequestHandler handler = <BaseRequestHandler>source.ptr
+    if self.writing_paused:
+        return NGHTTP2_ERR_WOULDBLOCK  # called again with the same frame on resume
     if self._reserve(9 + length) < 0:
         return NGHTTP2_ERR_CALLBACK_FAILURE
     memcpy(self.output + self.output_length, framehd, 9)
