@@ -1,0 +1,469 @@
+"""Stream lifecycle: client resets, on_close codes, server push, many concurrent streams.
+
+The ``h2`` package plays the client at frame level (small windows, RST_STREAM,
+SETTINGS_ENABLE_PUSH); h2load checks the concurrent case as a second peer.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import threading
+import time
+
+import pytest
+
+from conftest import run_peer
+from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
+
+CANCEL = 8
+
+
+class Reader:
+    """Reads an h2 connection, acknowledging DATA, and keeps what each stream saw."""
+
+    def __init__(self, client, ack: bool = True) -> None:
+        self.client = client
+        self.ack = ack
+        self.events: list = []
+        self.headers: dict[int, dict[str, str]] = {}
+        self.body: dict[int, bytearray] = {}
+        self.ended: set[int] = set()
+        self.reset: dict[int, int] = {}
+        self.pushes: dict[int, object] = {}  # promised stream id -> PushedStreamReceived
+        self.terminated = None
+
+    def read_once(self, timeout: float) -> None:
+        import h2.events
+
+        self.client.sock.settimeout(timeout)
+        data = self.client.sock.recv(1 << 20)
+        assert data, "the server closed the connection"
+        for event in self.client.conn.receive_data(data):
+            self.events.append(event)
+            sid = getattr(event, "stream_id", None)
+            if isinstance(event, h2.events.ResponseReceived):
+                self.headers[sid] = {k.decode(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h2.events.DataReceived):
+                self.body.setdefault(sid, bytearray()).extend(event.data)
+                if self.ack:
+                    self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
+            elif isinstance(event, h2.events.StreamEnded):
+                self.ended.add(sid)
+            elif isinstance(event, h2.events.StreamReset):
+                self.reset[sid] = event.error_code
+            elif isinstance(event, h2.events.PushedStreamReceived):
+                self.pushes[event.pushed_stream_id] = event
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.terminated = event
+        self.client.flush()
+
+    def wait(self, condition, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "timed out waiting for the server"
+            assert self.terminated is None, f"the server sent GOAWAY: {self.terminated}"
+            self.read_once(remaining)
+
+    def response(self, sid: int, timeout: float = 10) -> tuple[int, bytes]:
+        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
+        assert sid not in self.reset, f"stream {sid} was reset with {self.reset[sid]}"
+        return int(self.headers[sid][":status"]), bytes(self.body.get(sid, b""))
+
+
+class Closes:
+    """Thread-safe record of on_close calls, waitable from the test thread."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, list[int]] = {}
+        self.condition = threading.Condition()
+
+    def add(self, stream_id: int, code: int) -> None:
+        with self.condition:
+            self.codes.setdefault(stream_id, []).append(code)
+            self.condition.notify_all()
+
+    def wait(self, stream_id: int, timeout: float = 5) -> list[int]:
+        with self.condition:
+            self.condition.wait_for(lambda: stream_id in self.codes, timeout)
+            return list(self.codes.get(stream_id, []))
+
+
+# -- on_close ------------------------------------------------------------------------
+
+def test_on_close_zero_after_normal_completion_and_hook_order(serve, h2_client):
+    calls: list = []
+    closes = Closes()
+
+    class Handler(BaseRequestHandler):
+        def on_headers(self):
+            calls.append((self.stream_id, "headers"))
+
+        def on_data(self, data):
+            calls.append((self.stream_id, "data"))
+
+        def on_request_done(self):
+            calls.append((self.stream_id, "done"))
+            self.send_response(body=b"x" * 50_000)
+
+        def on_close(self, error_code):
+            calls.append((self.stream_id, "close"))
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    get = client.request("/")
+    assert reader.response(get) == (200, b"x" * 50_000)
+    post = client.request("/", method="POST", body=b"payload")
+    assert reader.response(post)[0] == 200
+    assert closes.wait(get) == [0]
+    assert closes.wait(post) == [0]
+    assert [c for s, c in calls if s == get] == ["headers", "done", "close"]
+    assert [c for s, c in calls if s == post] == ["headers", "data", "done", "close"]
+
+
+def test_on_close_zero_for_head_and_204(serve, h2_client):
+    closes = Closes()
+
+    class Handler(BaseRequestHandler):
+        def on_request_done(self):
+            self.send_response(204 if self.path == b"/none" else 200, body=b"body")
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    head = client.request("/", method="HEAD")
+    none = client.request("/none")
+    assert reader.response(head) == (200, b"")
+    assert reader.response(none) == (204, b"")
+    assert closes.wait(head) == [0] and closes.wait(none) == [0]
+
+
+# -- client resets ------------------------------------------------------------------
+
+def test_client_reset_mid_response_calls_on_close_with_its_code(serve, h2_client):
+    closes = Closes()
+    bodies: dict[int, io.BytesIO] = {}
+
+    class Handler(BaseRequestHandler):
+        def on_request_done(self):
+            if self.path == b"/big":
+                bodies[self.stream_id] = io.BytesIO(b"B" * (1 << 20))
+                self.send_response(body=bodies[self.stream_id])
+            else:
+                self.send_response(body=b"small")
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    # A small window: the server's body stalls after 1000 bytes.
+    client = h2_client(server.port, window=1000)
+    reader = Reader(client, ack=False)
+    sid = client.request("/big")
+    reader.wait(lambda: len(reader.body.get(sid, b"")) >= 1000)
+    time.sleep(0.05)
+    assert len(reader.body[sid]) == 1000  # stalled on flow control, as intended
+    assert sid not in reader.ended
+    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.flush()
+    assert closes.wait(sid) == [CANCEL]
+    assert bodies[sid].closed
+
+    reader.ack = True
+    other = client.request("/small")
+    assert reader.response(other) == (200, b"small")
+    assert closes.wait(other) == [0]
+    assert reader.terminated is None
+
+
+@pytest.mark.parametrize("code", [0, 1, 8, 0xd])
+def test_on_close_gets_the_clients_reset_code(serve, h2_client, code):
+    closes = Closes()
+    started = threading.Event()
+
+    class Handler(BaseRequestHandler):
+        def on_headers(self):
+            started.set()
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    sid = client.request("/upload", method="POST", end_stream=False)
+    assert started.wait(5)
+    client.conn.reset_stream(sid, error_code=code)
+    client.flush()
+    assert closes.wait(sid) == [code]
+
+
+def test_reset_before_response_then_late_send_response_is_harmless(serve, h2_client):
+    """The handler answers after the client has gone: nothing is sent, nothing breaks."""
+    closes = Closes()
+    late: list = []
+
+    class Handler(BaseRequestHandler):
+        def on_headers(self):
+            if self.path == b"/slow":
+                loop = asyncio.get_running_loop()
+                loop.call_later(0.1, self.answer_late)
+
+        def answer_late(self):
+            try:
+                self.send_response(body=b"too late")
+                late.append(None)
+            except Exception as exc:  # noqa: BLE001
+                late.append(exc)
+
+        def on_request_done(self):
+            if self.path != b"/slow":
+                self.send_response(body=b"ok")
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    sid = client.request("/slow")
+    time.sleep(0.02)
+    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.flush()
+    assert closes.wait(sid) == [CANCEL]
+    deadline = time.monotonic() + 5
+    while not late and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert late == [None]  # silently dropped, no exception in the application
+    other = client.request("/other")
+    assert reader.response(other) == (200, b"ok")
+    assert sid not in reader.headers
+
+
+def test_reset_while_deferred_then_resume_is_harmless(serve, h2_client):
+    closes = Closes()
+    resumed = threading.Event()
+
+    class Handler(BaseRequestHandler):
+        def on_request_done(self):
+            if self.path != b"/deferred":
+                return self.send_response(body=b"ok")
+            loop = asyncio.get_running_loop()
+
+            def body(n):
+                return b"", DATA_DEFERRED
+
+            def resume_later():
+                self.resume()  # after the reset: must be a no-op
+                resumed.set()
+
+            self.send_response(body=body)
+            loop.call_later(0.15, resume_later)
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    sid = client.request("/deferred")
+    reader.wait(lambda: sid in reader.headers)
+    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.flush()
+    assert closes.wait(sid) == [CANCEL]
+    assert resumed.wait(5)
+    other = client.request("/other")
+    assert reader.response(other) == (200, b"ok")
+
+
+def test_connection_drop_mid_response_closes_open_streams(serve, h2_client):
+    closes = Closes()
+    bodies: list = []
+
+    class Handler(BaseRequestHandler):
+        def on_request_done(self):
+            f = io.BytesIO(b"D" * (1 << 20))
+            bodies.append(f)
+            self.send_response(body=f)
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port, window=500)
+    reader = Reader(client, ack=False)
+    sids = [client.request(f"/{i}") for i in range(3)]
+    reader.wait(lambda: all(len(reader.body.get(s, b"")) >= 500 for s in sids))
+    client.sock.close()
+    for sid in sids:
+        codes = closes.wait(sid)
+        assert len(codes) == 1 and codes[0] != 0
+    assert all(f.closed for f in bodies)
+
+
+# -- server push ------------------------------------------------------------------------
+
+class Pusher(BaseRequestHandler):
+    """Pushes /style.css (and /app.js) then answers; records what push() returned."""
+
+    results: list = []
+
+    def on_request_done(self):
+        type(self).results.append(self.push(
+            "/style.css", request_headers=[("accept", "text/css")], status=200,
+            headers=[("content-type", "text/css")], body=b"body { color: red }"))
+        type(self).results.append(self.push(
+            b"/app.js", body=lambda n: (b"console.log(1)", DATA_EOF)))
+        self.send_response(body=b"<html>main</html>")
+
+
+def test_push_disabled_by_client_returns_false(serve, h2_client):
+    class Handler(Pusher):
+        results: list = []
+
+    server = serve(Handler)
+    client = h2_client(server.port, enable_push=False)
+    reader = Reader(client)
+    sid = client.request("/")
+    assert reader.response(sid) == (200, b"<html>main</html>")
+    assert Handler.results == [False, False]
+    assert reader.pushes == {}
+    time.sleep(0.05)
+    assert reader.terminated is None
+
+
+def test_push_enabled_delivers_promise_and_pushed_response(serve, h2_client):
+    import h2.events
+
+    class Handler(Pusher):
+        results: list = []
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    sid = client.request("/")
+    assert reader.response(sid) == (200, b"<html>main</html>")
+    reader.wait(lambda: len(reader.pushes) == 2 and all(
+        p in reader.ended or p in reader.reset for p in reader.pushes))
+    assert Handler.results == [True, True]
+
+    by_path = {dict(e.headers)[b":path"]: e for e in reader.pushes.values()}
+    assert set(by_path) == {b"/style.css", b"/app.js"}
+    css = by_path[b"/style.css"]
+    assert css.parent_stream_id == sid
+    promise = dict(css.headers)
+    assert promise[b":method"] == b"GET"
+    assert promise[b":scheme"] == b"http"
+    assert promise[b":authority"] == f"127.0.0.1:{server.port}".encode()
+    assert promise[b"accept"] == b"text/css"
+    pushed = css.pushed_stream_id
+    assert pushed % 2 == 0
+    assert reader.headers[pushed][":status"] == "200"
+    assert reader.headers[pushed]["content-type"] == "text/css"
+    assert reader.headers[pushed]["content-length"] == str(len(b"body { color: red }"))
+    assert bytes(reader.body[pushed]) == b"body { color: red }"
+    assert pushed in reader.ended
+
+    js = by_path[b"/app.js"].pushed_stream_id
+    assert bytes(reader.body[js]) == b"console.log(1)"
+    assert "content-length" not in reader.headers[js]
+
+    # Each PUSH_PROMISE precedes the end of its parent stream (RFC 9113 8.4).
+    kinds = [(type(e), getattr(e, "stream_id", None)) for e in reader.events]
+    parent_end = kinds.index((h2.events.StreamEnded, sid))
+    promises = [i for i, e in enumerate(reader.events)
+                if isinstance(e, h2.events.PushedStreamReceived)]
+    assert all(i < parent_end for i in promises)
+
+
+def test_push_head_and_on_close_of_parent(serve, h2_client):
+    closes = Closes()
+
+    class Handler(BaseRequestHandler):
+        def on_request_done(self):
+            assert self.push("/head-only", method="HEAD", body=b"12345")
+            self.send_response(body=b"parent")
+
+        def on_close(self, error_code):
+            closes.add(self.stream_id, error_code)
+
+    server = serve(Handler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    sid = client.request("/")
+    assert reader.response(sid) == (200, b"parent")
+    reader.wait(lambda: reader.pushes and all(p in reader.ended for p in reader.pushes))
+    (pushed, event), = reader.pushes.items()
+    assert dict(event.headers)[b":method"] == b"HEAD"
+    assert reader.headers[pushed]["content-length"] == "5"
+    assert reader.body.get(pushed, b"") == b""
+    assert closes.wait(sid) == [0]
+
+
+def test_push_via_nghttp_client(serve):
+    """nghttp (the libnghttp2 client) receives the pushed resource."""
+    class Handler(Pusher):
+        results: list = []
+
+    server = serve(Handler)
+    result = run_peer("nghttp", "-nv", "--timeout=10", server.url("/"), timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert "PUSH_PROMISE" in result.stdout
+    assert ":path: /style.css" in result.stdout
+    assert Handler.results == [True, True]
+
+
+# -- many streams ------------------------------------------------------------------------
+
+def expected_body(i: int) -> bytes:
+    return (f"stream {i};".encode() * (i * 37 + 1))[: i * 1000 + 7]
+
+
+class ManyHandler(BaseRequestHandler):
+    """/n -> expected_body(n); odd n answer later from a timer (out of order)."""
+
+    def on_request_done(self):
+        i = int(self.path[1:])
+        headers = [("x-index", str(i))]
+        if i % 2:
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.001 * (50 - i), lambda: self.send_response(
+                headers=headers, body=expected_body(i)))
+        else:
+            self.send_response(headers=headers, body=expected_body(i))
+
+
+def test_50_parallel_streams_on_one_connection(serve, h2_client):
+    server = serve(ManyHandler)
+    client = h2_client(server.port)
+    reader = Reader(client)
+    sids = {}
+    for i in range(50):
+        sids[i] = client.request(f"/{i}")
+    reader.wait(lambda: all(s in reader.ended or s in reader.reset for s in sids.values()))
+    assert not reader.reset
+    for i, sid in sids.items():
+        assert reader.headers[sid][":status"] == "200"
+        assert reader.headers[sid]["x-index"] == str(i)
+        assert reader.headers[sid]["content-length"] == str(len(expected_body(i)))
+        assert bytes(reader.body[sid]) == expected_body(i)
+    # Responses really were concurrent: some completed out of request order.
+    ends = [e.stream_id for e in reader.events if type(e).__name__ == "StreamEnded"]
+    assert ends != sorted(ends)
+
+
+def test_50_parallel_streams_h2load(serve):
+    server = serve(ManyHandler)
+    result = run_peer("h2load", "-n", "200", "-c", "2", "-m", "50",
+                      *[server.url(f"/{i}") for i in range(50)], timeout=30)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                      r"(\d+) failed, (\d+) errored", result.stdout)
+    assert match, result.stdout
+    assert match.groups() == ("200", "200", "200", "200", "0", "0")
+    assert "status codes: 200 2xx" in result.stdout
