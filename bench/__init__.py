@@ -1,0 +1,1 @@
+"""nghttp2py benchmark harness (see BENCHMARKS.md)."""

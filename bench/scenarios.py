@@ -1,0 +1,240 @@
+"""The benchmark scenarios and how each one is measured against a running server."""
+from __future__ import annotations
+
+import select
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h2load
+from procstat import tree_cpu_seconds, tree_rss_kib
+from serverproc import ServerProcess
+
+IDLE_CLIENTS = Path(__file__).resolve().parent / "idle_clients.py"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One h2load configuration inside a scenario."""
+
+    key: str
+    title: str
+    clients: int
+    streams: int
+    warm_n: int
+    max_n: int
+    path: str = "/hello"
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A group of cases sharing transport, measurement kind and headline metric."""
+
+    number: int
+    title: str
+    kind: str  # "load" | "churn" | "rate" | "memory"
+    tls: bool
+    metric: str
+    higher_is_better: bool
+    cases: tuple[Case, ...]
+
+
+@dataclass
+class Outcome:
+    """Result of one case on one server: a median headline value and CPU cost."""
+
+    server: str
+    status: str  # "ok" | "n/a" | "failed"
+    value: float | None = None
+    cpu_us: float | None = None
+    note: str = ""
+    rounds: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs shared by every measurement."""
+
+    rounds: int
+    seconds: float  # target duration of one measured run
+    raw_dir: Path
+    post_file: Path
+    rate: int = 20_000  # scenario 6 target, req/s
+    churn_connections: int = 1000
+    churn_batch: int = 100
+    idle_connections: int = 5000
+
+
+def scenarios(post_file: Path) -> list[Scenario]:
+    """All scenarios, numbered as in BENCHMARKS.md."""
+    post = ("-d", str(post_file))
+    return [
+        Scenario(1, "Tiny GET over h2c", "load", False, "req/s", True, (
+            Case("1a", "tiny GET, h2c, -c 10 -m 10", 10, 10, 5000, 1_000_000),
+            Case("1b", "tiny GET, h2c, -c 100 -m 10", 100, 10, 5000, 1_000_000))),
+        Scenario(2, "Tiny GET over TLS (ALPN h2)", "load", True, "req/s", True, (
+            Case("2", "tiny GET, TLS, -c 10 -m 10", 10, 10, 5000, 1_000_000),)),
+        Scenario(3, "1 MiB responses", "load", False, "MiB/s", True, (
+            Case("3", "1 MiB GET, h2c, -c 4 -m 4", 4, 4, 40, 10_000, path="/1m"),)),
+        Scenario(4, "POST 64 KiB bodies", "load", False, "req/s", True, (
+            Case("4", "64 KiB POST, h2c, -c 10 -m 10", 10, 10, 500, 100_000, extra=post),)),
+        Scenario(5, "Connection churn", "churn", False, "conn/s", True, (
+            Case("5", "1000 connections x 1 request, h2c, batches of -c 100 -m 1",
+                 100, 1, 100, 100),)),
+        Scenario(6, "Latency at a fixed rate", "rate", False, "p99 ms", False, (
+            Case("6", "tiny GET, h2c, -c 10 -m 10 --rps (20k req/s total or 60% of capacity)",
+                 10, 10, 2000, 100_000),)),
+        Scenario(7, "Memory per idle connection", "memory", False, "KiB/conn", False, (
+            Case("7", "5000 idle h2c connections (preface + SETTINGS)", 1, 1, 500, 500),)),
+    ]
+
+
+def _url(port: int, tls: bool, path: str) -> str:
+    return f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}"
+
+
+def _timeout(settings: Settings) -> float:
+    return 20 * settings.seconds + 30
+
+
+def _measured(server: ServerProcess, command: list[str], settings: Settings,
+              log_file: str | None = None) -> tuple[h2load.H2loadResult, float]:
+    """Run h2load once; return its result and server CPU seconds spent meanwhile."""
+    before = tree_cpu_seconds(server.pid)
+    result = h2load.run(command, _timeout(settings), log_file)
+    return result, tree_cpu_seconds(server.pid) - before
+
+
+def _failures(results: list[h2load.H2loadResult]) -> str:
+    failed = sum(r.done - r.succeeded + r.errored for r in results)
+    return f"{failed} failed/errored requests" if failed else ""
+
+
+def _warm(case: Case, url: str, settings: Settings) -> h2load.H2loadResult:
+    """Warm-up run; its req/s sizes the measured runs."""
+    command = h2load.build_command(url, case.warm_n, case.clients, case.streams, list(case.extra))
+    return h2load.run(command, _timeout(settings))
+
+
+def _sized_n(case: Case, req_per_s: float, seconds: float) -> int:
+    """Request count giving about `seconds` of load, within [warm_n, max_n]."""
+    return max(case.warm_n, min(case.max_n, int(req_per_s * seconds)))
+
+
+def measure_load(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                 settings: Settings) -> Outcome:
+    """Throughput (req/s or MiB/s) and server CPU per request, median of rounds."""
+    url = _url(port, scenario.tls, case.path)
+    n = _sized_n(case, _warm(case, url, settings).req_per_s, settings.seconds)
+    command = h2load.build_command(url, n, case.clients, case.streams, list(case.extra))
+    results, rounds = [], []
+    for _ in range(settings.rounds):
+        result, cpu = _measured(server, command, settings)
+        value = result.mib_per_s if scenario.metric == "MiB/s" else result.req_per_s
+        results.append(result)
+        rounds.append({**result.summary(), "value": value, "cpu_s": cpu,
+                       "cpu_us_per_req": cpu / max(result.done, 1) * 1e6})
+    return Outcome(server="", status="ok",
+                   value=statistics.median(r["value"] for r in rounds),
+                   cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
+                   note=_failures(results), rounds=rounds)
+
+
+def measure_churn(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                  settings: Settings) -> Outcome:
+    """New connections per second, one request each, in batches of case.clients."""
+    url = _url(port, scenario.tls, case.path)
+    command = h2load.build_command(url, case.clients, case.clients, 1)
+    h2load.run(command, _timeout(settings))
+    batches = settings.churn_connections // case.clients
+    results, rounds = [], []
+    for _ in range(settings.rounds):
+        before = tree_cpu_seconds(server.pid)
+        batch = [h2load.run(command, _timeout(settings)) for _ in range(batches)]
+        cpu = tree_cpu_seconds(server.pid) - before
+        done = sum(r.done for r in batch)
+        seconds = sum(r.seconds for r in batch)
+        results += batch
+        rounds.append({"connections": done, "seconds": seconds, "value": done / seconds,
+                       "cpu_s": cpu, "cpu_us_per_req": cpu / max(done, 1) * 1e6,
+                       "command": command, "batches": batches})
+    return Outcome(server="", status="ok",
+                   value=statistics.median(r["value"] for r in rounds),
+                   cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
+                   note=_failures(results), rounds=rounds)
+
+
+def measure_rate(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                 settings: Settings) -> Outcome:
+    """p50/p99 latency at min(settings.rate, 60% of measured capacity)."""
+    url = _url(port, scenario.tls, case.path)
+    capacity = _warm(case, url, settings).req_per_s
+    rate = max(case.clients, min(settings.rate, int(capacity * 0.6) // 100 * 100))
+    per_client = max(1, rate // case.clients)
+    n = max(case.clients, int(rate * settings.seconds))
+    command = h2load.build_command(url, n, case.clients, case.streams, [f"--rps={per_client}"])
+    log_file = str(settings.raw_dir / f"latency-{server.pid}.tsv")
+    results, rounds = [], []
+    for _ in range(settings.rounds):
+        result, cpu = _measured(server, command, settings, log_file)
+        results.append(result)
+        rounds.append({**result.summary(), "value": result.percentile_ms(99),
+                       "target_rate": per_client * case.clients, "capacity": capacity,
+                       "cpu_s": cpu, "cpu_us_per_req": cpu / max(result.done, 1) * 1e6})
+    Path(log_file).unlink(missing_ok=True)
+    p50 = statistics.median(r["latency_p50_ms"] for r in rounds)
+    achieved = statistics.median(r["req_per_s"] for r in rounds)
+    note = f"p50 {p50:.2f} ms at {achieved:,.0f} req/s (target {per_client * case.clients:,})"
+    return Outcome(server="", status="ok",
+                   value=statistics.median(r["value"] for r in rounds),
+                   cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
+                   note="; ".join(filter(None, [note, _failures(results)])), rounds=rounds)
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """One stdout line from proc, or '' after timeout seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else ""
+
+
+def measure_memory(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                   settings: Settings) -> Outcome:
+    """Server RSS growth per idle HTTP/2 connection (one measurement, after settling)."""
+    url = _url(port, scenario.tls, case.path)
+    h2load.run(h2load.build_command(url, case.warm_n, 10, 10), _timeout(settings))
+    time.sleep(1.0)
+    before = tree_rss_kib(server.pid)
+    count = settings.idle_connections
+    command = ["taskset", "-c", h2load.H2LOAD_CPU, sys.executable, str(IDLE_CLIENTS),
+               str(port), str(count), "--max-seconds", "120"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as idle:
+        try:
+            ready = _read_line(idle, 90)
+            time.sleep(2.0)
+            after = tree_rss_kib(server.pid)
+            assert idle.stdin is not None
+            idle.stdin.close()
+            alive = _read_line(idle, 15)
+            idle.wait(timeout=15)
+        finally:
+            if idle.poll() is None:
+                idle.kill()
+    opened = int(ready.split()[1]) if ready.startswith("READY") else 0
+    still = int(alive.split()[1]) if alive.startswith("ALIVE") else 0
+    if not opened:
+        return Outcome(server="", status="failed", note="no idle connection could be opened")
+    note = f"{opened} opened, {still} still open at the end; RSS {before:,} -> {after:,} KiB"
+    return Outcome(server="", status="ok", value=(after - before) / opened, note=note,
+                   rounds=[{"command": command, "rss_before_kib": before,
+                            "rss_after_kib": after, "opened": opened, "alive_at_end": still,
+                            "value": (after - before) / opened}])
+
+
+MEASURE = {"load": measure_load, "churn": measure_churn, "rate": measure_rate,
+           "memory": measure_memory}

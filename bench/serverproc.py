@@ -1,0 +1,112 @@
+"""Start a server pinned to one CPU, wait until it answers, and always stop it."""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+SERVER_CPU = "0"
+
+
+def free_port() -> int:
+    """A currently unused loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    """Raise this process's open-file soft limit to its hard limit (inherited by children)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class ServerError(RuntimeError):
+    """The server exited early or never answered."""
+
+
+class ServerProcess:
+    """A benchmarked server in its own process group, pinned to SERVER_CPU.
+
+    Use as a context manager: the whole process group is stopped on exit
+    (SIGINT, then SIGTERM, then SIGKILL), whatever happened inside.
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path, cwd: Path) -> None:
+        self.command = ["taskset", "-c", SERVER_CPU, *command]
+        self.env, self.log, self.cwd = env, log, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """Pid of the server (taskset execs the command, so it keeps this pid)."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> "ServerProcess":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
+                                         start_new_session=True)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def last_line(self) -> str:
+        """The last non-empty line of the server's output, for error messages."""
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if not lines:
+            return "(no output)"
+        return f"{lines[-1][:200]} (see {self.log.relative_to(self.cwd)})"
+
+    def wait_ready(self, port: int, tls: bool, timeout: float = 30.0) -> None:
+        """Poll with a one-request h2load until the server answers 200 (bounded by timeout)."""
+        scheme = "https" if tls else "http"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise ServerError(f"server exited early: {self.last_line()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+                probe = subprocess.run(
+                    ["h2load", "-n", "1", "-c", "1", f"{scheme}://127.0.0.1:{port}/hello"],
+                    capture_output=True, text=True, timeout=5, check=False)
+                if "1 succeeded" in probe.stdout:
+                    return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"server did not answer within {timeout:.0f}s: {self.last_line()}")
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the process group: SIGINT, SIGTERM after grace seconds, then SIGKILL."""
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # leftover workers of a multi-process server
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc = None

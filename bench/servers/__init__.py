@@ -1,0 +1,1 @@
+"""Benchmark servers: the same tiny app implemented on every peer."""

@@ -1,0 +1,38 @@
+"""Minimal ASGI app shared by Hypercorn and Granian."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+HELLO = b"hello world"
+ONE_MIB = b"x" * (1 << 20)
+TEXT = [(b"content-type", b"text/plain"), (b"content-length", b"11")]
+OCTETS = [(b"content-type", b"application/octet-stream"),
+          (b"content-length", str(len(ONE_MIB)).encode())]
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Serve hello world, 1 MiB on /1m, and drain POST bodies first."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "POST":
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+    if scope["path"] == "/1m":
+        headers, body = OCTETS, ONE_MIB
+    else:
+        headers, body = TEXT, HELLO
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
