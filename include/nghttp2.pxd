@@ -1,11 +1,12 @@
 # Declarations of the parts of nghttp2/nghttp2.h that nghttp2py uses.
 # Names are those of the C header; see it for the meaning of each call.
-# Target: libnghttp2 >= 1.52 (Debian 12), the ssize_t API.
+# Target: libnghttp2 >= 1.52 (Debian 12), the ssize_t API. Not nogil: every call
+# and every callback runs with the GIL held, so callbacks need no GIL juggling.
 
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 
 
-cdef extern from "nghttp2/nghttp2.h" nogil:
+cdef extern from "nghttp2/nghttp2.h":
     const char *NGHTTP2_VERSION
     int NGHTTP2_VERSION_NUM
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl as _ssl
 from typing import Any
 
@@ -72,9 +73,15 @@ class HTTP2Server:
         self.loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         host, port = self.address
-        self._server = await self.loop.create_server(
-            lambda: ServerConnection(self), host or None, port, ssl=self.ssl,
-            backlog=self.backlog, reuse_address=True)
+        if host:
+            self._server = await self.loop.create_server(
+                lambda: ServerConnection(self), host, port, ssl=self.ssl,
+                backlog=self.backlog, reuse_address=True)
+        else:
+            # One socket for every interface, so that port 0 means one port.
+            self._server = await self.loop.create_server(
+                lambda: ServerConnection(self), sock=_any_address_socket(port, self.backlog),
+                ssl=self.ssl, backlog=self.backlog)
         logger.info("serving HTTP/2 (%s) on %s", "TLS" if self.ssl else "h2c",
                     ", ".join(_format_address(s.getsockname()) for s in self._server.sockets))
 
@@ -185,6 +192,13 @@ def _prepare_ssl_context(context: _ssl.SSLContext) -> _ssl.SSLContext:
     if context.minimum_version < _ssl.TLSVersion.TLSv1_2:
         context.minimum_version = _ssl.TLSVersion.TLSv1_2
     return context
+
+
+def _any_address_socket(port: int, backlog: int) -> socket.socket:
+    if socket.has_dualstack_ipv6():
+        return socket.create_server(("", port), family=socket.AF_INET6, backlog=backlog,
+                                    dualstack_ipv6=True)
+    return socket.create_server(("", port), backlog=backlog)
 
 
 def _format_address(sockname: tuple) -> str:

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The nghttp2py engine: libnghttp2 sessions, request handlers and HPACK codecs."""
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 
 from nghttp2 cimport *
 

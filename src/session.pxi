@@ -7,6 +7,7 @@
 # buffer and written with one transport.write per batch.
 
 from libc.string cimport memcmp
+from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
@@ -21,6 +22,14 @@ _access_logger = _logging.getLogger("nghttp2py.access")
 cdef enum:
     WRITE_BATCH_SIZE = 65536
     INITIAL_OUTPUT_CAPACITY = 16384
+
+# Rapid-reset protection (CVE-2023-44487): a token bucket over received
+# RST_STREAM frames, with nghttp2's default numbers. nghttp2's own limiter only
+# queues a GOAWAY, and the rest of the same read would still open streams;
+# ours terminates the session so that nothing after it is processed. nghttp2's
+# limiter stays on, looser, as a backstop.
+cdef double RESET_BURST = 1000
+cdef double RESET_RATE = 33
 
 cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
 cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
@@ -57,6 +66,8 @@ cdef class Session:
     cdef bint flush_scheduled
     cdef bint writing_paused
     cdef bint received_data
+    cdef double reset_tokens
+    cdef double reset_stamp
     cdef uint8_t *output
     cdef size_t output_length
     cdef size_t output_capacity
@@ -79,6 +90,7 @@ cdef class Session:
         self.scheme = scheme
         self.access_log = access_log
         self.max_header_list_size = settings["max_header_list_size"]
+        self.reset_tokens = RESET_BURST
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
@@ -94,10 +106,13 @@ cdef class Session:
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv)
             nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close)
             nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data)
+            nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send)
             nghttp2_session_callbacks_set_error_callback2(callbacks, on_error)
             check(nghttp2_option_new(&option))
             # The window is given back as the application consumes request data.
             nghttp2_option_set_no_auto_window_update(option, 1)
+            nghttp2_option_set_stream_reset_rate_limit(
+                option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
             check(nghttp2_session_server_new2(&self.session, callbacks, <void *>self, option))
         finally:
             nghttp2_session_callbacks_del(callbacks)
@@ -207,7 +222,7 @@ cdef class Session:
         cdef const uint8_t *data
         cdef ssize_t n
         self.flush_scheduled = False
-        if self.session == NULL or self.transport is None:
+        if self.session == NULL or self.transport is None or self.transport.is_closing():
             return
         while True:
             while not self.writing_paused:
@@ -260,6 +275,10 @@ cdef class Session:
             data = PyBytes_FromStringAndSize(<char *>self.output, self.output_length)
             self.output_length = 0
             self.transport.write(data)
+            if self.transport.is_closing():
+                # The peer is gone (asyncio drops further writes): pull no more
+                # DATA, so streams end with connection_lost, not as complete.
+                self.writing_paused = True
 
     cdef void request_flush(self):
         """Frames were submitted outside feed(): flush once, later this loop turn."""
@@ -401,6 +420,10 @@ cdef class Session:
         cdef int32_t stream_id = frame.hd.stream_id
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0
+        if not nghttp2_session_want_read(self.session):
+            # A terminating GOAWAY is queued (e.g. a reset flood): the request
+            # is not processed, as that GOAWAY tells the client.
+            return 0
         try:
             handler = self.handler_class(self, stream_id)
         except Exception as exc:
@@ -452,6 +475,8 @@ cdef class Session:
         cdef BaseRequestHandler handler
         cdef uint8_t frame_type = frame.hd.type
         if frame_type != NGHTTP2_HEADERS and frame_type != NGHTTP2_DATA:
+            if frame_type == NGHTTP2_RST_STREAM:
+                self._take_reset_token()
             return 0
         user_data = nghttp2_session_get_stream_user_data(self.session, frame.hd.stream_id)
         if user_data == NULL:
@@ -475,6 +500,19 @@ cdef class Session:
                 except Exception as exc:
                     self.handler_failed(handler, "on_request_done", exc)
         return 0
+
+    cdef void _take_reset_token(self) noexcept:
+        cdef timespec now
+        cdef double seconds
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        seconds = now.tv_sec + now.tv_nsec * 1e-9
+        self.reset_tokens = min(RESET_BURST,
+                                self.reset_tokens + (seconds - self.reset_stamp) * RESET_RATE)
+        self.reset_stamp = seconds
+        if self.reset_tokens >= 1:
+            self.reset_tokens -= 1
+        elif nghttp2_session_want_read(self.session):
+            nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
 
     cdef int data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
                              size_t length) except -1:
@@ -508,6 +546,14 @@ cdef class Session:
             except Exception as exc:
                 self.handler_failed(handler, "on_close", exc)
 
+    cdef void log_goaway(self, const nghttp2_frame *frame):
+        debug = PyBytes_FromStringAndSize(<char *>frame.goaway.opaque_data,
+                                          frame.goaway.opaque_data_len)
+        _logger.info("sent GOAWAY %s to %s (last stream %d)%s",
+                     nghttp2_http2_strerror(frame.goaway.error_code).decode("ascii"),
+                     self.client_address, frame.goaway.last_stream_id,
+                     ": " + debug.decode("utf-8", "replace") if debug else "")
+
     cdef void _log_access(self, BaseRequestHandler handler):
         host = self.client_address[0] if self.client_address else "-"
         _access_logger.info(
@@ -520,7 +566,7 @@ cdef class Session:
 # -- C trampolines: no Python exception ever unwinds into libnghttp2 --------------
 
 cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                          void *user_data) noexcept with gil:
+                          void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.begin_headers(frame)
@@ -531,7 +577,7 @@ cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 
 cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                    nghttp2_rcbuf *name, nghttp2_rcbuf *value, uint8_t flags,
-                   void *user_data) noexcept with gil:
+                   void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.header(frame, name, value)
@@ -541,7 +587,7 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 
 
 cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                       void *user_data) noexcept with gil:
+                       void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.frame_recv(frame)
@@ -552,7 +598,7 @@ cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 
 cdef int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                             const uint8_t *data, size_t length,
-                            void *user_data) noexcept with gil:
+                            void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.data_chunk_recv(stream_id, data, length)
@@ -562,7 +608,7 @@ cdef int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t str
 
 
 cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                         void *user_data) noexcept with gil:
+                         void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.stream_close(stream_id, error_code)
@@ -571,8 +617,20 @@ cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t e
         return NGHTTP2_ERR_CALLBACK_FAILURE
 
 
+cdef int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data) noexcept:
+    if frame.hd.type != NGHTTP2_GOAWAY or frame.goaway.error_code == NGHTTP2_NO_ERROR:
+        return 0
+    cdef Session self = <Session>user_data
+    try:
+        self.log_goaway(frame)
+    except BaseException as exc:
+        self.fatal = exc
+    return 0
+
+
 cdef int on_error(nghttp2_session *session, int lib_error_code, const char *msg,
-                  size_t length, void *user_data) noexcept with gil:
+                  size_t length, void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         if _logger.isEnabledFor(_logging.INFO):
@@ -585,7 +643,7 @@ cdef int on_error(nghttp2_session *session, int lib_error_code, const char *msg,
 
 cdef ssize_t data_source_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                               size_t length, uint32_t *data_flags,
-                              nghttp2_data_source *source, void *user_data) noexcept with gil:
+                              nghttp2_data_source *source, void *user_data) noexcept:
     cdef Session self = <Session>user_data
     cdef BaseRequestHandler handler = <BaseRequestHandler>source.ptr
     cdef ssize_t n
@@ -603,7 +661,7 @@ cdef ssize_t data_source_read(nghttp2_session *session, int32_t stream_id, uint8
 
 cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                    size_t length, nghttp2_data_source *source,
-                   void *user_data) noexcept with gil:
+                   void *user_data) noexcept:
     # Only bodies that set NGHTTP2_DATA_FLAG_NO_COPY (large BytesBody chunks)
     # come here; no padding is ever requested, so the frame is header + data.
     cdef Session self = <Session>user_data

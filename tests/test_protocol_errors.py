@@ -196,10 +196,12 @@ class RecordingHandler(BaseRequestHandler):
     """Answers every request; records which paths reached the application and every close."""
 
     seen: list = []
+    stream_ids: list = []
     closed: list = []
 
     def on_headers(self):
         RecordingHandler.seen.append(self.path)
+        RecordingHandler.stream_ids.append(self.stream_id)
         self.send_response(200, [("content-type", "text/plain")], BODY)
 
     def on_close(self, error_code):
@@ -209,6 +211,7 @@ class RecordingHandler(BaseRequestHandler):
 @pytest.fixture
 def recording_server(serve):
     RecordingHandler.seen = []
+    RecordingHandler.stream_ids = []
     RecordingHandler.closed = []
     return serve(RecordingHandler)
 
@@ -680,8 +683,16 @@ def test_rapid_reset_flood_leaves_server_responsive(recording_server, raw_client
     goaways = frames_of(frames, "GoAwayFrame")
     if goaways or client.eof or sender_error:
         if goaways:
+            last = goaways[-1].last_stream_id
             assert goaways[-1].error_code in (ENHANCE_YOUR_CALM, PROTOCOL_ERROR, INTERNAL_ERROR,
                                               NO_ERROR)
+            # RFC 9113 6.8: streams above last_stream_id were not processed (the client
+            # may retry them), so the application must not have seen any of them.
+            flood_ids = [i for i, path in zip(RecordingHandler.stream_ids, RecordingHandler.seen)
+                         if path == b"/flood"]
+            beyond = [i for i in flood_ids if i > last]
+            assert not beyond, (f"GOAWAY last_stream_id={last} but on_headers ran for "
+                                f"{len(beyond)} later streams (up to {max(beyond)})")
     else:
         client.send(frame(PING, 0, 0, b"pingpong"))
         pong = client.frames_until(lambda f: kind(f) == "PingFrame" and "ACK" in f.flags, 5)
