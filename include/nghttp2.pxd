@@ -16,6 +16,7 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef struct nghttp2_rcbuf
     ctypedef struct nghttp2_hd_deflater
     ctypedef struct nghttp2_hd_inflater
+    ctypedef struct nghttp2_priority_spec
 
     ctypedef struct nghttp2_info:
         int age
@@ -278,6 +279,8 @@ cdef extern from "nghttp2/nghttp2.h":
     void nghttp2_option_set_max_settings(nghttp2_option *option, size_t val)
     void nghttp2_option_set_stream_reset_rate_limit(nghttp2_option *option,
                                                     uint64_t burst, uint64_t rate)
+    void nghttp2_option_set_server_fallback_rfc7540_priorities(nghttp2_option *option,
+                                                               int val)
 
     # session
     int nghttp2_session_server_new2(nghttp2_session **session_ptr,
@@ -293,6 +296,7 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_session_resume_data(nghttp2_session *session, int32_t stream_id)
     int nghttp2_session_consume(nghttp2_session *session, int32_t stream_id,
                                 size_t size)
+    int nghttp2_session_consume_connection(nghttp2_session *session, size_t size)
     int nghttp2_session_set_local_window_size(nghttp2_session *session,
                                               uint8_t flags, int32_t stream_id,
                                               int32_t window_size)
@@ -320,6 +324,12 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_submit_response(nghttp2_session *session, int32_t stream_id,
                                 const nghttp2_nv *nva, size_t nvlen,
                                 const nghttp2_data_provider *data_prd)
+    int32_t nghttp2_submit_headers(nghttp2_session *session, uint8_t flags,
+                                   int32_t stream_id, const nghttp2_priority_spec *pri_spec,
+                                   const nghttp2_nv *nva, size_t nvlen,
+                                   void *stream_user_data)
+    int nghttp2_submit_ping(nghttp2_session *session, uint8_t flags,
+                            const uint8_t *opaque_data)
     int nghttp2_submit_trailer(nghttp2_session *session, int32_t stream_id,
                                const nghttp2_nv *nva, size_t nvlen)
     int32_t nghttp2_submit_push_promise(nghttp2_session *session, uint8_t flags,

@@ -13,7 +13,7 @@ from .errors import (
 from .handler import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 from .hpack import HDDeflater, HDInflater, HDTableEntry, print_hd_table
 from .server import HTTP2Server
-from .settings import ServerSettings
+from .settings import ServerSettings, Timeouts
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "HTTP2Server",
     "BaseRequestHandler",
     "ServerSettings",
+    "Timeouts",
     "DATA_OK",
     "DATA_EOF",
     "DATA_DEFERRED",

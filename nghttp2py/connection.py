@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ._nghttp2 import Session
@@ -14,21 +15,30 @@ __all__ = ["ServerConnection"]
 
 logger = logging.getLogger("nghttp2py")
 
+_SETTINGS_TIMEOUT = 0x4  # HTTP/2 error code
+
 
 class ServerConnection(asyncio.BufferedProtocol):
     """One HTTP/2 server connection: bytes in to the Session, frames out to the transport.
 
     Reads land in the server's shared buffer (``get_buffer``/``buffer_updated``
     run back to back and the Session consumes every byte before returning), so
-    an idle connection holds no read buffer of its own.
+    an idle connection holds no read buffer of its own. One timer per
+    connection enforces the :class:`~nghttp2py.Timeouts`; it is re-armed
+    lazily, never per request.
     """
 
-    __slots__ = ("_server", "_transport", "_session")
+    __slots__ = ("_server", "_transport", "_session", "_started", "_watchdog",
+                 "_ping_sent", "_shutdown_timer")
 
     def __init__(self, server: HTTP2Server) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
+        self._started = time.monotonic()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._ping_sent = 0.0
+        self._shutdown_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self._transport = transport  # type: ignore[assignment]
@@ -48,12 +58,14 @@ class ServerConnection(asyncio.BufferedProtocol):
             transport, server.RequestHandlerClass, server.settings_dict,
             client_address=peer, client_certificate=certificate,
             scheme=b"https" if ssl_object is not None else b"http",
-            access_log=server.access_log, loop=server.loop)
+            access_log=server.access_log, push_early_hints=server.push_early_hints,
+            loop=server.loop)
         server._connection_made(self)
         if ssl_object is not None:
             # On cleartext the preface waits for the client's first bytes, so
             # that an HTTP/1 client can be answered in HTTP/1 (see Session.feed).
             self._session.start()
+        self._check_timeouts()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._server._read_buffer
@@ -75,6 +87,9 @@ class ServerConnection(asyncio.BufferedProtocol):
             self._session.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._watchdog, self._shutdown_timer):
+            if timer is not None:
+                timer.cancel()
         session, self._session = self._session, None
         if session is not None:
             session.connection_lost()
@@ -87,13 +102,69 @@ class ServerConnection(asyncio.BufferedProtocol):
         return self._session.open_streams if self._session is not None else 0
 
     def shutdown(self) -> None:
-        """Graceful GOAWAY: finish the streams already started, then close."""
-        if self._session is not None:
-            self._session.shutdown()
-        if self._transport is not None and self.open_streams == 0:
-            self._transport.close()
+        """Graceful shutdown: finish the streams already started, then close."""
+        session = self._session
+        if session is None or session.shutting_down:
+            return
+        session.shutdown()
+        if session.shutting_down and self._transport is not None \
+                and not self._transport.is_closing():
+            self._shutdown_timer = self._server.loop.call_later(
+                self._server.timeouts.shutdown_ping, session.finish_shutdown)
 
     def abort(self) -> None:
         """Close at once, dropping whatever is in flight."""
         if self._transport is not None:
             self._transport.abort()
+
+    def _check_timeouts(self) -> None:
+        """Act on whichever timeout has expired, then re-arm for the next deadline."""
+        self._watchdog = None
+        session = self._session
+        if session is None or self._transport is None or self._transport.is_closing():
+            return
+        timeouts = self._server.timeouts
+        now = time.monotonic()
+        deadlines = []
+        if not session.preface_received:
+            if timeouts.handshake is not None:
+                if now - self._started >= timeouts.handshake:
+                    self._close_for("no HTTP/2 connection preface in time")
+                    return
+                deadlines.append(self._started + timeouts.handshake)
+        elif not session.settings_acked and timeouts.settings_ack is not None:
+            if now - self._started >= timeouts.settings_ack:
+                logger.info("closing connection from %s: SETTINGS not acknowledged in time",
+                            session.client_address)
+                session.terminate(_SETTINGS_TIMEOUT)
+                return
+            deadlines.append(self._started + timeouts.settings_ack)
+        quiet = now - session.last_activity
+        if timeouts.idle is not None and session.open_streams == 0:
+            if quiet >= timeouts.idle:
+                logger.debug("closing idle connection from %s", session.client_address)
+                self.shutdown()
+                return
+            deadlines.append(session.last_activity + timeouts.idle)
+        if timeouts.keepalive is not None and session.preface_received:
+            if session.ping_outstanding and self._ping_sent:
+                if now - self._ping_sent >= timeouts.keepalive_ack:
+                    self._close_for("keep-alive PING not acknowledged")
+                    return
+                deadlines.append(self._ping_sent + timeouts.keepalive_ack)
+            elif quiet >= timeouts.keepalive:
+                session.ping()
+                self._ping_sent = now
+                deadlines.append(now + timeouts.keepalive_ack)
+            else:
+                self._ping_sent = 0.0
+                deadlines.append(session.last_activity + timeouts.keepalive)
+        if deadlines:
+            self._watchdog = self._server.loop.call_at(
+                self._server.loop.time() + max(min(deadlines) - now, 0.01), self._check_timeouts)
+
+    def _close_for(self, reason: str) -> None:
+        logger.info("closing connection from %s: %s",
+                    self._session.client_address if self._session else None, reason)
+        if self._transport is not None:
+            self._transport.close()

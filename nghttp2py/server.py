@@ -10,7 +10,7 @@ from typing import Any
 
 from .connection import ServerConnection
 from .handler import BaseRequestHandler
-from .settings import ServerSettings
+from .settings import ServerSettings, Timeouts
 
 __all__ = ["HTTP2Server"]
 
@@ -29,6 +29,12 @@ class HTTP2Server:
     by ALPN and requires TLS 1.2 or later; without it, it speaks cleartext
     HTTP/2 with prior knowledge (h2c).
 
+    ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
+    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``access_log``
+    logs one line per request to the ``nghttp2py.access`` logger.
+    ``push_early_hints`` answers :meth:`BaseRequestHandler.push` to a client
+    that disabled push with ``103 Early Hints`` preload links instead.
+
     Blocking use: :meth:`serve_forever`. In an asyncio program::
 
         async with HTTP2Server(("127.0.0.1", 0), Handler) as server:
@@ -42,7 +48,9 @@ class HTTP2Server:
         ssl: _ssl.SSLContext | None = None,
         *,
         settings: ServerSettings | None = None,
+        timeouts: Timeouts | None = None,
         access_log: bool = False,
+        push_early_hints: bool = False,
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
     ) -> None:
@@ -54,7 +62,9 @@ class HTTP2Server:
         self.ssl = _prepare_ssl_context(ssl) if ssl is not None else None
         self.settings = settings or ServerSettings()
         self.settings_dict = self.settings.as_dict()
+        self.timeouts = timeouts or Timeouts()
         self.access_log = access_log
+        self.push_early_hints = push_early_hints
         self.backlog = backlog
         self.shutdown_timeout = shutdown_timeout
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["ServerSettings"]
+__all__ = ["ServerSettings", "Timeouts"]
 
 _MAX_WINDOW = 2**31 - 1
 
@@ -41,3 +41,32 @@ class ServerSettings:
     def as_dict(self) -> dict[str, int]:
         """The settings as a plain dict, as the engine takes them."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a server waits for a client, in seconds (``None`` turns one off).
+
+    ``handshake``: from accept to the client's connection preface and SETTINGS.
+    ``settings_ack``: for the client to acknowledge the server's SETTINGS
+    (then GOAWAY SETTINGS_TIMEOUT). ``idle``: a connection with no open stream
+    is closed gracefully after this long without traffic. ``keepalive``: with
+    no traffic for this long, the server sends a PING, and closes the
+    connection if it is not acknowledged within ``keepalive_ack``.
+    ``shutdown_ping``: a graceful shutdown sends its final GOAWAY when the
+    client acknowledges the PING sent with the notice, or after this long.
+    """
+
+    handshake: float | None = 10.0
+    settings_ack: float | None = 10.0
+    idle: float | None = 300.0
+    keepalive: float | None = None
+    keepalive_ack: float = 20.0
+    shutdown_ping: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("handshake", "settings_ack", "idle", "keepalive", "keepalive_ack",
+                     "shutdown_ping"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

@@ -5,6 +5,9 @@ from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 
 from nghttp2 cimport *
 
+cdef class Session
+cdef class BaseRequestHandler
+
 include "errors.pxi"
 include "headers.pxi"
 include "body.pxi"

@@ -6,6 +6,7 @@ from cpython.buffer cimport PyBUF_WRITE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 import io as _io
+from asyncio import ensure_future as _ensure_future
 
 # Flags a body generator returns with each chunk (the old binding's names).
 DATA_OK = 0
@@ -161,6 +162,42 @@ cdef class GeneratorBody(ChunkedBody):
         return 0
 
 
+cdef class AsyncIterBody(ChunkedBody):
+    """An async iterable of bytes; each chunk is awaited as the window allows."""
+    cdef object iterator
+    cdef object waiting
+    cdef BaseRequestHandler handler
+
+    cdef int fill(self, size_t size) except -2:
+        if self.waiting is None:
+            self.waiting = _ensure_future(self.iterator.__anext__())
+            self.waiting.add_done_callback(self.chunk_ready)
+        return NGHTTP2_ERR_DEFERRED
+
+    def chunk_ready(self, future):
+        """The next chunk (or the end) has arrived: hand it to nghttp2."""
+        if future is not self.waiting:
+            return  # closed meanwhile
+        self.waiting = None
+        exception = future.exception()
+        if isinstance(exception, StopAsyncIteration):
+            self.eof = True
+        elif exception is not None:
+            self.handler.session.body_failed(self.handler, exception)
+            return
+        else:
+            chunk = future.result()
+            if chunk:
+                self.pending = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        self.handler.session.resume_data(self.handler.stream_id)
+
+    cdef void close(self) noexcept:
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            waiting.cancel()
+        self.handler = None
+
+
 cdef void _close_quietly(object file) noexcept:
     try:
         file.close()
@@ -174,6 +211,7 @@ cdef BodySource body_source(object body):
     cdef FileBody stream
     cdef TextFileBody text
     cdef GeneratorBody generator
+    cdef AsyncIterBody iterable
     if body is None:
         return None
     if isinstance(body, str):
@@ -194,13 +232,19 @@ cdef BodySource body_source(object body):
         stream.readinto = getattr(body, "readinto", None)
         stream.length = _remaining_length(body)
         return stream
+    if hasattr(body, "__aiter__"):
+        iterable = AsyncIterBody.__new__(AsyncIterBody)
+        iterable.iterator = body.__aiter__()
+        iterable.length = -1
+        return iterable
     if callable(body):
         generator = GeneratorBody.__new__(GeneratorBody)
         generator.generator = body
         generator.length = -1
         return generator
     raise TypeError(
-        "body must be None, str, bytes-like, an io.IOBase or a callable(n) -> (data, flag), "
+        "body must be None, str, bytes-like, an io.IOBase, an async iterable or a "
+        "callable(n) -> (data, flag), "
         f"not {type(body).__name__}")
 
 

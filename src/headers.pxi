@@ -180,3 +180,20 @@ cdef HeaderBlock request_header_block(bytes method, bytes scheme, bytes authorit
     if headers is not None:
         block.add_user_headers(headers)
     return block
+
+
+cdef HeaderBlock informational_header_block(int status, object headers):
+    """:status and the application's headers, for a 1xx response."""
+    cdef Py_ssize_t nheaders = len(headers) if headers is not None else 0
+    cdef HeaderBlock block = HeaderBlock(nheaders + 1)
+    block.add_static(b":status", <bytes>_STATUS_VALUES[status])
+    if headers is not None:
+        block.add_user_headers(headers)
+    return block
+
+
+cdef HeaderBlock trailer_header_block(object trailers):
+    """The application's trailer fields (no pseudo-headers)."""
+    cdef HeaderBlock block = HeaderBlock(len(trailers))
+    block.add_user_headers(trailers)
+    return block

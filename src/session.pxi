@@ -11,6 +11,7 @@ from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
+import functools
 import logging as _logging
 import time as _time
 
@@ -55,7 +56,7 @@ cdef class Session:
     cdef type handler_class
     cdef int handler_callbacks
     cdef dict streams
-    cdef object client_address
+    cdef readonly object client_address
     cdef object client_certificate
     cdef bytes scheme
     cdef bint access_log
@@ -68,6 +69,12 @@ cdef class Session:
     cdef bint received_data
     cdef double reset_tokens
     cdef double reset_stamp
+    cdef readonly bint push_early_hints
+    cdef readonly bint preface_received
+    cdef readonly bint settings_acked
+    cdef readonly double last_activity
+    cdef readonly bint shutting_down
+    cdef readonly bint ping_outstanding
     cdef uint8_t *output
     cdef size_t output_length
     cdef size_t output_capacity
@@ -78,7 +85,7 @@ cdef class Session:
 
     def __init__(self, transport, handler_class, settings, *, client_address=None,
                  client_certificate=None, bytes scheme=b"http", bint access_log=False,
-                 loop=None):
+                 bint push_early_hints=False, loop=None):
         self.transport = transport
         self.loop = loop
         self.handler_class = handler_class
@@ -89,6 +96,8 @@ cdef class Session:
         self.client_certificate = client_certificate
         self.scheme = scheme
         self.access_log = access_log
+        self.push_early_hints = push_early_hints
+        self.last_activity = monotonic()
         self.max_header_list_size = settings["max_header_list_size"]
         self.reset_tokens = RESET_BURST
         self._create(settings)
@@ -113,6 +122,9 @@ cdef class Session:
             nghttp2_option_set_no_auto_window_update(option, 1)
             nghttp2_option_set_stream_reset_rate_limit(
                 option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
+            # RFC 9218 priorities (announced below), RFC 7540 for clients that
+            # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
+            nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
             check(nghttp2_session_server_new2(&self.session, callbacks, <void *>self, option))
         finally:
             nghttp2_session_callbacks_del(callbacks)
@@ -128,10 +140,9 @@ cdef class Session:
         entries[3].value = settings["max_header_list_size"]
         entries[4].settings_id = NGHTTP2_SETTINGS_HEADER_TABLE_SIZE
         entries[4].value = settings["header_table_size"]
-        entries[5].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH
-        entries[5].value = 0
-        # A server must not send ENABLE_PUSH (RFC 9113 6.5.2): 5 entries.
-        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 5))
+        entries[5].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES
+        entries[5].value = 1
+        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 6))
         check(nghttp2_session_set_local_window_size(
             self.session, NGHTTP2_FLAG_NONE, 0, settings["connection_window_size"]))
         return 0
@@ -150,6 +161,7 @@ cdef class Session:
         cdef ssize_t rv
         if self.session == NULL:
             return
+        self.last_activity = monotonic()
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             if length > view.len:
@@ -189,13 +201,45 @@ cdef class Session:
         self.flush()
 
     def shutdown(self):
-        """Graceful GOAWAY: streams already started finish, then the connection closes."""
+        """Start a graceful shutdown (RFC 9113 6.8): GOAWAY notice and a PING.
+
+        An idle connection gets the final GOAWAY at once.
+
+        The final GOAWAY, naming the last stream processed, follows the PING's
+        acknowledgement (or :meth:`finish_shutdown`); streams already started
+        finish, then the connection closes.
+        """
+        if self.session == NULL or self.shutting_down:
+            return
+        self.shutting_down = True
+        if not self.preface_received or not self.streams:
+            # Idle: a request racing this GOAWAY is reported unprocessed, so the
+            # client can retry it; no need to wait for a PING round trip.
+            self.finish_shutdown()
+            return
+        nghttp2_submit_shutdown_notice(self.session)
+        nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, NULL)
+        self.ping_outstanding = True
+        self.flush()
+
+    def finish_shutdown(self):
+        """The final GOAWAY of a graceful shutdown."""
         if self.session == NULL:
             return
+        self.shutting_down = True
         nghttp2_submit_goaway(
             self.session, NGHTTP2_FLAG_NONE,
             nghttp2_session_get_last_proc_stream_id(self.session), NGHTTP2_NO_ERROR, NULL, 0)
         self.flush()
+        if self.transport is not None and not self.streams and not self.received_data:
+            self.transport.close()
+
+    def ping(self):
+        """Send a PING (keep-alive); ``ping_outstanding`` until it is acknowledged."""
+        if self.session != NULL and not self.ping_outstanding:
+            nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, NULL)
+            self.ping_outstanding = True
+            self.flush()
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
@@ -356,6 +400,8 @@ cdef class Session:
         if self.session == NULL:
             return 0
         handler.body = source
+        if isinstance(source, AsyncIterBody):
+            (<AsyncIterBody>source).handler = handler
         if source is None:
             rv = nghttp2_submit_response(self.session, handler.stream_id, block.nva,
                                          block.length, NULL)
@@ -399,10 +445,39 @@ cdef class Session:
         pushed.client_address = parent.client_address
         pushed.client_certificate = parent.client_certificate
         pushed._headers = []
+        pushed.callbacks = 0
         self.streams[promised_id] = pushed
         nghttp2_session_set_stream_user_data(self.session, promised_id, <void *>pushed)
         self.submit_response(pushed, status, response, source)
         return True
+
+    cdef int submit_info(self, BaseRequestHandler handler, int status, object headers) except -1:
+        cdef HeaderBlock block = informational_header_block(status, headers)
+        if self.session == NULL:
+            return 0
+        check(nghttp2_submit_headers(self.session, NGHTTP2_FLAG_NONE, handler.stream_id, NULL,
+                                     block.nva, block.length, NULL))
+        self.request_flush()
+        return 0
+
+    cdef void consume(self, int32_t stream_id, size_t length) noexcept:
+        """The application has taken ``length`` request bytes: reopen the window."""
+        if self.session != NULL:
+            nghttp2_session_consume(self.session, stream_id, length)
+
+    cdef void after_async_work(self) except *:
+        """After application code ran outside feed(): act on failures, then flush."""
+        if self.in_feed:
+            return
+        if self.failures:
+            self._log_failures()
+        self.request_flush()
+
+    cdef void body_failed(self, BaseRequestHandler handler, exc) except *:
+        """An asynchronous body source raised: reset the stream."""
+        self.handler_failed(handler, "body", exc)
+        handler.state |= RESPONSE_STARTED
+        self.after_async_work()
 
     cdef void resume_data(self, int32_t stream_id):
         if self.session != NULL:
@@ -443,8 +518,8 @@ cdef class Session:
                     nghttp2_rcbuf *value_buf) except -1:
         cdef void *user_data = nghttp2_session_get_stream_user_data(
             self.session, frame.hd.stream_id)
-        if user_data == NULL or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
-            return 0  # trailers are not exposed yet
+        if user_data == NULL:
+            return 0
         cdef BaseRequestHandler handler = <BaseRequestHandler>user_data
         cdef nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf)
         cdef nghttp2_vec value = nghttp2_rcbuf_get_buf(value_buf)
@@ -454,6 +529,12 @@ cdef class Session:
             handler.release_raw_headers()
             return 0
         if handler.state & HEADERS_TOO_LARGE:
+            return 0
+        if frame.headers.cat != NGHTTP2_HCAT_REQUEST:
+            if handler.trailers is None:
+                handler.trailers = []
+            handler.trailers.append((PyBytes_FromStringAndSize(<char *>name.base, name.len),
+                                     PyBytes_FromStringAndSize(<char *>value.base, value.len)))
             return 0
         if name.len and name.base[0] == b':':
             if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
@@ -465,8 +546,11 @@ cdef class Session:
             elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
                 handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             return 0
-        if handler.host is None and name.len == 4 and memcmp(name.base, b"host", 4) == 0:
+        if name.len == 4 and handler.host is None and memcmp(name.base, b"host", 4) == 0:
             handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+        elif name.len == 6 and value.len == 12 and memcmp(name.base, b"expect", 6) == 0 \
+                and _ascii_lower_equals(value.base, b"100-continue", 12):
+            handler.state |= EXPECT_CONTINUE
         handler.add_raw_header(&name, &value)
         return 0
 
@@ -475,8 +559,7 @@ cdef class Session:
         cdef BaseRequestHandler handler
         cdef uint8_t frame_type = frame.hd.type
         if frame_type != NGHTTP2_HEADERS and frame_type != NGHTTP2_DATA:
-            if frame_type == NGHTTP2_RST_STREAM:
-                self._take_reset_token()
+            self._connection_frame_recv(frame)
             return 0
         user_data = nghttp2_session_get_stream_user_data(self.session, frame.hd.stream_id)
         if user_data == NULL:
@@ -488,27 +571,35 @@ cdef class Session:
                 self._send_error_response(handler, 431, _HEADERS_TOO_LARGE_BODY)
                 return 0
             if handler.callbacks & HAS_ON_HEADERS:
-                try:
-                    handler.on_headers()
-                except Exception as exc:
-                    self.handler_failed(handler, "on_headers", exc)
+                self.deliver(handler, EVENT_HEADERS, None)
+            if handler.state & EXPECT_CONTINUE and not (handler.state & RESPONSE_STARTED) \
+                    and not (frame.hd.flags & NGHTTP2_FLAG_END_STREAM):
+                self.submit_info(handler, 100, None)
         if frame.hd.flags & NGHTTP2_FLAG_END_STREAM:
             handler.state |= REQUEST_DONE
-            if handler.callbacks & HAS_ON_REQUEST_DONE and not (handler.state & HANDLER_FAILED):
-                try:
-                    handler.on_request_done()
-                except Exception as exc:
-                    self.handler_failed(handler, "on_request_done", exc)
+            if handler.callbacks & HAS_ON_REQUEST_DONE:
+                self.deliver(handler, EVENT_DONE, None)
         return 0
 
+    cdef void _connection_frame_recv(self, const nghttp2_frame *frame) except *:
+        cdef uint8_t frame_type = frame.hd.type
+        if frame_type == NGHTTP2_RST_STREAM:
+            self._take_reset_token()
+        elif frame_type == NGHTTP2_SETTINGS:
+            if frame.hd.flags & NGHTTP2_FLAG_ACK:
+                self.settings_acked = True
+            else:
+                self.preface_received = True
+        elif frame_type == NGHTTP2_PING and frame.hd.flags & NGHTTP2_FLAG_ACK:
+            self.ping_outstanding = False
+            if self.shutting_down:
+                self.finish_shutdown()
+
     cdef void _take_reset_token(self) noexcept:
-        cdef timespec now
-        cdef double seconds
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        seconds = now.tv_sec + now.tv_nsec * 1e-9
+        cdef double now = monotonic()
         self.reset_tokens = min(RESET_BURST,
-                                self.reset_tokens + (seconds - self.reset_stamp) * RESET_RATE)
-        self.reset_stamp = seconds
+                                self.reset_tokens + (now - self.reset_stamp) * RESET_RATE)
+        self.reset_stamp = now
         if self.reset_tokens >= 1:
             self.reset_tokens -= 1
         elif nghttp2_session_want_read(self.session):
@@ -521,12 +612,60 @@ cdef class Session:
         if user_data != NULL:
             handler = <BaseRequestHandler>user_data
             if handler.callbacks & HAS_ON_DATA and not (handler.state & HANDLER_FAILED):
-                try:
-                    handler.on_data(PyBytes_FromStringAndSize(<const char *>data, length))
-                except Exception as exc:
-                    self.handler_failed(handler, "on_data", exc)
+                # The window reopens when the handler has taken the data.
+                self.deliver(handler, EVENT_DATA,
+                             PyBytes_FromStringAndSize(<const char *>data, length))
+                return 0
         nghttp2_session_consume(self.session, stream_id, length)
         return 0
+
+    # -- request events, in order, with async hooks and paused reading ---------------
+
+    cdef void deliver(self, BaseRequestHandler handler, int event, object data) except *:
+        if handler.task is not None or handler.events \
+                or (event == EVENT_DATA and handler.state & READING_PAUSED):
+            if handler.events is None:
+                handler.events = _deque()
+            handler.events.append((event, data))
+            return
+        self.run_event(handler, event, data)
+
+    cdef void run_event(self, BaseRequestHandler handler, int event, object data) except *:
+        cdef object result
+        cdef Py_ssize_t length = len(data) if event == EVENT_DATA else 0
+        if handler.state & HANDLER_FAILED:
+            result = None
+        else:
+            try:
+                if event == EVENT_DATA:
+                    result = handler.on_data(data)
+                elif event == EVENT_HEADERS:
+                    result = handler.on_headers()
+                else:
+                    result = handler.on_request_done()
+            except Exception as exc:
+                self.handler_failed(handler, _HOOK_NAMES[event], exc)
+                result = None
+        if result is not None and _iscoroutine(result):
+            handler.task = self.loop.create_task(result)
+            handler.task_event = event
+            handler.task_bytes = length
+            handler.task.add_done_callback(handler._hook_done)
+        elif length:
+            self.consume(handler.stream_id, length)
+
+    cdef void drain_events(self, BaseRequestHandler handler) except *:
+        """Deliver queued events until an async hook runs or reading is paused."""
+        cdef tuple item
+        events = handler.events
+        while events and handler.task is None and not (handler.state & STREAM_CLOSED):
+            item = events[0]
+            if item[0] == EVENT_DATA and handler.state & READING_PAUSED:
+                break
+            events.popleft()
+            self.run_event(handler, item[0], item[1])
+
+    # -- stream close ----------------------------------------------------------------
 
     cdef int stream_close(self, int32_t stream_id, uint32_t error_code) except -1:
         cdef object handler = self.streams.pop(stream_id, None)
@@ -535,16 +674,29 @@ cdef class Session:
         return 0
 
     cdef void _stream_closed(self, BaseRequestHandler handler, uint32_t error_code):
+        cdef object result = None
         handler.state |= STREAM_CLOSED
+        if handler.task is not None:
+            handler.task.cancel()
+            handler.task = None
+        if handler.events:
+            # Data never delivered still counts against the connection window.
+            for event, data in handler.events:
+                if event == EVENT_DATA and self.session != NULL:
+                    nghttp2_session_consume_connection(self.session, len(data))
+            handler.events.clear()
         if handler.body is not None:
             handler.body.close()
         if self.access_log:
             self._log_access(handler)
         if handler.callbacks & HAS_ON_CLOSE:
             try:
-                handler.on_close(error_code)
+                result = handler.on_close(error_code)
             except Exception as exc:
                 self.handler_failed(handler, "on_close", exc)
+            if result is not None and _iscoroutine(result):
+                self.loop.create_task(result).add_done_callback(
+                    functools.partial(_log_on_close_failure, handler))
 
     cdef void log_goaway(self, const nghttp2_frame *frame):
         debug = PyBytes_FromStringAndSize(<char *>frame.goaway.opaque_data,
@@ -561,6 +713,30 @@ cdef class Session:
             _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime()),
             (handler.method or b"-").decode("latin-1"), (handler.path or b"-").decode("latin-1"),
             handler.status or "-", handler.body_bytes_sent)
+
+
+cdef inline double monotonic() noexcept:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + now.tv_nsec * 1e-9
+
+
+cdef bint _ascii_lower_equals(const uint8_t *text, const char *lower, size_t length) noexcept:
+    cdef size_t i
+    cdef uint8_t c
+    for i in range(length):
+        c = text[i]
+        if b'A' <= c <= b'Z':
+            c += 32
+        if c != <uint8_t>lower[i]:
+            return False
+    return True
+
+
+def _log_on_close_failure(handler, task):
+    if not task.cancelled() and task.exception() is not None:
+        _logger.error("%s.on_close raised on stream %d", type(handler).__name__,
+                      handler.stream_id, exc_info=task.exception())
 
 
 # -- C trampolines: no Python exception ever unwinds into libnghttp2 --------------
@@ -651,6 +827,10 @@ cdef ssize_t data_source_read(nghttp2_session *session, int32_t stream_id, uint8
         n = handler.body.read(buf, length, data_flags)
         if n > 0:
             handler.body_bytes_sent += n
+        if data_flags[0] & NGHTTP2_DATA_FLAG_EOF and handler.trailer_block is not None:
+            data_flags[0] |= NGHTTP2_DATA_FLAG_NO_END_STREAM
+            nghttp2_submit_trailer(session, stream_id, handler.trailer_block.nva,
+                                   handler.trailer_block.length)
         return n
     except BaseException as exc:
         self.handler_failed(handler, "body", exc)

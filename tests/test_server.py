@@ -79,7 +79,7 @@ class RawH2:
         self.send(self.headers_frame(stream_id, path, **kwargs))
 
     def read_frame(self, deadline: float):
-        from hyperframe.frame import Frame, HeadersFrame, SettingsFrame
+        from hyperframe.frame import Frame, HeadersFrame, PingFrame, SettingsFrame
 
         while True:
             if len(self.buffer) >= 9:
@@ -94,6 +94,8 @@ class RawH2:
                     elif (isinstance(received, SettingsFrame) and "ACK" not in received.flags
                           and self.ack_settings):
                         self.send(frame(SETTINGS, ACK, 0))
+                    elif isinstance(received, PingFrame) and "ACK" not in received.flags:
+                        self.send(frame(PING, ACK, 0, bytes(received.opaque_data)))
                     return received
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -393,7 +395,9 @@ def test_graceful_close_finishes_in_flight_stream(raw_client):
 
 
 def test_graceful_close_refuses_new_streams_on_open_connection(raw_client):
-    """Streams the client opens after the final GOAWAY are not processed (RFC 9113 6.8)."""
+    """Graceful shutdown is two GOAWAYs (RFC 9113 6.8): a notice (last stream 2^31-1),
+    then, once the PING sent with it is acknowledged, the final one; streams the
+    client opens after the final GOAWAY are not processed."""
     DeferredBodyHandler.started = []
     box: dict = {}
 
@@ -406,7 +410,8 @@ def test_graceful_close_refuses_new_streams_on_open_connection(raw_client):
         assert await async_wait_for(lambda: DeferredBodyHandler.started)
         server.close()
         box["goaway"] = await loop.run_in_executor(
-            None, client.frames_until, lambda f: type(f).__name__ == "GoAwayFrame", 5)
+            None, client.frames_until,
+            lambda f: type(f).__name__ == "GoAwayFrame" and f.last_stream_id < 2**31 - 1, 5)
         client.request(3, "/late")
         await asyncio.sleep(0.2)
         box["handlers"] = len(DeferredBodyHandler.started)
@@ -415,8 +420,10 @@ def test_graceful_close_refuses_new_streams_on_open_connection(raw_client):
         box["frames"] = await loop.run_in_executor(None, client.frames_until, lambda f: False, 5)
 
     asyncio.run(asyncio.wait_for(main(), 20))
-    goaway = frames_of(box["goaway"], "GoAwayFrame")[-1]
-    assert goaway.last_stream_id == 1
+    notice, goaway = frames_of(box["goaway"], "GoAwayFrame")
+    assert (notice.last_stream_id, notice.error_code) == (2**31 - 1, NO_ERROR)
+    assert frames_of(box["goaway"], "PingFrame")
+    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
     assert box["handlers"] == 1  # stream 3 never reached the application
     assert body_of(box["frames"], 1) == b"finished late\n"
     assert not frames_of(box["frames"], "HeadersFrame", 3)
@@ -800,8 +807,9 @@ def test_server_settings_are_announced(serve, raw_client):
         if "ACK" not in f.flags:
             announced.update(f.settings)
     # RFC 9113 6.5.2: MAX_CONCURRENT_STREAMS=3, INITIAL_WINDOW_SIZE=4, MAX_FRAME_SIZE=5,
-    # MAX_HEADER_LIST_SIZE=6, HEADER_TABLE_SIZE=1; a server never sends ENABLE_PUSH=2.
-    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048}
+    # MAX_HEADER_LIST_SIZE=6, HEADER_TABLE_SIZE=1; a server never sends ENABLE_PUSH=2;
+    # NO_RFC7540_PRIORITIES=9 (RFC 9218) is 1.
+    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048, 9: 1}
     assert status_of(frames, 1) == b"200"
 
 
