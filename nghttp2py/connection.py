@@ -40,8 +40,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._ping_sent = 0.0
         self._shutdown_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        self._transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._transport = transport
         peer = transport.get_extra_info("peername")
         ssl_object = transport.get_extra_info("ssl_object")
         certificate = None
@@ -107,9 +107,10 @@ class ServerConnection(asyncio.BufferedProtocol):
         if session is None or session.shutting_down:
             return
         session.shutdown()
-        if session.shutting_down and self._transport is not None \
+        loop = self._server.loop
+        if session.shutting_down and self._transport is not None and loop is not None \
                 and not self._transport.is_closing():
-            self._shutdown_timer = self._server.loop.call_later(
+            self._shutdown_timer = loop.call_later(
                 self._server.timeouts.shutdown_ping, session.finish_shutdown)
 
     def abort(self) -> None:
@@ -160,8 +161,10 @@ class ServerConnection(asyncio.BufferedProtocol):
                 self._ping_sent = 0.0
                 deadlines.append(session.last_activity + timeouts.keepalive)
         if deadlines:
-            self._watchdog = self._server.loop.call_at(
-                self._server.loop.time() + max(min(deadlines) - now, 0.01), self._check_timeouts)
+            loop = self._server.loop
+            assert loop is not None
+            self._watchdog = loop.call_at(loop.time() + max(min(deadlines) - now, 0.01),
+                                          self._check_timeouts)
 
     def _close_for(self, reason: str) -> None:
         logger.info("closing connection from %s: %s",

@@ -16,3 +16,8 @@ include "session.pxi"
 include "hpack.pxi"
 
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
+
+__all__ = [
+    "BaseRequestHandler", "Session", "HDDeflater", "HDInflater", "HDTableEntry",
+    "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
+]
