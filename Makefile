@@ -37,7 +37,7 @@ test: build
 
 run: build
 	scripts/make-cert.sh .certs
-	$(VPY) examples/site/server.py --host 0.0.0.0 --port $(PORT) \
+	$(VPY) -m examples.site.server --host 0.0.0.0 --port $(PORT) \
 		--certfile .certs/server.crt --keyfile .certs/server.key
 
 bench: build

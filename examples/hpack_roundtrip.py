@@ -2,7 +2,7 @@
 
 Run from the source tree after ``make build``::
 
-    python examples/hpack_roundtrip.py
+    python -m examples.hpack_roundtrip
 
 The second block of the same headers is much smaller: the deflater sends
 indexes into the dynamic table both sides now share.

@@ -10,7 +10,7 @@ Routes::
 
 Try it (after ``make``, from the repository root)::
 
-    PYTHONPATH=. python examples/streaming.py --port 8080
+    python -m examples.streaming --port 8080
     head -c 50M /dev/urandom | curl --http2-prior-knowledge -T - http://localhost:8080/upload
     curl --http2-prior-knowledge -N http://localhost:8080/ticks
     nghttp -v http://localhost:8080/        # shows the 103 before the 200

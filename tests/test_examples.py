@@ -1,0 +1,396 @@
+"""The examples in examples/, run as programs and checked with real HTTP/2 peers.
+
+Each example runs in a subprocess (``--host 127.0.0.1 --port 0``); its first
+line of output gives the URL. nghttp, curl, h2load and httpx are the clients.
+Every example must stop with status 0 within 5 s of SIGINT (graceful close).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, require, run_peer
+
+EXAMPLES = ROOT / "examples"
+SITE_STATIC = EXAMPLES / "site" / "static"
+
+# The peers talk to 127.0.0.1 directly, whatever proxy the environment names.
+PEER_ENV = {name: value for name, value in os.environ.items()
+            if not name.lower().endswith("_proxy")}
+
+
+class Example:
+    """One example program running in a subprocess."""
+
+    def __init__(self, argv: list[str], *, env: dict, cwd: Path, stderr_path: Path) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
+                                        env=env, cwd=cwd)
+        self.first_line = self._read_first_line(timeout=10)
+        match = re.match(r"serving on (https?://\S+/) \(try: .+\)$", self.first_line)
+        if match is None:
+            self.kill()
+            pytest.fail(f"unexpected first line {self.first_line!r} from {argv}\n{self.stderr()}")
+        self.url = match.group(1)
+
+    def _read_first_line(self, timeout: float) -> str:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.process.stdout.readline()),
+                         daemon=True).start()
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"no line on stdout within {timeout} s\n{self.stderr()}")
+        if not line:
+            self.kill()
+            pytest.fail(f"exited with {self.process.returncode} before listening\n"
+                        f"{self.stderr()}")
+        return line.decode().rstrip("\n")
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGINT: the example must shut down gracefully and exit 0 within 5 s."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            returncode = self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"still running 5 s after SIGINT\n{self.stderr()}")
+        assert returncode == 0, self.stderr()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+        self._stderr.close()
+
+
+@pytest.fixture
+def example(tmp_path):
+    """``example(script, *args, tls=None)`` starts an example; killed after the test.
+
+    ``script`` is a path under examples/ (or absolute); ``tls`` a (cert, key) pair.
+    """
+    started: list[Example] = []
+
+    def start(script: str | Path, *args: str, tls=None, module: str | None = None,
+              env: dict | None = None) -> Example:
+        argv = [sys.executable]
+        argv += ["-m", module] if module else [str(EXAMPLES / script)]
+        argv += ["--host", "127.0.0.1", "--port", "0", *args]
+        if tls is not None:
+            argv += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
+        if env is None:
+            env = dict(PEER_ENV, PYTHONPATH=str(ROOT))
+        running = Example(argv, env=env, cwd=ROOT,
+                          stderr_path=tmp_path / f"stderr-{len(started)}.txt")
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.kill()
+
+
+def nghttp(*args: str) -> str:
+    result = run_peer("nghttp", *args, env=PEER_ENV)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    result = run_peer("curl", "-sS", *args, env=PEER_ENV)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def curl_response(*args: str) -> tuple[str, dict[str, str], bytes]:
+    """curl's status line, headers (last value per name) and body."""
+    result = subprocess.run([require("curl"), "-sS", "-D", "/dev/stderr", *args],
+                            capture_output=True, timeout=60, env=PEER_ENV)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return lines[0].strip(), headers, result.stdout
+
+
+# -- hello.py -------------------------------------------------------------------
+
+
+def test_hello_prints_url_and_answers_nghttp_and_curl(example):
+    hello = example("hello.py")
+    assert hello.url.startswith("http://127.0.0.1:")
+    assert hello.first_line.endswith(f"(try: nghttp -nv {hello.url})")
+
+    out = nghttp("-nv", hello.url)
+    assert re.search(r"recv \(stream_id=\d+\) :status: 200", out), out
+    # The seed sets content-length itself: it is sent once, not twice.
+    assert len(re.findall(r"recv \(stream_id=\d+\) content-length: ", out)) == 1, out
+    assert re.search(r"recv \(stream_id=\d+\) content-length: 12$", out, re.MULTILINE), out
+    assert re.search(r"recv \(stream_id=\d+\) server: nghttp2py$", out, re.MULTILINE), out
+
+    assert "nghttp2 FTW" in run_peer("nghttp", hello.url, env=PEER_ENV).stdout
+
+    status, headers, body = curl_response("--http2-prior-knowledge", hello.url)
+    assert status == "HTTP/2 200"
+    assert headers["content-length"] == "12"
+    assert body == b"nghttp2 FTW\n"
+    hello.stop()
+
+
+def test_hello_over_tls_with_access_log(example, certificate):
+    hello = example("hello.py", "--access-log", tls=certificate)
+    assert hello.url.startswith("https://127.0.0.1:")
+
+    status, _, body = curl_response("--http2", "--cacert", str(certificate[0]),
+                                    hello.url + "tls-check")
+    assert status == "HTTP/2 200"
+    assert body == b"nghttp2 FTW\n"
+    assert "nghttp2 FTW" in run_peer("nghttp", hello.url, env=PEER_ENV).stdout
+    hello.stop()
+    assert re.search(r'^127\.0\.0\.1 - - \[.+\] "GET /tls-check HTTP/2" 200 12$',
+                     hello.stderr(), re.MULTILINE), hello.stderr()
+
+
+def test_hello_runs_as_module_from_the_checkout(example):
+    # `python -m examples.hello` from the repository root needs no PYTHONPATH.
+    env = {name: value for name, value in PEER_ENV.items() if name != "PYTHONPATH"}
+    hello = example(None, module="examples.hello", env=env)
+    status, _, body = curl_response("--http2-prior-knowledge", hello.url)
+    assert (status, body) == ("HTTP/2 200", b"nghttp2 FTW\n")
+    hello.stop()
+
+
+# -- push.py ----------------------------------------------------------------------
+
+
+def test_push_promises_and_delivers_push(example):
+    push = example("push.py")
+    out = nghttp("-v", push.url)  # without -n: the bodies are printed
+    promise = re.search(r"recv PUSH_PROMISE frame <length=\d+, flags=0x04, stream_id=(\d+)>\n"
+                        r"\s+; END_HEADERS\n\s+\(padlen=0, promised_stream_id=(\d+)\)", out)
+    assert promise, out
+    parent, promised = promise.groups()
+    assert f"recv (stream_id={parent}) :path: /push" in out
+    assert f"recv (stream_id={promised}) :status: 200" in out
+    assert "pushed content" in out
+    assert "nghttp2-python FTW" in out
+
+    # curl disables push: push() returns False and the response still comes.
+    status, _, body = curl_response("--http2-prior-knowledge", push.url)
+    assert (status, body) == ("HTTP/2 200", b"nghttp2-python FTW\n")
+    push.stop()
+
+
+# -- site/server.py -------------------------------------------------------------------
+
+
+def static_files() -> list[Path]:
+    return sorted(path for path in SITE_STATIC.rglob("*") if path.is_file())
+
+
+EXPECTED_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                  ".js": "text/javascript; charset=utf-8"}
+
+
+def test_site_pushes_css_and_js_with_the_page(example, certificate):
+    site = example("site/server.py", tls=certificate)
+    assert site.url.startswith("https://127.0.0.1:")
+    assert site.first_line.endswith(f"(try: nghttp -nvas {site.url})")
+
+    out = nghttp("-nvas", site.url)
+    pushed = set(re.findall(r"recv \(stream_id=\d+\) :path: (\S+)", out))
+    assert out.count("recv PUSH_PROMISE frame") == 2, out
+    assert pushed == {"/static/css/style.css", "/static/js/app.js"}, out
+    # In nghttp's statistics a '*' marks a pushed response.
+    for path in ("/static/css/style.css", "/static/js/app.js"):
+        assert re.search(r"^\s*\d+\s+\+\S+ \*\s+.*\s200\s+\S+ " + re.escape(path) + "$",
+                         out, re.MULTILINE), out
+    assert re.search(r"\s200\s+\S+ /$", out, re.MULTILINE), out
+    site.stop()
+
+
+def test_site_serves_every_file_with_its_type(example, certificate):
+    site = example("site/server.py", tls=certificate)
+    files = static_files()
+    assert {path.suffix for path in files} >= {".html", ".css", ".js"}
+    for path in files:
+        url = site.url + "static/" + path.relative_to(SITE_STATIC).as_posix()
+        status, headers, body = curl_response("--http2", "-k", url)
+        assert status == "HTTP/2 200", url
+        assert headers["content-type"] == EXPECTED_TYPES[path.suffix], url
+        assert headers["cache-control"], url
+        assert headers["content-length"] == str(path.stat().st_size)
+        assert body == path.read_bytes(), url
+
+    # "/" is index.html; curl disables push, so preload links name the assets.
+    status, headers, body = curl_response("--http2", "-k", site.url)
+    assert status == "HTTP/2 200"
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["cache-control"] == "no-cache"
+    assert "</static/css/style.css>; rel=preload; as=style" in headers["link"]
+    assert body == (SITE_STATIC / "index.html").read_bytes()
+
+    status, headers, _ = curl_response("--http2", "-k", "--head", site.url + "static/js/app.js")
+    assert status == "HTTP/2 200"
+    assert headers["content-length"] == str((SITE_STATIC / "js" / "app.js").stat().st_size)
+
+    for path in ("nope", "static/nope.css", "static/", "static/css", "index.html"):
+        status, headers, _ = curl_response("--http2", "-k", site.url + path)
+        assert status == "HTTP/2 404", path
+        assert headers["content-type"] == "text/plain; charset=utf-8"
+
+    status, headers, _ = curl_response("--http2", "-k", "-X", "POST", site.url)
+    assert status == "HTTP/2 405"
+    assert headers["allow"] == "GET, HEAD"
+    site.stop()
+
+
+TRAVERSALS = [
+    "/../../../etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/static/../../server.py",
+    "/static/../server.py",
+    "/static/%2e%2e/%2e%2e/site/server.py",
+    "/static/..%2f..%2fserver.py",
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    "/static/css/../../../../../../../etc/passwd",
+    "/static/%00/etc/passwd",
+    "/static/\\..\\..\\server.py",
+]
+
+
+def test_site_refuses_paths_outside_static(example, certificate):
+    site = example("site/server.py", tls=certificate)
+    origin = site.url.rstrip("/")
+    server_source = (EXAMPLES / "site" / "server.py").read_bytes()
+    for path in TRAVERSALS:
+        status, _, body = curl_response("--http2", "-k", "--path-as-is", origin + path)
+        assert status == "HTTP/2 404", path
+        assert b"root:" not in body and server_source not in body, path
+    site.stop()
+
+
+def test_site_does_not_follow_symlinks_out(example, certificate, tmp_path):
+    # A copy of the site, so that the links do not touch the source tree.
+    copy = tmp_path / "site"
+    shutil.copytree(EXAMPLES / "site", copy)
+    (copy / "static" / "secret").symlink_to("/etc")
+    (copy / "static" / "passwd.txt").symlink_to("/etc/passwd")
+    (copy / "static" / "server.py").symlink_to(copy / "server.py")
+    (copy / "static" / "alias.css").symlink_to(copy / "static" / "css" / "style.css")
+    site = example(copy / "server.py", tls=certificate)
+    for path in ("static/secret/passwd", "static/passwd.txt", "static/server.py"):
+        status, _, body = curl_response("--http2", "-k", site.url + path)
+        assert status == "HTTP/2 404", path
+        assert b"root:" not in body
+    # A link that stays inside static/ is served.
+    status, headers, body = curl_response("--http2", "-k", site.url + "static/alias.css")
+    assert status == "HTTP/2 200"
+    assert headers["content-type"] == "text/css; charset=utf-8"
+    assert body == (SITE_STATIC / "css" / "style.css").read_bytes()
+    site.stop()
+
+
+# -- bookstore.py --------------------------------------------------------------------
+
+
+def test_bookstore_all_books_multiplexed(example, certificate):
+    httpx = pytest.importorskip("httpx")
+    store = example("bookstore.py", tls=certificate)
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+
+    async def crawl():
+        # One connection: all 3000 requests are multiplexed over it.
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(http1=False, http2=True, verify=context, limits=limits,
+                                     trust_env=False, timeout=30) as client:
+            index = await client.get(store.url)
+            assert index.status_code == 200
+            assert index.http_version == "HTTP/2"
+            assert index.headers["content-type"] == "application/json"
+            ids = index.json()
+
+            async def fetch(book_id):
+                response = await client.get(f"{store.url}book", params={"id": book_id})
+                return book_id, response
+
+            started = time.monotonic()
+            results = await asyncio.gather(*(fetch(book_id) for book_id in ids))
+            return ids, results, time.monotonic() - started
+
+    ids, results, elapsed = asyncio.run(crawl())
+    assert len(ids) == 3000 and len(set(ids)) == 3000
+    assert elapsed < 30
+    for book_id, response in results:
+        assert response.status_code == 200, book_id
+        assert response.http_version == "HTTP/2"
+        assert response.headers["content-type"] == "application/json"
+        book = response.json()
+        assert book["id"] == book_id
+        assert set(book) == {"id", "title", "author", "year", "pages", "rating"}
+        assert isinstance(book["title"], str) and isinstance(book["author"], str)
+    store.stop()
+
+
+def test_bookstore_errors_and_determinism(example):
+    store = example("bookstore.py")
+    status, headers, body = curl_response("--http2-prior-knowledge", store.url)
+    ids = json.loads(body)
+    assert status == "HTTP/2 200" and len(ids) == 3000
+
+    for query, expected in (("book?id=1", 404), ("book?id=nope", 404), ("book", 400),
+                            ("book?isbn=1", 400), ("shelf", 404)):
+        status, headers, body = curl_response("--http2-prior-knowledge", store.url + query)
+        assert status == f"HTTP/2 {expected}", query
+        assert headers["content-type"] == "application/json"
+        assert "error" in json.loads(body)
+
+    _, _, first = curl_response("--http2-prior-knowledge", f"{store.url}book?id={ids[0]}")
+    store.stop()
+
+    # The same books on every run.
+    again = example("bookstore.py")
+    _, _, body = curl_response("--http2-prior-knowledge", again.url)
+    assert json.loads(body) == ids
+    _, _, book = curl_response("--http2-prior-knowledge", f"{again.url}book?id={ids[0]}")
+    assert book == first
+    again.stop()
+
+
+def test_bookstore_under_h2load(example, tmp_path):
+    # h2load: 3000 requests, 100 in flight on one connection.
+    store = example("bookstore.py")
+    _, _, body = curl_response("--http2-prior-knowledge", store.url)
+    uris = tmp_path / "uris.txt"
+    uris.write_text("".join(f"{store.url}book?id={book_id}\n" for book_id in json.loads(body)))
+    result = run_peer("h2load", "-n", "3000", "-c", "1", "-m", "100", "-i", str(uris),
+                      env=PEER_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "3000 succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
+    assert "status codes: 3000 2xx" in result.stdout, result.stdout
+    store.stop()
