@@ -518,9 +518,12 @@ cdef class Session:
 
 
 # -- C trampolines: no Python exception ever unwinds into libnghttp2 --------------
+#
+# They run with the GIL already held (see include/nghttp2.pxd), so they do not
+# take it again: PyGILState_Ensure/Release cost more than the smaller bodies.
 
 cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                          void *user_data) noexcept with gil:
+                          void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.begin_headers(frame)
@@ -531,7 +534,7 @@ cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 
 cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                    nghttp2_rcbuf *name, nghttp2_rcbuf *value, uint8_t flags,
-                   void *user_data) noexcept with gil:
+                   void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.header(frame, name, value)
@@ -541,7 +544,7 @@ cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 
 
 cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                       void *user_data) noexcept with gil:
+                       void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.frame_recv(frame)
@@ -552,7 +555,7 @@ cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 
 cdef int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                             const uint8_t *data, size_t length,
-                            void *user_data) noexcept with gil:
+                            void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.data_chunk_recv(stream_id, data, length)
@@ -562,7 +565,7 @@ cdef int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t str
 
 
 cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                         void *user_data) noexcept with gil:
+                         void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         return self.stream_close(stream_id, error_code)
@@ -572,7 +575,7 @@ cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t e
 
 
 cdef int on_error(nghttp2_session *session, int lib_error_code, const char *msg,
-                  size_t length, void *user_data) noexcept with gil:
+                  size_t length, void *user_data) noexcept:
     cdef Session self = <Session>user_data
     try:
         if _logger.isEnabledFor(_logging.INFO):
@@ -585,7 +588,7 @@ cdef int on_error(nghttp2_session *session, int lib_error_code, const char *msg,
 
 cdef ssize_t data_source_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                               size_t length, uint32_t *data_flags,
-                              nghttp2_data_source *source, void *user_data) noexcept with gil:
+                              nghttp2_data_source *source, void *user_data) noexcept:
     cdef Session self = <Session>user_data
     cdef BaseRequestHandler handler = <BaseRequestHandler>source.ptr
     cdef ssize_t n
@@ -603,7 +606,7 @@ cdef ssize_t data_source_read(nghttp2_session *session, int32_t stream_id, uint8
 
 cdef int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                    size_t length, nghttp2_data_source *source,
-                   void *user_data) noexcept with gil:
+                   void *user_data) noexcept:
     # Only bodies that set NGHTTP2_DATA_FLAG_NO_COPY (large BytesBody chunks)
     # come here; no padding is ever requested, so the frame is header + data.
     cdef Session self = <Session>user_data
