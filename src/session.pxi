@@ -9,6 +9,7 @@
 from libc.string cimport memcmp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject, PyTypeObject
 
 import logging as _logging
 import time as _time
@@ -22,6 +23,7 @@ cdef enum:
     WRITE_BATCH_SIZE = 65536
     INITIAL_OUTPUT_CAPACITY = 16384
 
+cdef tuple _EMPTY_TUPLE = ()
 cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
 cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
 cdef bytes _HTTP1_REPLY_BODY = (
@@ -402,7 +404,12 @@ cdef class Session:
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0
         try:
-            handler = self.handler_class(self, stream_id)
+            if self.handler_callbacks & HAS_CONSTRUCTOR:
+                handler = self.handler_class(self, stream_id)
+            else:
+                # BaseRequestHandler.__init__ only stores what is stored below.
+                handler = (<PyTypeObject *>self.handler_class).tp_new(
+                    self.handler_class, <PyObject *>_EMPTY_TUPLE, NULL)
         except Exception as exc:
             _logger.error("%s() raised on stream %d from %s", self.handler_class.__name__,
                           stream_id, self.client_address, exc_info=exc)
