@@ -237,7 +237,9 @@ cdef class Session:
         if not nghttp2_session_want_read(self.session) \
                 and not nghttp2_session_want_write(self.session):
             self.transport.close()
-        elif not self.streams and self.output_capacity > INITIAL_OUTPUT_CAPACITY:
+        elif not self.streams and self.output != NULL:
+            # An idle connection keeps no output buffer: most connections are
+            # idle most of the time, and malloc hands the buffer to the next.
             free(self.output)
             self.output = NULL
             self.output_capacity = 0
