@@ -443,11 +443,16 @@ cdef class Session:
             return 0
         if name.len and name.base[0] == b':':
             if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
-                handler.method = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+                handler.method = known_method(&value)
             elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
                 handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
-                handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+                if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
+                    handler.scheme = _HTTP
+                elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
+                    handler.scheme = _HTTPS
+                else:
+                    handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
                 handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             return 0
@@ -524,6 +529,24 @@ cdef class Session:
             _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime()),
             (handler.method or b"-").decode("latin-1"), (handler.path or b"-").decode("latin-1"),
             handler.status or "-", handler.body_bytes_sent)
+
+
+cdef bytes _HTTP = b"http"
+cdef bytes _HTTPS = b"https"
+cdef bytes _GET = b"GET"
+cdef bytes _POST = b"POST"
+cdef bytes _HEAD = b"HEAD"
+
+
+cdef inline bytes known_method(const nghttp2_vec *value):
+    """The request method, shared for the common ones."""
+    if value.len == 3 and memcmp(value.base, b"GET", 3) == 0:
+        return _GET
+    if value.len == 4 and memcmp(value.base, b"POST", 4) == 0:
+        return _POST
+    if value.len == 4 and memcmp(value.base, b"HEAD", 4) == 0:
+        return _HEAD
+    return PyBytes_FromStringAndSize(<char *>value.base, value.len)
 
 
 # -- C trampolines: no Python exception ever unwinds into libnghttp2 --------------
