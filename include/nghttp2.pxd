@@ -158,15 +158,6 @@ cdef extern from "nghttp2/nghttp2.h":
         NGHTTP2_DATA_FLAG_NO_END_STREAM
         NGHTTP2_DATA_FLAG_NO_COPY
 
-    ctypedef ssize_t (*nghttp2_data_source_read_callback)(
-        nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-        size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-        void *user_data) noexcept
-
-    ctypedef struct nghttp2_data_provider:
-        nghttp2_data_source source
-        nghttp2_data_source_read_callback read_callback
-
     ctypedef enum nghttp2_headers_category:
         NGHTTP2_HCAT_REQUEST
         NGHTTP2_HCAT_RESPONSE
@@ -211,7 +202,16 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_push_promise push_promise
         nghttp2_goaway goaway
 
-    # callbacks
+
+
+# nghttp2 runs callbacks only inside the calls that nghttp2py makes with the
+# GIL held (mem_recv, mem_send, ...), so the callback types are not nogil: the
+# trampolines need not take the GIL again.
+cdef extern from "nghttp2/nghttp2.h":
+    ctypedef ssize_t (*nghttp2_data_source_read_callback)(
+        nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+        size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+        void *user_data) noexcept
     ctypedef int (*nghttp2_send_data_callback)(
         nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
         size_t length, nghttp2_data_source *source, void *user_data) noexcept
@@ -243,6 +243,13 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef int (*nghttp2_error_callback2)(
         nghttp2_session *session, int lib_error_code, const char *msg,
         size_t len, void *user_data) noexcept
+
+
+
+cdef extern from "nghttp2/nghttp2.h" nogil:
+    ctypedef struct nghttp2_data_provider:
+        nghttp2_data_source source
+        nghttp2_data_source_read_callback read_callback
 
     int nghttp2_session_callbacks_new(nghttp2_session_callbacks **callbacks_ptr)
     void nghttp2_session_callbacks_del(nghttp2_session_callbacks *callbacks)

@@ -25,6 +25,8 @@ cdef enum:
     HAS_ON_DATA = 2
     HAS_ON_REQUEST_DONE = 4
     HAS_ON_CLOSE = 8
+    # __init__ or __new__ overridden: create the handler by calling the class.
+    HAS_CONSTRUCTOR = 16
 
 # Request events, in the order a stream delivers them to its handler.
 cdef enum:
@@ -53,6 +55,9 @@ cdef int callback_flags(type cls) except -1:
                           (HAS_ON_CLOSE, "on_close")):
             if getattr(cls, name) is not getattr(BaseRequestHandler, name):
                 flags |= bit
+        if cls.__init__ is not BaseRequestHandler.__init__ \
+                or cls.__new__ is not BaseRequestHandler.__new__:
+            flags |= HAS_CONSTRUCTOR
         _callback_flags_by_class[cls] = flags
     return flags
 

@@ -3,18 +3,16 @@
 
 from libc.stdlib cimport malloc, free
 from libc.time cimport time, time_t
+from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+cimport cython
 
 from email.utils import formatdate as _formatdate
 
 from nghttp2py.errors import InvalidHeaderError
 
-
-# Header names an HTTP/2 message must not carry (RFC 9113 section 8.2.2).
-cdef frozenset _CONNECTION_HEADERS = frozenset((
-    b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-    b"upgrade", b"te",
-))
 
 # 1 for the bytes allowed in a header name: lower-case RFC 9110 token chars.
 cdef uint8_t _NAME_CHAR[256]
@@ -58,56 +56,110 @@ cdef inline bytes header_bytes(object text):
     raise TypeError(f"header names and values must be str or bytes, not {type(text).__name__}")
 
 
-cdef int validate_name(bytes name) except -1:
-    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(name)
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(name)
+cdef bint is_connection_header(const char *name, Py_ssize_t n) noexcept:
+    """A name an HTTP/2 message must not carry (RFC 9113 section 8.2.2)."""
+    if n == 2:
+        return memcmp(name, b"te", 2) == 0
+    if n == 7:
+        return memcmp(name, b"upgrade", 7) == 0
+    if n == 10:
+        return memcmp(name, b"connection", 10) == 0 or memcmp(name, b"keep-alive", 10) == 0
+    if n == 16:
+        return memcmp(name, b"proxy-connection", 16) == 0
+    if n == 17:
+        return memcmp(name, b"transfer-encoding", 17) == 0
+    return False
+
+
+cdef int validate_name(const char *name, Py_ssize_t n) except -1:
+    cdef const uint8_t *p = <const uint8_t *>name
+    cdef Py_ssize_t i
     if n == 0:
         raise InvalidHeaderError("empty header name")
     for i in range(n):
         if not _NAME_CHAR[p[i]]:
             if p[i] == b':':
                 raise InvalidHeaderError(
-                    f"pseudo-header {name!r} is set by the server, not by the application")
+                    f"pseudo-header {name[:n]!r} is set by the server, not by the application")
             raise InvalidHeaderError(
-                f"invalid header name {name!r}: HTTP/2 header names are lower-case tokens")
-    if name in _CONNECTION_HEADERS:
-        raise InvalidHeaderError(f"connection-specific header {name!r} is not allowed in HTTP/2")
+                f"invalid header name {name[:n]!r}: HTTP/2 header names are lower-case tokens")
+    if is_connection_header(name, n):
+        raise InvalidHeaderError(
+            f"connection-specific header {name[:n]!r} is not allowed in HTTP/2")
     return 0
 
 
-cdef int validate_value(bytes name, bytes value) except -1:
-    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(value)
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(value)
+cdef int validate_value(const char *name, Py_ssize_t name_length, const char *value,
+                        Py_ssize_t n) except -1:
+    cdef const uint8_t *p = <const uint8_t *>value
+    cdef Py_ssize_t i
     for i in range(n):
         if p[i] == 0 or p[i] == b'\r' or p[i] == b'\n':
-            raise InvalidHeaderError(f"header {name!r} has a NUL, CR or LF in its value")
+            raise InvalidHeaderError(
+                f"header {name[:name_length]!r} has a NUL, CR or LF in its value")
     if n and (p[0] == b' ' or p[0] == b'\t' or p[n - 1] == b' ' or p[n - 1] == b'\t'):
-        raise InvalidHeaderError(f"header {name!r} has white space around its value")
+        raise InvalidHeaderError(f"header {name[:name_length]!r} has white space around its value")
     return 0
 
 
-cdef class HeaderBlock:
-    """A header block being built for nghttp2: C nv entries over Python bytes.
+cdef inline const char *header_text(object text, Py_ssize_t *size, HeaderBlock block) except NULL:
+    """The bytes of a header name or value, valid while ``text`` and ``block`` live.
 
-    The bytes objects are kept in ``keep`` so the pointers stay valid until
-    nghttp2 has copied them (nghttp2_submit_* copies unless NO_COPY is set,
-    which is used only for values that live forever).
+    A str's UTF-8 form is cached in the str itself (for ASCII it is the str's
+    own storage), so str headers cost no new object.
+    """
+    if type(text) is bytes:
+        size[0] = PyBytes_GET_SIZE(text)
+        return PyBytes_AS_STRING(text)
+    if type(text) is str:
+        return PyUnicode_AsUTF8AndSize(text, size)
+    return header_text(block.keep_alive(header_bytes(text)), size, block)
+
+
+# Response headers this long or shorter fit in the block itself.
+cdef enum:
+    INLINE_NV = 8
+
+
+@cython.freelist(8)
+cdef class HeaderBlock:
+    """A header block being built for nghttp2: C nv entries over Python objects.
+
+    nghttp2_submit_* copies the names and values (NO_COPY is set only on bytes
+    that live as long as the module), so the objects need only outlive the
+    submission: the application's own header objects stay alive in ``headers``,
+    anything converted for it in ``keep``.
     """
     cdef nghttp2_nv *nva
     cdef size_t length, capacity
+    cdef object headers
     cdef list keep
-    cdef bint has_content_length
-    cdef bytes content_length
-
-    def __cinit__(self, size_t capacity):
-        self.nva = <nghttp2_nv *>malloc(capacity * sizeof(nghttp2_nv))
-        if self.nva == NULL:
-            raise MemoryError()
-        self.capacity = capacity
-        self.keep = []
+    cdef bytes date
+    cdef const char *content_length
+    cdef Py_ssize_t content_length_size
+    cdef nghttp2_nv inline_nva[INLINE_NV]
+    cdef char length_text[24]
 
     def __dealloc__(self):
-        free(self.nva)
+        if self.nva != self.inline_nva:
+            free(self.nva)
+
+    cdef int reserve(self, size_t capacity) except -1:
+        if capacity <= INLINE_NV:
+            self.nva = self.inline_nva
+            capacity = INLINE_NV
+        else:
+            self.nva = <nghttp2_nv *>malloc(capacity * sizeof(nghttp2_nv))
+            if self.nva == NULL:
+                raise MemoryError()
+        self.capacity = capacity
+        return 0
+
+    cdef object keep_alive(self, object value):
+        if self.keep is None:
+            self.keep = []
+        self.keep.append(value)
+        return value
 
     cdef inline void add_static(self, bytes name, bytes value) noexcept:
         # Only for bytes that live as long as the module.
@@ -119,66 +171,107 @@ cdef class HeaderBlock:
         nv.flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE
         self.length += 1
 
-    cdef inline void add(self, bytes name, bytes value) noexcept:
+    cdef inline void add(self, const char *name, Py_ssize_t name_size, const char *value,
+                         Py_ssize_t value_size) noexcept:
+        # The caller keeps name and value alive until the block is submitted.
         cdef nghttp2_nv *nv = &self.nva[self.length]
-        self.keep.append(name)
-        self.keep.append(value)
-        nv.name = <uint8_t *>PyBytes_AS_STRING(name)
-        nv.namelen = PyBytes_GET_SIZE(name)
-        nv.value = <uint8_t *>PyBytes_AS_STRING(value)
-        nv.valuelen = PyBytes_GET_SIZE(value)
+        nv.name = <uint8_t *>name
+        nv.namelen = name_size
+        nv.value = <uint8_t *>value
+        nv.valuelen = value_size
         nv.flags = NGHTTP2_NV_FLAG_NONE
         self.length += 1
 
-    cdef int add_user_headers(self, object headers) except -1:
+    cdef inline void add_bytes(self, bytes name, bytes value) noexcept:
+        self.add(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
+                 PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+
+    cdef int add_user_headers(self, list headers) except -1:
         """Validate and add the application's (name, value) pairs."""
-        cdef bytes name, value
+        cdef object item
+        cdef const char *name
+        cdef const char *value
+        cdef Py_ssize_t name_size, value_size
         for item in headers:
-            if len(item) != 2:
+            if type(item) is not tuple:
+                # What a pair other than a tuple returns must stay alive.
+                if isinstance(item, (str, bytes, bytearray)):
+                    raise InvalidHeaderError(
+                        f"a header must be a (name, value) pair, not {item!r}")
+                item = self.keep_alive(tuple(item))
+            if len(<tuple>item) != 2:
                 raise InvalidHeaderError(f"a header must be a (name, value) pair, not {item!r}")
-            name = header_bytes(item[0])
-            value = header_bytes(item[1])
-            validate_name(name)
-            validate_value(name, value)
-            if name == b"content-length":
-                self.has_content_length = True
+            name = header_text((<tuple>item)[0], &name_size, self)
+            value = header_text((<tuple>item)[1], &value_size, self)
+            validate_name(name, name_size)
+            validate_value(name, name_size, value, value_size)
+            if name_size == 14 and memcmp(name, b"content-length", 14) == 0:
                 self.content_length = value
-            self.add(name, value)
+                self.content_length_size = value_size
+            self.add(name, name_size, value, value_size)
         return 0
+
+
+cdef HeaderBlock new_header_block(object headers, size_t extra):
+    """An empty block for ``extra`` entries plus the application's ``headers``."""
+    cdef HeaderBlock block = HeaderBlock.__new__(HeaderBlock)
+    if headers is not None and type(headers) is not list:
+        headers = list(headers)
+    block.headers = headers
+    block.reserve(extra + (PyList_GET_SIZE(headers) if headers is not None else 0))
+    return block
+
+
+cdef Py_ssize_t format_length(char *buf, Py_ssize_t n) noexcept:
+    """Write ``n >= 0`` in decimal at ``buf`` (24 bytes are plenty); return its length."""
+    cdef char digits[24]
+    cdef Py_ssize_t i = 0, j
+    while True:
+        digits[i] = c'0' + n % 10
+        i += 1
+        n //= 10
+        if n == 0:
+            break
+    for j in range(i):
+        buf[j] = digits[i - 1 - j]
+    return i
 
 
 cdef HeaderBlock response_header_block(int status, object headers, Py_ssize_t body_length):
     """:status, the application's headers, then date, server and content-length."""
     if status < 100 or status > 599:
         raise ValueError(f"status must be between 100 and 599, not {status}")
-    cdef Py_ssize_t nheaders = len(headers) if headers is not None else 0
-    cdef HeaderBlock block = HeaderBlock(nheaders + 4)
+    cdef HeaderBlock block = new_header_block(headers, 4)
+    cdef Py_ssize_t size
     block.add_static(b":status", <bytes>_STATUS_VALUES[status])
     if headers is not None:
-        block.add_user_headers(headers)
-    if block.has_content_length:
-        if body_length >= 0 and block.content_length != str(body_length).encode():
-            raise InvalidHeaderError(
-                f"content-length {block.content_length!r} does not match the "
-                f"body's {body_length} bytes")
-    elif body_length >= 0 and status != 204 and status != 304:
-        block.add(b"content-length", str(body_length).encode("ascii"))
-    block.add(b"date", http_date())
+        block.add_user_headers(block.headers)
+    if body_length >= 0:
+        size = format_length(block.length_text, body_length)
+        if block.content_length != NULL:
+            if size != block.content_length_size \
+                    or memcmp(block.length_text, block.content_length, size) != 0:
+                raise InvalidHeaderError(
+                    f"content-length {block.content_length[:block.content_length_size]!r} "
+                    f"does not match the body's {body_length} bytes")
+        elif status != 204 and status != 304:
+            block.add(b"content-length", 14, block.length_text, size)
+    block.date = http_date()
+    block.add_bytes(b"date", block.date)
     block.add_static(b"server", _SERVER_VALUE)
     return block
 
 
 cdef HeaderBlock request_header_block(bytes method, bytes scheme, bytes authority,
                                       bytes path, object headers):
-    """The header block of a pushed request (PUSH_PROMISE)."""
-    cdef Py_ssize_t nheaders = len(headers) if headers is not None else 0
-    cdef HeaderBlock block = HeaderBlock(nheaders + 4)
-    block.add(b":method", method)
-    block.add(b":scheme", scheme)
-    block.add(b":authority", authority)
-    block.add(b":path", path)
+    """The header block of a pushed request (PUSH_PROMISE); the caller keeps the bytes alive."""
+    cdef HeaderBlock block = new_header_block(headers, 4)
+    block.add_bytes(b":method", method)
+    block.add_bytes(b":scheme", scheme)
+    block.add_bytes(b":authority", authority)
+    block.add_bytes(b":path", path)
     if headers is not None:
-        block.add_user_headers(headers)
+        block.add_user_headers(block.headers)
     return block
 
 

@@ -10,6 +10,7 @@ from libc.string cimport memcmp
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject, PyTypeObject
 
 import functools
 import logging as _logging
@@ -32,6 +33,7 @@ cdef enum:
 cdef double RESET_BURST = 1000
 cdef double RESET_RATE = 33
 
+cdef tuple _EMPTY_TUPLE = ()
 cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
 cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
 cdef bytes _HTTP1_REPLY_BODY = (
@@ -294,7 +296,9 @@ cdef class Session:
         if not nghttp2_session_want_read(self.session) \
                 and not nghttp2_session_want_write(self.session):
             self.transport.close()
-        elif not self.streams and self.output_capacity > INITIAL_OUTPUT_CAPACITY:
+        elif not self.streams and self.output != NULL:
+            # An idle connection keeps no output buffer: most connections are
+            # idle most of the time, and malloc hands the buffer to the next.
             free(self.output)
             self.output = NULL
             self.output_capacity = 0
@@ -500,7 +504,12 @@ cdef class Session:
             # is not processed, as that GOAWAY tells the client.
             return 0
         try:
-            handler = self.handler_class(self, stream_id)
+            if self.handler_callbacks & HAS_CONSTRUCTOR:
+                handler = self.handler_class(self, stream_id)
+            else:
+                # BaseRequestHandler.__init__ only stores what is stored below.
+                handler = (<PyTypeObject *>self.handler_class).tp_new(
+                    self.handler_class, <PyObject *>_EMPTY_TUPLE, NULL)
         except Exception as exc:
             _logger.error("%s() raised on stream %d from %s", self.handler_class.__name__,
                           stream_id, self.client_address, exc_info=exc)
@@ -538,11 +547,16 @@ cdef class Session:
             return 0
         if name.len and name.base[0] == b':':
             if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
-                handler.method = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+                handler.method = known_method(&value)
             elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
                 handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
-                handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+                if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
+                    handler.scheme = _HTTP
+                elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
+                    handler.scheme = _HTTPS
+                else:
+                    handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
                 handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
             return 0
@@ -738,8 +752,28 @@ def _log_on_close_failure(handler, task):
         _logger.error("%s.on_close raised on stream %d", type(handler).__name__,
                       handler.stream_id, exc_info=task.exception())
 
+cdef bytes _HTTP = b"http"
+cdef bytes _HTTPS = b"https"
+cdef bytes _GET = b"GET"
+cdef bytes _POST = b"POST"
+cdef bytes _HEAD = b"HEAD"
+
+
+cdef inline bytes known_method(const nghttp2_vec *value):
+    """The request method, shared for the common ones."""
+    if value.len == 3 and memcmp(value.base, b"GET", 3) == 0:
+        return _GET
+    if value.len == 4 and memcmp(value.base, b"POST", 4) == 0:
+        return _POST
+    if value.len == 4 and memcmp(value.base, b"HEAD", 4) == 0:
+        return _HEAD
+    return PyBytes_FromStringAndSize(<char *>value.base, value.len)
+
 
 # -- C trampolines: no Python exception ever unwinds into libnghttp2 --------------
+#
+# They run with the GIL already held (see include/nghttp2.pxd), so they do not
+# take it again: PyGILState_Ensure/Release cost more than the smaller bodies.
 
 cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                           void *user_data) noexcept:

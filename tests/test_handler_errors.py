@@ -417,6 +417,33 @@ def test_handler_constructor_raising_resets_only_that_stream(serve, h2_client, l
     assert_connection_still_works(client, reader)
 
 
+def test_handler_constructors_run_when_overridden(serve, h2_client):
+    """__init__ and __new__ of a subclass run; without them the fields are set all the same."""
+    class WithInit(Base):
+        def __init__(self, http2, stream_id):
+            super().__init__(http2, stream_id)
+            self.greeting = b"init %d" % stream_id
+
+        def on_request_done(self):
+            self.send_response(200, body=self.greeting)
+
+    class WithNew(Base):
+        def __new__(cls, http2, stream_id):
+            handler = super().__new__(cls)
+            handler.greeting = b"new %d" % stream_id
+            return handler
+
+        def on_request_done(self):
+            self.send_response(200, body=self.greeting)
+
+    for cls, word in ((WithInit, b"init"), (WithNew, b"new")):
+        server = serve(cls)
+        client = h2_client(server.port)
+        reader = Reader(client)
+        sid = client.request("/")
+        assert reader.response(sid) == (200, word + b" %d" % sid)
+
+
 def test_failures_on_many_streams_interleaved_with_good_ones(serve, h2_client, log_records):
     """Every other stream fails in a different hook; every good stream is answered."""
     class Mixed(Base):
