@@ -277,16 +277,20 @@ cdef HeaderBlock request_header_block(bytes method, bytes scheme, bytes authorit
 
 cdef HeaderBlock informational_header_block(int status, object headers):
     """:status and the application's headers, for a 1xx response."""
-    cdef Py_ssize_t nheaders = len(headers) if headers is not None else 0
-    cdef HeaderBlock block = HeaderBlock(nheaders + 1)
+    cdef HeaderBlock block = new_header_block(headers, 1)
     block.add_static(b":status", <bytes>_STATUS_VALUES[status])
     if headers is not None:
-        block.add_user_headers(headers)
+        block.add_user_headers(block.headers)
     return block
 
 
 cdef HeaderBlock trailer_header_block(object trailers):
-    """The application's trailer fields (no pseudo-headers)."""
-    cdef HeaderBlock block = HeaderBlock(len(trailers))
-    block.add_user_headers(trailers)
+    """The application's trailer fields (no pseudo-headers).
+
+    Unlike the other blocks this one is submitted later, at the end of the
+    body, so it holds its own list: the application may change its list
+    after send_response() returns.
+    """
+    cdef HeaderBlock block = new_header_block(list(trailers), 0)
+    block.add_user_headers(block.headers)
     return block
