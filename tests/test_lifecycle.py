@@ -1,0 +1,420 @@
+"""Connection lifecycle: graceful shutdown (two GOAWAYs, shutdown_ping, shutdown_timeout,
+SIGTERM under load) and the connection timeouts (handshake, SETTINGS ack, idle,
+keep-alive PING).
+
+Peers: the raw-frame client of test_server.py (it can leave SETTINGS or PINGs
+unacknowledged), the ``h2`` package, and h2load for the shutdown under load.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import ROOT, require
+from nghttp2py import BaseRequestHandler, HTTP2Server, Timeouts
+from test_server import ACK, PING, RawH2, frames_of, raw_client, status_of  # noqa: F401
+
+NO_ERROR, SETTINGS_TIMEOUT = 0x0, 0x4
+NOTICE_LAST_STREAM = 2**31 - 1
+
+
+class NoPingAckRawH2(RawH2):
+    """A raw client that never acknowledges the server's PINGs."""
+
+    def send(self, data: bytes) -> None:
+        if len(data) == 17 and data[3] == PING and data[4] & ACK:
+            return
+        super().send(data)
+
+
+def goaways(frames) -> list:
+    return frames_of(frames, "GoAwayFrame")
+
+
+def is_goaway(f) -> bool:
+    return type(f).__name__ == "GoAwayFrame"
+
+
+def is_final_goaway(f) -> bool:
+    return is_goaway(f) and f.last_stream_id != NOTICE_LAST_STREAM
+
+
+def read_until_eof(client: RawH2, timeout: float) -> tuple[list, list[tuple[float, object]]]:
+    """Every frame until the server closes, each with its arrival time."""
+    deadline = time.monotonic() + timeout
+    timed = []
+    while True:
+        received = client.read_frame(deadline)
+        if received is None:
+            return [f for _, f in timed], timed
+        timed.append((time.monotonic(), received))
+
+
+# -- handlers --------------------------------------------------------------------------
+
+
+class HelloHandler(BaseRequestHandler):
+    def on_headers(self):
+        self.send_response(200, body=b"hello\n")
+
+
+class LateHandler(BaseRequestHandler):
+    """Answers after ``delay`` seconds (from the path: /late/<seconds>); /never never."""
+
+    closed: list = []
+
+    def on_headers(self):
+        if self.path == b"/never":
+            return
+        delay = float(self.path.rsplit(b"/", 1)[1]) if self.path.startswith(b"/late/") else 0
+        asyncio.get_running_loop().call_later(delay, self.send_response, 200, None, b"late\n")
+
+    def on_close(self, error_code):
+        LateHandler.closed.append((self.path, error_code))
+
+
+def run_server(handler, main, **kwargs):
+    """Run ``main(server, loop)`` (a coroutine function) next to a started server."""
+    box: dict = {}
+
+    async def run():
+        server = HTTP2Server(("127.0.0.1", 0), handler, **kwargs)
+        await server.start()
+        try:
+            await main(server, asyncio.get_running_loop(), box)
+        finally:
+            server.close()
+            server.abort()
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    return box
+
+
+# -- graceful shutdown -------------------------------------------------------------------
+
+
+def test_final_goaway_after_shutdown_ping_when_ping_is_not_acknowledged(raw_client):
+    """A client that never answers the shutdown PING gets the final GOAWAY after
+    ``Timeouts.shutdown_ping``; its in-flight stream still completes."""
+    LateHandler.closed = []
+
+    async def main(server, loop, box):
+        client = NoPingAckRawH2(server.port)
+        try:
+            client.request(1, "/late/0.8")
+            await asyncio.sleep(0.2)  # the stream is open on the server
+            reader = loop.run_in_executor(None, read_until_eof, client, 10)
+            box["closed_at"] = time.monotonic()
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), 5)
+            box["frames"], box["timed"] = await reader
+        finally:
+            client.close()
+
+    box = run_server(LateHandler, main, timeouts=Timeouts(shutdown_ping=0.4),
+                     shutdown_timeout=10)
+    frames, timed = box["frames"], box["timed"]
+    notice, final = goaways(frames)
+    assert (notice.last_stream_id, notice.error_code) == (NOTICE_LAST_STREAM, NO_ERROR)
+    assert (final.last_stream_id, final.error_code) == (1, NO_ERROR)
+    assert frames_of(frames, "PingFrame")
+    arrival = {id(f): t for t, f in timed}
+    waited = arrival[id(final)] - arrival[id(notice)]
+    assert 0.3 <= waited < 0.75, waited  # shutdown_ping, not the stream's end (0.8 s)
+    assert status_of(frames, 1) == b"200"
+    assert frames.index(final) < max(i for i, f in enumerate(frames)
+                                     if f.stream_id == 1 and "END_STREAM" in f.flags)
+    assert LateHandler.closed == [(b"/late/0.8", 0)]
+
+
+def test_final_goaway_follows_the_ping_ack_at_once(raw_client):
+    async def main(server, loop, box):
+        client = raw_client(server.port)  # acknowledges PINGs
+        client.request(1, "/late/0.5")
+        await asyncio.sleep(0.2)
+        reader = loop.run_in_executor(None, read_until_eof, client, 10)
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        box["frames"], box["timed"] = await reader
+
+    box = run_server(LateHandler, main, timeouts=Timeouts(shutdown_ping=5.0),
+                     shutdown_timeout=10)
+    notice, final = goaways(box["frames"])
+    arrival = {id(f): t for t, f in box["timed"]}
+    assert notice.last_stream_id == NOTICE_LAST_STREAM and final.last_stream_id == 1
+    assert arrival[id(final)] - arrival[id(notice)] < 0.2  # not the 5 s shutdown_ping
+    assert status_of(box["frames"], 1) == b"200"
+
+
+def test_idle_connection_gets_the_final_goaway_at_once(raw_client):
+    async def main(server, loop, box):
+        client = raw_client(server.port)
+        client.request(1, "/")
+        await loop.run_in_executor(None, client.frames_until,
+                                   lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+        await asyncio.sleep(0.1)
+        reader = loop.run_in_executor(None, read_until_eof, client, 5)
+        started = time.monotonic()
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        box["elapsed"] = time.monotonic() - started
+        box["frames"], _ = await reader
+
+    box = run_server(HelloHandler, main, timeouts=Timeouts(shutdown_ping=5.0))
+    [goaway] = goaways(box["frames"])  # no notice, no PING round trip
+    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    assert not frames_of(box["frames"], "PingFrame")
+    assert box["elapsed"] < 0.5
+
+
+def test_shutdown_timeout_aborts_what_is_still_running(raw_client):
+    LateHandler.closed = []
+
+    async def main(server, loop, box):
+        client = raw_client(server.port)
+        client.request(1, "/never")
+        client.request(3, "/late/0.1")
+        await asyncio.sleep(0.3)
+        reader = loop.run_in_executor(None, read_until_eof, client, 10)
+        started = time.monotonic()
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        box["elapsed"] = time.monotonic() - started
+        box["frames"], _ = await reader
+        box["eof"] = client.eof
+
+    box = run_server(LateHandler, main, shutdown_timeout=0.6)
+    assert 0.5 <= box["elapsed"] < 1.5, box["elapsed"]
+    assert box["eof"]
+    assert not any(f.stream_id == 1 and "END_STREAM" in f.flags for f in box["frames"])
+    # The finished stream was answered before the shutdown; the hung one was cut off.
+    closed = dict(LateHandler.closed)
+    assert closed[b"/late/0.1"] == 0
+    assert closed[b"/never"] != 0
+
+
+H2LOAD_SERVER = textwrap.dedent("""\
+    import asyncio, logging, sys
+    from nghttp2py import BaseRequestHandler, HTTP2Server
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    counts = {"accepted": 0, "completed": 0, "failed": 0, "during_shutdown": 0}
+
+    class Handler(BaseRequestHandler):
+        def on_headers(self):
+            counts["accepted"] += 1
+            # Answer a little later, so that ~100 streams are always in flight.
+            asyncio.get_running_loop().call_later(0.005, self.send_response, 200, None, b"ok\\n")
+
+        def on_close(self, error_code):
+            counts["completed" if error_code == 0 else "failed"] += 1
+            if error_code == 0 and self.http2.shutting_down:
+                counts["during_shutdown"] += 1
+
+    HTTP2Server(("127.0.0.1", 0), Handler, shutdown_timeout=10).serve_forever()
+    print("COUNTS", counts["accepted"], counts["completed"], counts["failed"],
+          counts["during_shutdown"], flush=True)
+    """)
+
+
+def start_script(tmp_path, text: str) -> tuple[subprocess.Popen, int]:
+    script = tmp_path / "server.py"
+    script.write_text(text)
+    proc = subprocess.Popen([sys.executable, str(script)],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"server did not start: {line}{proc.communicate()[1]}")
+    return proc, int(match.group(1))
+
+
+def test_sigterm_under_h2load_loses_no_started_stream(tmp_path):
+    """SIGTERM to serve_forever() with 100 streams in flight (h2load -c 10 -m 10):
+    every stream that reached the server is answered and h2load saw each answer;
+    the server exits 0.
+
+    h2load counts as "started" the requests it submits to its nghttp2 session, and
+    nghttp2 never sends a request after the server's GOAWAY notice; those (at most
+    one round, c x m) never reach the server and are not losses."""
+    proc, port = start_script(tmp_path, H2LOAD_SERVER)
+    try:
+        h2load = subprocess.Popen(
+            [require("h2load"), "-n", "200000", "-c", "10", "-m", "10",
+             f"http://127.0.0.1:{port}/"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.0)
+        assert h2load.poll() is None, "h2load finished before the signal"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = h2load.communicate(timeout=30)
+        code = proc.wait(10)
+        stdout, stderr = proc.communicate(timeout=5)
+    finally:
+        for p in (proc, locals().get("h2load")):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    match = re.search(r"requests: 200000 total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                      r"(\d+) failed, (\d+) errored, (\d+) timeout", output)
+    assert match, output
+    started, done, succeeded, failed, errored, timeouts = map(int, match.groups())
+    counts = re.search(r"COUNTS (\d+) (\d+) (\d+) (\d+)", stdout)
+    assert counts, stdout
+    accepted, completed, reset, during_shutdown = map(int, counts.groups())
+    assert 0 < succeeded < 200000, output
+    # Every stream the server accepted was answered, and h2load got every answer.
+    assert (accepted, completed, reset) == (succeeded, succeeded, 0), (counts.groups(), output)
+    assert during_shutdown > 0  # streams really were in flight at the signal
+    assert timeouts == 0
+    assert f"status codes: {succeeded} 2xx, 0 3xx, 0 4xx, 0 5xx" in output
+    assert started - succeeded <= 10 * 10, output
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"handshake": 0}, {"settings_ack": -1}, {"idle": "1"}, {"keepalive": 0},
+    {"keepalive_ack": None}, {"shutdown_ping": 0},
+])
+def test_timeouts_validation(kwargs):
+    with pytest.raises(ValueError):
+        Timeouts(**kwargs)
+
+
+def test_timeouts_none_turns_one_off():
+    assert Timeouts(handshake=None, settings_ack=None, idle=None).idle is None
+
+
+def test_silent_client_closed_after_handshake_timeout(serve):
+    server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    started = time.monotonic()
+    try:
+        received = sock.recv(65536)
+    except ConnectionResetError:
+        received = b""
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert received == b""
+    assert 0.25 <= elapsed < 2.0, elapsed
+    assert server.call(lambda: server.server.connections) == 0
+
+
+def test_handshake_timeout_does_not_hit_a_client_that_spoke(serve, raw_client):
+    server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3, idle=None))
+    client = raw_client(server.port)
+    client.request(1, "/")
+    frames = client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+    assert status_of(frames, 1) == b"200"
+    with pytest.raises(TimeoutError):  # nothing (no GOAWAY, no close) for 0.8 s
+        client.frames_until(lambda f: True, timeout=0.8)
+    client.request(3, "/")
+    frames = client.frames_until(lambda f: f.stream_id == 3 and "END_STREAM" in f.flags)
+    assert status_of(frames, 3) == b"200"
+    assert not goaways(frames)
+
+
+def test_settings_not_acknowledged_gets_goaway_settings_timeout(serve, raw_client, log_records):
+    server = serve(HelloHandler, timeouts=Timeouts(settings_ack=0.3))
+    client = raw_client(server.port, ack_settings=False)
+    started = time.monotonic()
+    frames, timed = read_until_eof(client, 5)
+    [goaway] = goaways(frames)
+    assert goaway.error_code == SETTINGS_TIMEOUT
+    arrival = {id(f): t for t, f in timed}
+    assert 0.25 <= arrival[id(goaway)] - started < 2.0
+    assert client.eof
+    assert any("SETTINGS not acknowledged" in r.getMessage() for r in log_records.records)
+
+
+def test_idle_connection_gets_goaway_and_is_closed(serve, raw_client):
+    server = serve(HelloHandler, timeouts=Timeouts(idle=0.4))
+    client = raw_client(server.port)
+    client.request(1, "/")
+    client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+    answered = time.monotonic()
+    frames, timed = read_until_eof(client, 5)
+    [goaway] = goaways(frames)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    arrival = {id(f): t for t, f in timed}
+    assert 0.3 <= arrival[id(goaway)] - answered < 1.5
+    assert client.eof
+
+
+def test_idle_timeout_spares_a_long_stream_and_applies_after_it(serve, raw_client):
+    """A stream open longer than ``idle`` is not cut; once it is done, the connection
+    is idle and is closed ``idle`` seconds later."""
+    server = serve(LateHandler, timeouts=Timeouts(idle=0.4))
+    client = raw_client(server.port)
+    client.request(1, "/late/1.0")
+    frames = client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags, 5)
+    answered = time.monotonic()
+    assert status_of(frames, 1) == b"200"
+    assert not goaways(frames)
+    frames, timed = read_until_eof(client, 3)
+    assert goaways(frames), "the connection was never closed for idleness"
+    [goaway] = goaways(frames)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    arrival = {id(f): t for t, f in timed}
+    assert arrival[id(goaway)] - answered < 1.5
+    assert client.eof
+
+
+def test_keepalive_ping_answered_keeps_the_connection(serve, raw_client):
+    server = serve(HelloHandler, timeouts=Timeouts(keepalive=0.3, keepalive_ack=0.3))
+    client = raw_client(server.port)  # acknowledges PINGs
+    client.request(1, "/")
+    client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+    deadline = time.monotonic() + 1.5
+    pings = []
+    while time.monotonic() < deadline:
+        frame = client.read_frame(deadline + 0.5)
+        assert frame is not None, "the server closed a connection that answers PINGs"
+        if type(frame).__name__ == "PingFrame" and "ACK" not in frame.flags:
+            pings.append(frame)
+    assert len(pings) >= 2
+    client.request(3, "/")
+    frames = client.frames_until(lambda f: f.stream_id == 3 and "END_STREAM" in f.flags)
+    assert status_of(frames, 3) == b"200"
+
+
+def test_keepalive_ping_unanswered_closes_the_connection(serve):
+    server = serve(HelloHandler, timeouts=Timeouts(keepalive=0.3, keepalive_ack=0.3))
+    client = NoPingAckRawH2(server.port)
+    try:
+        client.request(1, "/")
+        client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+        answered = time.monotonic()
+        frames, timed = read_until_eof(client, 5)
+        closed = time.monotonic()
+    finally:
+        client.close()
+    pings = [(t, f) for t, f in timed
+             if type(f).__name__ == "PingFrame" and "ACK" not in f.flags]
+    assert len(pings) == 1
+    assert 0.2 <= pings[0][0] - answered < 1.0
+    assert 0.2 <= closed - pings[0][0] < 1.5
+    assert client.eof
+
+
+def test_keepalive_off_by_default(serve, raw_client):
+    server = serve(HelloHandler)
+    client = raw_client(server.port)
+    client.request(1, "/")
+    client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+    with pytest.raises(TimeoutError):
+        client.frames_until(lambda f: True, timeout=0.6)
