@@ -123,6 +123,7 @@ cdef extern from "nghttp2/nghttp2.h":
         NGHTTP2_GOAWAY
         NGHTTP2_WINDOW_UPDATE
         NGHTTP2_CONTINUATION
+        NGHTTP2_PRIORITY_UPDATE
 
     ctypedef enum nghttp2_flag:
         NGHTTP2_FLAG_NONE
@@ -288,6 +289,8 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                                     uint64_t burst, uint64_t rate)
     void nghttp2_option_set_server_fallback_rfc7540_priorities(nghttp2_option *option,
                                                                int val)
+    void nghttp2_option_set_builtin_recv_extension_type(nghttp2_option *option,
+                                                        uint8_t type)
 
     # session
     int nghttp2_session_server_new2(nghttp2_session **session_ptr,

@@ -127,39 +127,47 @@ class ServerConnection(asyncio.BufferedProtocol):
         timeouts = self._server.timeouts
         now = time.monotonic()
         deadlines = []
-        if not session.preface_received:
-            if timeouts.handshake is not None:
-                if now - self._started >= timeouts.handshake:
+        if not session.preface_received and timeouts.handshake is not None:
+            deadline = self._started + timeouts.handshake
+            if now >= deadline:
+                self._close_for("no HTTP/2 connection preface in time")
+                return
+            deadlines.append(deadline)
+        if not session.settings_acked and timeouts.settings_ack is not None:
+            deadline = self._started + timeouts.settings_ack
+            if now >= deadline:
+                if not session.preface_received:
                     self._close_for("no HTTP/2 connection preface in time")
                     return
-                deadlines.append(self._started + timeouts.handshake)
-        elif not session.settings_acked and timeouts.settings_ack is not None:
-            if now - self._started >= timeouts.settings_ack:
                 logger.info("closing connection from %s: SETTINGS not acknowledged in time",
                             session.client_address)
                 session.terminate(_SETTINGS_TIMEOUT)
                 return
-            deadlines.append(self._started + timeouts.settings_ack)
-        quiet = now - session.last_activity
-        if timeouts.idle is not None and session.open_streams == 0:
-            if quiet >= timeouts.idle:
-                logger.debug("closing idle connection from %s", session.client_address)
-                self.shutdown()
-                return
-            deadlines.append(session.last_activity + timeouts.idle)
-        if timeouts.keepalive is not None and session.preface_received:
+            deadlines.append(deadline)
+        if timeouts.idle is not None:
+            if session.open_streams:
+                deadlines.append(now + timeouts.idle)  # busy: look again later
+            else:
+                deadline = session.last_activity + timeouts.idle
+                if now >= deadline:
+                    logger.debug("closing idle connection from %s", session.client_address)
+                    self.shutdown()
+                    return
+                deadlines.append(deadline)
+        if timeouts.keepalive is not None and not session.shutting_down:
             if session.ping_outstanding and self._ping_sent:
-                if now - self._ping_sent >= timeouts.keepalive_ack:
+                deadline = self._ping_sent + timeouts.keepalive_ack
+                if now >= deadline:
                     self._close_for("keep-alive PING not acknowledged")
                     return
-                deadlines.append(self._ping_sent + timeouts.keepalive_ack)
-            elif quiet >= timeouts.keepalive:
+                deadlines.append(deadline)
+            elif session.preface_received and now >= session.last_activity + timeouts.keepalive:
                 session.ping()
                 self._ping_sent = now
                 deadlines.append(now + timeouts.keepalive_ack)
             else:
                 self._ping_sent = 0.0
-                deadlines.append(session.last_activity + timeouts.keepalive)
+                deadlines.append(max(session.last_activity, now) + timeouts.keepalive)
         if deadlines:
             loop = self._server.loop
             assert loop is not None

@@ -68,5 +68,7 @@ class Timeouts:
         for name in ("handshake", "settings_ack", "idle", "keepalive", "keepalive_ack",
                      "shutdown_ping"):
             value = getattr(self, name)
+            if value is None and name in ("keepalive_ack", "shutdown_ping"):
+                raise ValueError(f"{name} cannot be turned off")
             if value is not None and (not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

@@ -284,6 +284,8 @@ cdef class BaseRequestHandler:
         if self.task_bytes:
             session.consume(self.stream_id, self.task_bytes)
             self.task_bytes = 0
+        if self.task_event == EVENT_HEADERS:
+            session.continue_request(self)
         session.drain_events(self)
         session.after_async_work()
 

@@ -127,6 +127,7 @@ cdef class Session:
             # RFC 9218 priorities (announced below), RFC 7540 for clients that
             # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
             nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
+            nghttp2_option_set_builtin_recv_extension_type(option, NGHTTP2_PRIORITY_UPDATE)
             check(nghttp2_session_server_new2(&self.session, callbacks, <void *>self, option))
         finally:
             nghttp2_session_callbacks_del(callbacks)
@@ -323,6 +324,7 @@ cdef class Session:
             data = PyBytes_FromStringAndSize(<char *>self.output, self.output_length)
             self.output_length = 0
             self.transport.write(data)
+            self.last_activity = monotonic()
             if self.transport.is_closing():
                 # The peer is gone (asyncio drops further writes): pull no more
                 # DATA, so streams end with connection_lost, not as complete.
@@ -464,6 +466,14 @@ cdef class Session:
         self.request_flush()
         return 0
 
+    cdef int continue_request(self, BaseRequestHandler handler) except -1:
+        """``100 Continue`` once on_headers is done, unless it has answered already."""
+        if handler.state & EXPECT_CONTINUE:
+            handler.state &= ~EXPECT_CONTINUE
+            if not (handler.state & (RESPONSE_STARTED | STREAM_CLOSED)):
+                self.submit_info(handler, 100, None)
+        return 0
+
     cdef void consume(self, int32_t stream_id, size_t length) noexcept:
         """The application has taken ``length`` request bytes: reopen the window."""
         if self.session != NULL:
@@ -584,11 +594,12 @@ cdef class Session:
                 handler.state |= HANDLER_FAILED
                 self._send_error_response(handler, 431, _HEADERS_TOO_LARGE_BODY)
                 return 0
+            if frame.hd.flags & NGHTTP2_FLAG_END_STREAM:
+                handler.state &= ~EXPECT_CONTINUE
             if handler.callbacks & HAS_ON_HEADERS:
                 self.deliver(handler, EVENT_HEADERS, None)
-            if handler.state & EXPECT_CONTINUE and not (handler.state & RESPONSE_STARTED) \
-                    and not (frame.hd.flags & NGHTTP2_FLAG_END_STREAM):
-                self.submit_info(handler, 100, None)
+            if handler.task is None:
+                self.continue_request(handler)
         if frame.hd.flags & NGHTTP2_FLAG_END_STREAM:
             handler.state |= REQUEST_DONE
             if handler.callbacks & HAS_ON_REQUEST_DONE:
@@ -693,6 +704,9 @@ cdef class Session:
         if handler.task is not None:
             handler.task.cancel()
             handler.task = None
+            if handler.task_bytes and self.session != NULL:
+                nghttp2_session_consume_connection(self.session, handler.task_bytes)
+            handler.task_bytes = 0
         if handler.events:
             # Data never delivered still counts against the connection window.
             for event, data in handler.events:
