@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import ssl as _ssl
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .connection import ServerConnection
@@ -131,12 +134,15 @@ class HTTP2Server:
         self.close()
         await self.wait_closed()
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, *, uvloop: bool | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then shut down gracefully.
 
-        A second SIGINT closes every connection at once.
+        A second SIGINT closes every connection at once. The event loop is
+        uvloop's when it is installed (``pip install nghttp2py[uvloop]``),
+        unless ``uvloop=False`` or the environment sets
+        ``NGHTTP2PY_LOOP=asyncio``; ``uvloop=True`` requires it.
         """
-        asyncio.run(self._serve_until_signalled())
+        _run(self._serve_until_signalled(), _loop_factory(uvloop))
 
     async def _serve_until_signalled(self) -> None:
         await self.start()
@@ -192,6 +198,44 @@ class HTTP2Server:
     def _check_closed(self) -> None:
         if self._closing and not self._connections and self._closed is not None:
             self._closed.set()
+
+
+def _loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory if it should be used, else None (asyncio's default)."""
+    if use_uvloop is None:
+        choice = os.environ.get("NGHTTP2PY_LOOP", "auto")
+        if choice not in ("auto", "asyncio", "uvloop"):
+            raise ValueError(f"NGHTTP2PY_LOOP must be auto, asyncio or uvloop, not {choice!r}")
+        if choice == "asyncio":
+            return None
+        use_uvloop = True if choice == "uvloop" else None
+    if use_uvloop is False:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if use_uvloop:
+            raise RuntimeError("uvloop is not installed: pip install nghttp2py[uvloop]") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def _run(coroutine: Coroutine[Any, Any, None],
+         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> None:
+    if loop_factory is None:
+        asyncio.run(coroutine)
+    elif sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(coroutine)
+    else:
+        loop = loop_factory()
+        try:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(coroutine)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def _prepare_ssl_context(context: _ssl.SSLContext) -> _ssl.SSLContext:
