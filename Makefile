@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 SETUP_BUILD = $(VPY) setup.py -q build_ext --inplace
 
 .DEFAULT_GOAL := build
-.PHONY: build debug deps venv test run bench bench-quick clean distclean
+.PHONY: build debug deps test-deps venv test run bench bench-quick clean distclean
 
 deps:
 	@scripts/ensure-deps.sh $(PYTHON)
@@ -31,7 +31,10 @@ debug: deps venv config.mk
 
 # The suite runs on asyncio's loop, then (but for the slow memory proofs) on
 # uvloop's. pytest exits 5 when it collects nothing; that is a failure too.
-test: build
+test-deps:
+	@scripts/ensure-deps.sh --test $(PYTHON)
+
+test: build test-deps
 	@for loop in asyncio uvloop; do \
 		if [ $$loop = uvloop ]; then set -- -m "not slow"; else set --; fi; \
 		echo "== tests on the $$loop event loop"; \

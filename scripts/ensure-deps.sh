@@ -1,10 +1,15 @@
 #!/bin/sh
 # Make sure the Debian packages the build and the tests need are installed.
-# Usage: scripts/ensure-deps.sh [PYTHON]   (a no-op when everything is present)
+# Usage: scripts/ensure-deps.sh [--test] [PYTHON]   (a no-op when everything is present)
+# --test adds what only the test suite needs (a browser for the site test).
 set -eu
 
-PYTHON=${1:-${PYTHON:-python3}}
 PACKAGES="libnghttp2-dev nghttp2-client nghttp2-server pkg-config openssl curl build-essential"
+if [ "${1:-}" = "--test" ]; then
+    PACKAGES="$PACKAGES chromium"
+    shift
+fi
+PYTHON=${1:-${PYTHON:-python3}}
 
 missing=
 for pkg in $PACKAGES; do

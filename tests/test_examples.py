@@ -394,3 +394,24 @@ def test_bookstore_under_h2load(example, tmp_path):
     assert "3000 succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
     assert "status codes: 3000 2xx" in result.stdout, result.stdout
     store.stop()
+
+
+def test_site_in_headless_chromium(example, certificate):
+    """A real browser loads the site over TLS: h2 by ALPN, stylesheet and script applied.
+
+    The page's script writes the protocol the page came over (Resource Timing)
+    into #status; Chromium dumps the DOM after running it.
+    """
+    site = example("site/server.py", "--access-log", tls=certificate)
+    chromium = require("chromium")
+    result = subprocess.run(
+        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--ignore-certificate-errors", "--virtual-time-budget=5000", "--dump-dom", site.url],
+        capture_output=True, text=True, timeout=60, env=PEER_ENV)
+    status = re.search(r'id="status">([^<]*)<', result.stdout)
+    assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
+    assert status.group(1).startswith("Page loaded over h2 with 2 assets"), status.group(1)
+    site.stop()
+    requests = re.findall(r'"GET (\S+) HTTP/2" (\d+)', site.stderr())
+    assert ("/static/css/style.css", "200") in requests
+    assert ("/static/js/app.js", "200") in requests
