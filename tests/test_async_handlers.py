@@ -9,87 +9,23 @@ statuses and resets the server really sent.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import random
-import socket
 import time
 
 import h2.events
 
-from conftest import H2Connection
+from conftest import H2Connection, digest, stream_result, wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 INTERNAL_ERROR, CANCEL = 0x2, 0x8
 
 
-def pump(client: H2Connection, stream_id: int, data: bytes, sent: int = 0, *,
-         quiet: float = 0.4, events: list | None = None) -> int:
-    """Send ``data[sent:]`` (END_STREAM at the end) as the windows allow; stop when
-    stalled for ``quiet`` seconds. Returns the new offset."""
-    conn = client.conn
-    while sent < len(data):
-        window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
-        if window > 0:
-            chunk = data[sent:sent + window]
-            sent += len(chunk)
-            conn.send_data(stream_id, chunk, end_stream=sent == len(data))
-            client.flush()
-            continue
-        client.sock.settimeout(quiet)
-        try:
-            received = client.sock.recv(65536)
-        except socket.timeout:
-            return sent
-        assert received, "the server closed the connection"
-        new = conn.receive_data(received)
-        client.flush()
-        if events is not None:
-            events.extend(new)
-    return sent
-
-
 def finish(client: H2Connection, events: list, stream_id: int, timeout: float = 10) -> dict:
     """Read until the stream ends or resets: {'status', 'body', 'reset'}."""
-    deadline = time.monotonic() + timeout
-
-    def done():
-        return any(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset))
-                   and e.stream_id == stream_id for e in events)
-
-    while not done():
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"stream {stream_id} did not end"
-        client.sock.settimeout(remaining)
-        received = client.sock.recv(65536)
-        assert received, "the server closed the connection"
-        events.extend(client.conn.receive_data(received))
-        client.flush()
-    result = {"status": None, "body": b"", "reset": None}
-    for e in events:
-        if getattr(e, "stream_id", None) != stream_id:
-            continue
-        if isinstance(e, h2.events.ResponseReceived):
-            result["status"] = dict(e.headers)[b":status"].decode()
-        elif isinstance(e, h2.events.DataReceived):
-            result["body"] += e.data
-        elif isinstance(e, h2.events.StreamReset):
-            result["reset"] = e.error_code
-    return result
-
-
-def digest(data: bytes) -> str:
-    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+    client.read_streams(events, stream_id, timeout=timeout)
+    return stream_result(events, stream_id)
 
 
 def error_records(log_records) -> list:
@@ -135,7 +71,7 @@ def test_async_hooks_keep_order_and_respond_after_awaits(serve, h2_client):
     data = os.urandom(300_000)
     stream_id = client.request("/", "POST", end_stream=False)
     events: list = []
-    assert pump(client, stream_id, data, quiet=5, events=events) == len(data)
+    assert client.pump(stream_id, data, quiet=5, events=events) == len(data)
     result = finish(client, events, stream_id)
     assert (result["status"], result["body"].decode()) == ("200", digest(data))
     h = OrderedHandler.instances[0]
@@ -170,13 +106,13 @@ def test_async_on_data_is_backpressure(serve, h2_client):
     data = os.urandom(500_000)
     stream_id = client.request("/", "POST", end_stream=False)
     events: list = []
-    sent = pump(client, stream_id, data, events=events)
+    sent = client.pump(stream_id, data, events=events)
     assert sent == 80_000  # the stream window, and no byte of it given back
     assert not [e for e in events
                 if isinstance(e, h2.events.WindowUpdated) and e.stream_id == stream_id]
     h = HeldDataHandler.instances[0]
     server.call(h.release.set)
-    assert pump(client, stream_id, data, sent, quiet=5, events=events) == len(data)
+    assert client.pump(stream_id, data, sent, quiet=5, events=events) == len(data)
     result = finish(client, events, stream_id)
     assert (result["status"], result["body"]) == ("200", str(len(data)).encode())
 
@@ -253,7 +189,7 @@ def test_reset_streams_give_their_unconsumed_bytes_back_to_the_connection(serve,
     client = h2_client(server.port)
     for _ in range(6):  # 6 x 20 000 bytes > the 65 535-byte connection window
         stream_id = client.request("/slow", "POST", end_stream=False)
-        assert pump(client, stream_id, os.urandom(20_000), quiet=1) == 20_000
+        assert client.pump(stream_id, os.urandom(20_000), quiet=1) == 20_000
         time.sleep(0.05)  # the server has it; its on_data is running
         client.conn.reset_stream(stream_id, CANCEL)
         client.flush()
@@ -261,7 +197,7 @@ def test_reset_streams_give_their_unconsumed_bytes_back_to_the_connection(serve,
     data = os.urandom(200_000)
     other = client.request("/fast", "POST", end_stream=False)
     events: list = []
-    assert pump(client, other, data, quiet=2, events=events) == len(data)
+    assert client.pump(other, data, quiet=2, events=events) == len(data)
     assert finish(client, events, other)["body"] == b"done"
 
 
@@ -310,7 +246,7 @@ def test_async_on_data_raising_gives_500(serve, h2_client, log_records):
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/data", "POST", end_stream=False)
-    pump(client, stream_id, b"x" * 1000, events=events)
+    client.pump(stream_id, b"x" * 1000, events=events)
     result = finish(client, events, stream_id)
     assert result["status"] == "500"
     time.sleep(0.1)
@@ -336,7 +272,7 @@ def test_async_hook_raising_after_the_response_started_resets_the_stream(
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/data-after-response", "POST", end_stream=False)
-    pump(client, stream_id, b"x" * 1000, events=events)
+    client.pump(stream_id, b"x" * 1000, events=events)
     result = finish(client, events, stream_id)
     assert result["status"] == "200"
     assert result["reset"] == INTERNAL_ERROR

@@ -10,12 +10,9 @@ as a subprocess (its RSS alone) against curl.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import re
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -24,7 +21,7 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import ROOT, H2Connection, require
+from conftest import H2Connection, digest, require, start_server_script, stream_result
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 
@@ -32,64 +29,12 @@ class Stalled(Exception):
     pass
 
 
-def pump(client: H2Connection, stream_id: int, data: bytes, sent: int, *, quiet: float = 0.4,
-         end_stream: bool = True, events: list | None = None) -> int:
-    """Send ``data[sent:]`` as the windows allow; return the new offset.
-
-    Returns early, with data left, once the windows are shut and nothing has
-    arrived for ``quiet`` seconds (the client is stalled). Received events are
-    appended to ``events``.
-    """
-    conn = client.conn
-    while sent < len(data):
-        window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
-        if window > 0:
-            chunk = data[sent:sent + window]
-            sent += len(chunk)
-            conn.send_data(stream_id, chunk, end_stream=end_stream and sent == len(data))
-            client.flush()
-            continue
-        client.sock.settimeout(quiet)
-        try:
-            received = client.sock.recv(65536)
-        except socket.timeout:
-            return sent
-        assert received, "the server closed the connection"
-        new = conn.receive_data(received)
-        client.flush()
-        if events is not None:
-            events.extend(new)
-    return sent
-
-
 def responses(client: H2Connection, events: list, *stream_ids: int,
               timeout: float = 10) -> dict[int, tuple[str, bytes]]:
     """(status, body) of each stream, from ``events`` and what arrives until all ended."""
-    def ended():
-        return {e.stream_id for e in events
-                if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset))}
-
-    deadline = time.monotonic() + timeout
-    while not set(stream_ids) <= ended():
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"streams {set(stream_ids) - ended()} did not end"
-        client.sock.settimeout(remaining)
-        received = client.sock.recv(65536)
-        assert received, "the server closed the connection"
-        events.extend(client.conn.receive_data(received))
-        client.flush()
-    found = {}
-    for stream_id in stream_ids:
-        status, body = None, b""
-        for e in events:
-            if getattr(e, "stream_id", None) != stream_id:
-                continue
-            if isinstance(e, h2.events.ResponseReceived):
-                status = dict(e.headers)[b":status"].decode()
-            elif isinstance(e, h2.events.DataReceived):
-                body += e.data
-        found[stream_id] = (status, body)
-    return found
+    client.read_streams(events, *stream_ids, timeout=timeout)
+    return {stream_id: (result["status"], result["body"])
+            for stream_id, result in ((s, stream_result(events, s)) for s in stream_ids)}
 
 
 def read_for(client: H2Connection, seconds: float) -> list:
@@ -97,13 +42,12 @@ def read_for(client: H2Connection, seconds: float) -> list:
     deadline = time.monotonic() + seconds
     events = []
     while (remaining := deadline - time.monotonic()) > 0:
-        client.sock.settimeout(remaining)
         try:
-            received = client.sock.recv(65536)
+            received = client.receive(remaining)
         except socket.timeout:
             break
-        assert received, "the server closed the connection"
-        events.extend(client.conn.receive_data(received))
+        assert received is not None, "the server closed the connection"
+        events.extend(received)
         client.flush()
     return events
 
@@ -111,10 +55,6 @@ def read_for(client: H2Connection, seconds: float) -> list:
 def stream_window_updates(events, stream_id: int) -> int:
     return sum(e.delta for e in events
                if isinstance(e, h2.events.WindowUpdated) and e.stream_id == stream_id)
-
-
-def digest(data: bytes) -> str:
-    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
 
 
 class RecordingHandler(BaseRequestHandler):
@@ -159,16 +99,16 @@ def test_paused_stream_stalls_the_client_at_the_stream_window(serve, h2_client):
     data = os.urandom(400_000)
     stream_id = client.request("/pause", "POST", end_stream=False)
     events: list = []
-    sent = pump(client, stream_id, data, 0, events=events)
+    sent = client.pump(stream_id, data, 0, events=events)
     assert sent == 100_000  # exactly the stream window, then nothing more
     assert stream_window_updates(events, stream_id) == 0
     paused = handler(server)
     assert server.call(lambda: (paused.reading_paused, len(paused.chunks))) == (True, 0)
     time.sleep(0.2)
-    assert pump(client, stream_id, data, sent) == sent  # still held
+    assert client.pump(stream_id, data, sent) == sent  # still held
     server.call(paused.resume_reading)
     assert server.call(lambda: paused.reading_paused) is False
-    sent = pump(client, stream_id, data, sent, quiet=5, events=events)
+    sent = client.pump(stream_id, data, sent, quiet=5, events=events)
     assert sent == len(data)
     status, body = responses(client, events, stream_id)[stream_id]
     assert (status, body.decode()) == ("200", digest(data))  # in order
@@ -186,8 +126,8 @@ def test_paused_streams_stall_the_client_at_the_connection_window(serve, h2_clie
     a = client.request("/pause-a", "POST", end_stream=False)
     b = client.request("/pause-b", "POST", end_stream=False)
     events: list = []
-    sent_a = pump(client, a, first, 0, events=events)
-    sent_b = pump(client, b, second, 0, events=events)
+    sent_a = client.pump(a, first, 0, events=events)
+    sent_b = client.pump(b, second, 0, events=events)
     assert sent_a == 150_000
     assert sent_b == 50_000
     assert client.conn.outbound_flow_control_window == 0
@@ -199,8 +139,8 @@ def test_paused_streams_stall_the_client_at_the_connection_window(serve, h2_clie
         server.call(h.resume_reading)
     deadline = time.monotonic() + 20
     while (sent_a, sent_b) != (len(first), len(second)) and time.monotonic() < deadline:
-        sent_a = pump(client, a, first, sent_a, quiet=0.1, events=events)
-        sent_b = pump(client, b, second, sent_b, quiet=0.1, events=events)
+        sent_a = client.pump(a, first, sent_a, quiet=0.1, events=events)
+        sent_b = client.pump(b, second, sent_b, quiet=0.1, events=events)
     assert (sent_a, sent_b) == (len(first), len(second))
     assert responses(client, events, a, b) == {
         a: ("200", digest(first).encode()), b: ("200", digest(second).encode())}
@@ -213,7 +153,7 @@ def test_request_done_waits_while_reading_is_paused(serve, h2_client):
     data = os.urandom(50_000)
     stream_id = client.request("/pause", "POST", end_stream=False)
     events: list = []
-    assert pump(client, stream_id, data, 0, events=events) == len(data)  # with END_STREAM
+    assert client.pump(stream_id, data, 0, events=events) == len(data)  # with END_STREAM
     time.sleep(0.4)
     paused = handler(server)
     assert server.call(lambda: list(paused.log)) == ["headers"]
@@ -249,7 +189,7 @@ def test_pause_inside_on_data_holds_the_next_chunks(serve, h2_client):
     data = os.urandom(200_000)
     stream_id = client.request("/hold-in-data", "POST", end_stream=False)
     events: list = []
-    sent = pump(client, stream_id, data, 0, quiet=5, events=events)
+    sent = client.pump(stream_id, data, 0, quiet=5, events=events)
     assert sent == len(data)  # fits the 1 MiB window: the client never stalls
     assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
     h = handler(server)
@@ -271,7 +211,7 @@ def test_no_on_data_call_while_paused_in_on_data(serve, h2_client):
     data = os.urandom(100_000)
     stream_id = client.request("/hold-in-data", "POST", end_stream=False)
     events: list = []
-    pump(client, stream_id, data, 0, quiet=5, events=events)
+    client.pump(stream_id, data, 0, quiet=5, events=events)
     assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
     h = handler(server)
     times = server.call(lambda: list(h.times))
@@ -288,7 +228,7 @@ def test_sync_on_data_gives_the_window_back_on_return(serve, h2_client):
     data = os.urandom(1 << 20)
     stream_id = client.request("/upload", "POST", end_stream=False)
     events: list = []
-    assert pump(client, stream_id, data, 0, quiet=5, events=events) == len(data)
+    assert client.pump(stream_id, data, 0, quiet=5, events=events) == len(data)
     assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
     given_back = stream_window_updates(events, stream_id)
     assert len(data) - 65_535 <= given_back <= len(data)
@@ -310,7 +250,7 @@ def test_resume_reading_after_the_stream_closed_is_harmless(serve, h2_client):
     data = os.urandom(2 << 20)
     other = client.request("/upload", "POST", end_stream=False)
     events: list = []
-    assert pump(client, other, data, 0, quiet=5, events=events) == len(data)
+    assert client.pump(other, data, 0, quiet=5, events=events) == len(data)
     assert responses(client, events, other)[other] == ("200", digest(data).encode())
 
 
@@ -345,20 +285,6 @@ SLOW_CONSUMER_SERVER = textwrap.dedent("""\
 
 GIB = 1 << 30
 MIB = 1 << 20
-
-
-def start_server_script(tmp_path, text: str) -> tuple[subprocess.Popen, int]:
-    script = tmp_path / "server.py"
-    script.write_text(text)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line}{proc.communicate()[1]}")
-    return proc, int(match.group(1))
 
 
 def control(client: H2Connection, path: str) -> str:

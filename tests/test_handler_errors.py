@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import StreamReader
 from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler
 
 INTERNAL_ERROR = 2
@@ -20,55 +21,6 @@ INTERNAL_ERROR = 2
 
 class Boom(Exception):
     """The exception the failing handlers raise."""
-
-
-class Reader:
-    """Reads an h2 connection, acknowledging DATA, and keeps what each stream saw."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.headers: dict[int, dict[str, str]] = {}
-        self.body: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: dict[int, int] = {}
-        self.terminated = None
-
-    def read_once(self, timeout: float) -> None:
-        import h2.events
-
-        self.client.sock.settimeout(timeout)
-        data = self.client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for event in self.client.conn.receive_data(data):
-            sid = getattr(event, "stream_id", None)
-            if isinstance(event, h2.events.ResponseReceived):
-                self.headers[sid] = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                self.body.setdefault(sid, bytearray()).extend(event.data)
-                self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(sid)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset[sid] = event.error_code
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.terminated = event
-        self.client.flush()
-
-    def wait(self, condition, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "timed out waiting for the server"
-            assert self.terminated is None, f"the server sent GOAWAY: {self.terminated}"
-            self.read_once(remaining)
-
-    def finish(self, sid: int, timeout: float = 10) -> None:
-        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
-
-    def response(self, sid: int) -> tuple[int, bytes]:
-        self.finish(sid)
-        assert sid not in self.reset, f"stream {sid} was reset with {self.reset[sid]}"
-        return int(self.headers[sid][":status"]), bytes(self.body.get(sid, b""))
 
 
 def errors(log_records) -> list[logging.LogRecord]:
@@ -104,7 +56,7 @@ def assert_logged_once(log_records, handler_name: str, stream_id: int, where: st
     assert __file__.rsplit("/", 1)[-1] in formatted  # the traceback reaches the handler's code
 
 
-def assert_connection_still_works(client, reader: Reader) -> None:
+def assert_connection_still_works(client, reader: StreamReader) -> None:
     """A new stream on the same connection is answered normally; no GOAWAY came."""
     for _ in range(2):
         sid = client.request("/ok")
@@ -132,7 +84,7 @@ def test_exception_in_on_headers_gives_500_and_log(serve, h2_client, log_records
 
     server = serve(RaisesInOnHeaders)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     status, body = reader.response(sid)
     assert status == 500
@@ -157,7 +109,7 @@ def test_exception_in_on_data_gives_500(serve, h2_client, log_records):
 
     server = serve(RaisesInOnData)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail", method="POST", body=b"x" * 1000)
     status, body = reader.response(sid)
     assert status == 500 and body == b"Internal Server Error\n"
@@ -177,7 +129,7 @@ def test_exception_in_on_data_with_body_still_arriving(serve, h2_client, log_rec
 
     server = serve(RaisesOnFirstChunk)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail", method="POST", body=b"a" * 100, end_stream=False)
     reader.wait(lambda: sid in reader.headers)
     assert reader.headers[sid][":status"] == "500"
@@ -203,7 +155,7 @@ def test_exception_in_on_request_done_gives_500(serve, h2_client, log_records):
 
     server = serve(RaisesInOnRequestDone)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail", method="POST", body=b"payload")
     assert reader.response(sid) == (500, b"Internal Server Error\n")
     assert_logged_once(log_records, "RaisesInOnRequestDone", sid, "on_request_done",
@@ -241,7 +193,7 @@ def test_exception_in_on_data_after_response_started_resets(serve, h2_client, lo
 
     server = serve(StartsThenRaises)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail", method="POST", end_stream=False)
     reader.wait(lambda: sid in reader.headers)
     assert reader.headers[sid][":status"] == "200"
@@ -264,7 +216,7 @@ def test_exception_in_on_headers_after_send_response_resets(serve, h2_client, lo
 
     server = serve(SendsThenRaises)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
     assert reader.reset.get(sid) == INTERNAL_ERROR
@@ -291,7 +243,7 @@ def test_body_generator_raising_resets_stream(serve, h2_client, log_records, fai
 
     server = serve(GeneratorRaises)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
     assert reader.reset.get(sid) == INTERNAL_ERROR
@@ -329,7 +281,7 @@ def test_file_body_raising_mid_body_resets_and_closes(serve, h2_client, log_reco
 
     server = serve(FileRaises)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
     assert reader.reset.get(sid) == INTERNAL_ERROR
@@ -362,7 +314,7 @@ def test_deferred_generator_raising_after_resume(serve, h2_client, log_records):
 
     server = serve(RaisesAfterResume)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
     assert reader.reset.get(sid) == INTERNAL_ERROR
@@ -384,7 +336,7 @@ def test_exception_in_on_close_is_only_logged(serve, h2_client, log_records):
 
     server = serve(RaisesInOnClose)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     assert reader.response(sid) == (200, b"fine")
     assert sid not in reader.reset
@@ -403,7 +355,7 @@ def test_handler_constructor_raising_resets_only_that_stream(serve, h2_client, l
 
     server = serve(RaisesInInit)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     assert sid == 1
     reader.finish(sid)
@@ -439,7 +391,7 @@ def test_handler_constructors_run_when_overridden(serve, h2_client):
     for cls, word in ((WithInit, b"init"), (WithNew, b"new")):
         server = serve(cls)
         client = h2_client(server.port)
-        reader = Reader(client)
+        reader = StreamReader(client)
         sid = client.request("/")
         assert reader.response(sid) == (200, word + b" %d" % sid)
 
@@ -462,7 +414,7 @@ def test_failures_on_many_streams_interleaved_with_good_ones(serve, h2_client, l
 
     server = serve(Mixed)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     expected = {}
     for path in ["/headers", "/ok", "/data", "/ok", "/done", "/ok"] * 3:
         sid = client.request(path, method="POST", body=b"body")
@@ -482,7 +434,7 @@ def test_generator_returning_unknown_flag_resets_stream(serve, h2_client, log_re
 
     server = serve(BadFlag)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
     assert reader.reset.get(sid) == INTERNAL_ERROR
@@ -509,7 +461,7 @@ def test_upload_continuing_after_a_failure_does_not_starve_the_connection(
 
     server = serve(FailsThenCounts)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     conn = client.conn
 
     def upload(sid: int, size: int) -> None:

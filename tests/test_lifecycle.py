@@ -2,46 +2,26 @@
 SIGTERM under load) and the connection timeouts (handshake, SETTINGS ack, idle,
 keep-alive PING).
 
-Peers: the raw-frame client of test_server.py (it can leave SETTINGS or PINGs
+Peers: the raw-frame client of rawh2.py (it can leave SETTINGS or PINGs
 unacknowledged), the ``h2`` package, and h2load for the shutdown under load.
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-from conftest import ROOT, require
+from conftest import require, start_server_script
 from nghttp2py import BaseRequestHandler, HTTP2Server, Timeouts
-from test_server import ACK, PING, RawH2, frames_of, raw_client, status_of  # noqa: F401
+from rawh2 import NO_ERROR, SETTINGS_TIMEOUT, RawH2, frames_of, goaways, is_goaway, status_of
 
-NO_ERROR, SETTINGS_TIMEOUT = 0x0, 0x4
 NOTICE_LAST_STREAM = 2**31 - 1
-
-
-class NoPingAckRawH2(RawH2):
-    """A raw client that never acknowledges the server's PINGs."""
-
-    def send(self, data: bytes) -> None:
-        if len(data) == 17 and data[3] == PING and data[4] & ACK:
-            return
-        super().send(data)
-
-
-def goaways(frames) -> list:
-    return frames_of(frames, "GoAwayFrame")
-
-
-def is_goaway(f) -> bool:
-    return type(f).__name__ == "GoAwayFrame"
 
 
 def is_final_goaway(f) -> bool:
@@ -100,6 +80,18 @@ def run_server(handler, main, **kwargs):
     return box
 
 
+async def close_while_reading(server, loop, client, timeout: float) -> tuple[list, list, float]:
+    """Close ``server`` while a thread reads ``client`` until EOF: the frames, the
+    frames with their arrival times and how long ``wait_closed`` took."""
+    reader = loop.run_in_executor(None, read_until_eof, client, timeout)
+    started = time.monotonic()
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), 5)
+    elapsed = time.monotonic() - started
+    frames, timed = await reader
+    return frames, timed, elapsed
+
+
 # -- graceful shutdown -------------------------------------------------------------------
 
 
@@ -109,15 +101,11 @@ def test_final_goaway_after_shutdown_ping_when_ping_is_not_acknowledged(raw_clie
     LateHandler.closed = []
 
     async def main(server, loop, box):
-        client = NoPingAckRawH2(server.port)
+        client = RawH2(server.port, ack_pings=False)
         try:
             client.request(1, "/late/0.8")
             await asyncio.sleep(0.2)  # the stream is open on the server
-            reader = loop.run_in_executor(None, read_until_eof, client, 10)
-            box["closed_at"] = time.monotonic()
-            server.close()
-            await asyncio.wait_for(server.wait_closed(), 5)
-            box["frames"], box["timed"] = await reader
+            box["frames"], box["timed"], _ = await close_while_reading(server, loop, client, 10)
         finally:
             client.close()
 
@@ -142,10 +130,7 @@ def test_final_goaway_follows_the_ping_ack_at_once(raw_client):
         client = raw_client(server.port)  # acknowledges PINGs
         client.request(1, "/late/0.5")
         await asyncio.sleep(0.2)
-        reader = loop.run_in_executor(None, read_until_eof, client, 10)
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 5)
-        box["frames"], box["timed"] = await reader
+        box["frames"], box["timed"], _ = await close_while_reading(server, loop, client, 10)
 
     box = run_server(LateHandler, main, timeouts=Timeouts(shutdown_ping=5.0),
                      shutdown_timeout=10)
@@ -163,12 +148,7 @@ def test_idle_connection_gets_the_final_goaway_at_once(raw_client):
         await loop.run_in_executor(None, client.frames_until,
                                    lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
         await asyncio.sleep(0.1)
-        reader = loop.run_in_executor(None, read_until_eof, client, 5)
-        started = time.monotonic()
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 5)
-        box["elapsed"] = time.monotonic() - started
-        box["frames"], _ = await reader
+        box["frames"], _, box["elapsed"] = await close_while_reading(server, loop, client, 5)
 
     box = run_server(HelloHandler, main, timeouts=Timeouts(shutdown_ping=5.0))
     [goaway] = goaways(box["frames"])  # no notice, no PING round trip
@@ -185,12 +165,7 @@ def test_shutdown_timeout_aborts_what_is_still_running(raw_client):
         client.request(1, "/never")
         client.request(3, "/late/0.1")
         await asyncio.sleep(0.3)
-        reader = loop.run_in_executor(None, read_until_eof, client, 10)
-        started = time.monotonic()
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 5)
-        box["elapsed"] = time.monotonic() - started
-        box["frames"], _ = await reader
+        box["frames"], _, box["elapsed"] = await close_while_reading(server, loop, client, 10)
         box["eof"] = client.eof
 
     box = run_server(LateHandler, main, shutdown_timeout=0.6)
@@ -227,20 +202,6 @@ H2LOAD_SERVER = textwrap.dedent("""\
     """)
 
 
-def start_script(tmp_path, text: str) -> tuple[subprocess.Popen, int]:
-    script = tmp_path / "server.py"
-    script.write_text(text)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line}{proc.communicate()[1]}")
-    return proc, int(match.group(1))
-
-
 def test_sigterm_under_h2load_loses_no_started_stream(tmp_path):
     """SIGTERM to serve_forever() with 100 streams in flight (h2load -c 10 -m 10):
     every stream that reached the server is answered and h2load saw each answer;
@@ -249,7 +210,7 @@ def test_sigterm_under_h2load_loses_no_started_stream(tmp_path):
     h2load counts as "started" the requests it submits to its nghttp2 session, and
     nghttp2 never sends a request after the server's GOAWAY notice; those (at most
     one round, c x m) never reach the server and are not losses."""
-    proc, port = start_script(tmp_path, H2LOAD_SERVER)
+    proc, port = start_server_script(tmp_path, H2LOAD_SERVER, stdout=subprocess.PIPE)
     try:
         h2load = subprocess.Popen(
             [require("h2load"), "-n", "200000", "-c", "10", "-m", "10",
@@ -394,7 +355,7 @@ def test_keepalive_ping_answered_keeps_the_connection(serve, raw_client):
 
 def test_keepalive_ping_unanswered_closes_the_connection(serve):
     server = serve(HelloHandler, timeouts=Timeouts(keepalive=0.3, keepalive_ack=0.3))
-    client = NoPingAckRawH2(server.port)
+    client = RawH2(server.port, ack_pings=False)
     try:
         client.request(1, "/")
         client.frames_until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)

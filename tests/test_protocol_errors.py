@@ -15,179 +15,15 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ServerSettings
+from rawh2 import (ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM,
+                   ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY, HEADERS,
+                   INTERNAL_ERROR, NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS,
+                   WINDOW_UPDATE, RawH2, body_of, frame, frames_of, is_end, is_goaway,
+                   is_server_settings, kind, settings_payload, status_of, until_streams_done)
 
 BODY = b"hello, world\n"
-
-# -- a raw HTTP/2 client -----------------------------------------------------------
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, \
-    CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR, \
-    REFUSED_STREAM, CANCEL, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0, 1, 2, 3, 5, 6, 7, 8, 9, 0xb
-
-
-def frame(type_: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((type_, flags)) \
-        + struct.pack(">I", stream_id) + payload
-
-
-def settings_payload(**values: int) -> bytes:
-    ids = {"header_table_size": 1, "enable_push": 2, "max_concurrent_streams": 3,
-           "initial_window_size": 4, "max_frame_size": 5, "max_header_list_size": 6}
-    return b"".join(struct.pack(">HI", ids[name], value) for name, value in values.items())
-
-
-class RawH2:
-    """A client that writes frames byte by byte and reads them with hyperframe.
-
-    Received frames are ``hyperframe`` objects; HEADERS frames get ``.fields``
-    (decoded with ``hpack``). Server SETTINGS are acknowledged at once.
-    """
-
-    def __init__(self, port: int, settings: bytes = b"", preface: bool = True,
-                 rcvbuf: int | None = None) -> None:
-        import hpack
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", port))
-        self.encoder = hpack.Encoder()
-        self.decoder = hpack.Decoder()
-        self.buffer = b""
-        self.eof = False
-        self.authority = f"127.0.0.1:{port}".encode()
-        if preface:
-            self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, settings))
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def header_block(self, path: str = "/", method: str = "GET", extra=()) -> bytes:
-        return self.encoder.encode([
-            (b":method", method.encode()), (b":scheme", b"http"),
-            (b":authority", self.authority), (b":path", path.encode()), *extra])
-
-    def headers_frame(self, stream_id: int, path: str = "/", method: str = "GET",
-                      extra=(), end_stream: bool = True) -> bytes:
-        return frame(HEADERS, END_HEADERS | (END_STREAM if end_stream else 0), stream_id,
-                     self.header_block(path, method, extra))
-
-    def request(self, stream_id: int, path: str = "/", **kwargs) -> None:
-        self.send(self.headers_frame(stream_id, path, **kwargs))
-
-    def read_frame(self, deadline: float):
-        from hyperframe.frame import Frame, HeadersFrame, SettingsFrame
-
-        while True:
-            if len(self.buffer) >= 9:
-                length = int.from_bytes(self.buffer[:3], "big")
-                if len(self.buffer) >= 9 + length:
-                    header, body = self.buffer[:9], self.buffer[9:9 + length]
-                    self.buffer = self.buffer[9 + length:]
-                    received, _ = Frame.parse_frame_header(memoryview(header))
-                    received.parse_body(memoryview(body))
-                    if isinstance(received, HeadersFrame):
-                        received.fields = self.decoder.decode(bytes(received.data), raw=True)
-                    elif isinstance(received, SettingsFrame) and "ACK" not in received.flags:
-                        self.send(frame(SETTINGS, ACK, 0))
-                    return received
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no frame from the server in time")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(262144)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                self.eof = True
-                return None
-            self.buffer += data
-
-    def frames_until(self, predicate, timeout: float = 10) -> list:
-        """Frames read until one matches ``predicate`` or the server closes."""
-        deadline = time.monotonic() + timeout
-        seen = []
-        while True:
-            try:
-                received = self.read_frame(deadline)
-            except BrokenPipeError:
-                received = None
-            if received is None:
-                return seen
-            seen.append(received)
-            if predicate(received):
-                return seen
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def kind(f) -> str:
-    return type(f).__name__
-
-
-def frames_of(frames, type_name: str, stream_id: int | None = None) -> list:
-    return [f for f in frames if kind(f) == type_name
-            and (stream_id is None or f.stream_id == stream_id)]
-
-
-def status_of(frames, stream_id: int) -> bytes | None:
-    for f in frames_of(frames, "HeadersFrame", stream_id):
-        return dict(f.fields).get(b":status")
-    return None
-
-
-def body_of(frames, stream_id: int) -> bytes:
-    return b"".join(bytes(f.data) for f in frames_of(frames, "DataFrame", stream_id))
-
-
-def is_end(f) -> bool:
-    return kind(f) in ("DataFrame", "HeadersFrame") and "END_STREAM" in f.flags
-
-
-def is_goaway(f) -> bool:
-    return kind(f) == "GoAwayFrame"
-
-
-def until_streams_done(stream_ids):
-    """A predicate true once every stream in ``stream_ids`` has ended or been reset."""
-    pending = set(stream_ids)
-
-    def predicate(f) -> bool:
-        if f.stream_id in pending and (is_end(f) or kind(f) == "RstStreamFrame"):
-            pending.discard(f.stream_id)
-        return not pending or is_goaway(f)
-    return predicate
-
-
-@pytest.fixture
-def raw_client():
-    opened: list[RawH2] = []
-
-    def connect(port: int, **kwargs) -> RawH2:
-        client = RawH2(port, **kwargs)
-        opened.append(client)
-        return client
-
-    yield connect
-    for client in opened:
-        client.close()
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
 
 # -- handlers ----------------------------------------------------------------------
 
@@ -361,16 +197,21 @@ CONNECTION_ERRORS = [
 ]
 
 
+def send_after_handshake(client: RawH2, make_frames, log_records) -> RawH2:
+    """Read the handshake first, so the frames ``make_frames(client)`` are the only thing
+    that goes wrong (and the only thing logged from now on), then send them."""
+    client.frames_until(is_server_settings, 5)
+    log_records.clear()
+    client.send(make_frames(client))
+    return client
+
+
 @pytest.mark.parametrize("make_frames, error_code", CONNECTION_ERRORS,
                          ids=[f.__name__.lstrip("_") for f, _ in CONNECTION_ERRORS])
 def test_malformed_frame_gets_goaway(recording_server, raw_client, h2_client, log_records,
                                      make_frames, error_code):
     server = recording_server
-    client = raw_client(server.port)
-    # Handshake first, so the error is the only thing that goes wrong.
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
-    log_records.clear()
-    client.send(make_frames(client))
+    client = send_after_handshake(raw_client(server.port), make_frames, log_records)
     frames = client.frames_until(is_goaway, 5)
     goaways = frames_of(frames, "GoAwayFrame")
     assert goaways, f"no GOAWAY, got {[kind(f) for f in frames]}"
@@ -388,10 +229,7 @@ def test_connection_error_is_logged_once(recording_server, raw_client, log_recor
                                          make_frames, error_code):
     """One INFO line on the ``nghttp2py`` logger per connection error, naming the client."""
     server = recording_server
-    client = raw_client(server.port)
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
-    log_records.clear()
-    client.send(make_frames(client))
+    client = send_after_handshake(raw_client(server.port), make_frames, log_records)
     client.frames_until(lambda f: False, 5)
     assert client.eof
     port = client.sock.getsockname()[1]
@@ -426,7 +264,7 @@ def test_malformed_request_resets_only_its_stream(recording_server, raw_client, 
                                                    name):
     server = recording_server
     client = raw_client(server.port)
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
+    client.frames_until(is_server_settings, 5)
     client.send(client.headers_frame(1, "/ok-before")
                 + client.headers_frame(3, "/bad", extra=MALFORMED_REQUESTS[name])
                 + client.headers_frame(5, "/ok-after"))
@@ -473,7 +311,7 @@ MALFORMED_PSEUDO = {
 def test_malformed_pseudo_headers_reset_only_their_stream(recording_server, raw_client, name):
     server = recording_server
     client = raw_client(server.port)
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
+    client.frames_until(is_server_settings, 5)
     # Encode in sending order: the HPACK dynamic table is shared.
     first = client.headers_frame(1, "/ok-before")
     bad = frame(HEADERS, END_HEADERS | END_STREAM, 3,
@@ -490,7 +328,7 @@ def test_content_length_mismatch_resets_stream(recording_server, raw_client):
     """RFC 9113 8.1.1: DATA that disagrees with content-length makes the request malformed."""
     server = recording_server
     client = raw_client(server.port)
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
+    client.frames_until(is_server_settings, 5)
     client.send(client.headers_frame(1, "/post", "POST", extra=[(b"content-length", b"10")],
                                      end_stream=False)
                 + frame(DATA, END_STREAM, 1, b"12345"))
@@ -522,7 +360,7 @@ def test_header_list_too_large_gets_431(serve, raw_client, extra):
     HeaderSizeHandler.seen = []
     server = serve(HeaderSizeHandler, settings=ServerSettings(max_header_list_size=4096))
     client = raw_client(server.port)
-    frames = client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
+    frames = client.frames_until(is_server_settings, 5)
     assert dict(frames[-1].settings)[6] == 4096  # SETTINGS_MAX_HEADER_LIST_SIZE announced
     client.send(client.headers_frame(1, "/too-big", extra=extra)
                 + client.headers_frame(3, "/fine", extra=[(b"x-small", b"s" * 1000)]))
@@ -656,7 +494,7 @@ def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
 def test_rapid_reset_flood_leaves_server_responsive(recording_server, raw_client, h2_client):
     server = recording_server
     client = raw_client(server.port)
-    client.frames_until(lambda f: kind(f) == "SettingsFrame" and "ACK" not in f.flags, 5)
+    client.frames_until(is_server_settings, 5)
     pairs = 5000
     flood = b"".join(client.headers_frame(2 * i + 1, "/flood")
                      + frame(RST_STREAM, 0, 2 * i + 1, struct.pack(">I", CANCEL))

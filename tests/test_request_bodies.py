@@ -16,79 +16,11 @@ import time
 import psutil
 import pytest
 
-from conftest import run_peer
+from conftest import StreamReader, run_peer
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
 MAX_FRAME_SIZE = 16384
-
-
-class Reader:
-    """Reads an h2 connection, acknowledging DATA, and keeps what each stream saw."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.headers: dict[int, list[tuple[bytes, bytes]]] = {}
-        self.body: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: dict[int, int] = {}
-        self.terminated = None
-
-    def read_once(self, timeout: float) -> None:
-        import h2.events
-
-        self.client.sock.settimeout(timeout)
-        data = self.client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for event in self.client.conn.receive_data(data):
-            sid = getattr(event, "stream_id", None)
-            if isinstance(event, h2.events.ResponseReceived):
-                self.headers[sid] = list(event.headers)
-            elif isinstance(event, h2.events.DataReceived):
-                self.body.setdefault(sid, bytearray()).extend(event.data)
-                self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(sid)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset[sid] = event.error_code
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.terminated = event
-        self.client.flush()
-
-    def wait(self, condition, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "timed out waiting for the server"
-            assert self.terminated is None, f"GOAWAY: {self.terminated}"
-            self.read_once(remaining)
-
-    def response(self, sid: int, timeout: float = 20) -> tuple[int, bytes]:
-        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
-        assert sid not in self.reset, f"stream {sid} reset with {self.reset[sid]}"
-        return int(dict(self.headers[sid])[b":status"]), bytes(self.body.get(sid, b""))
-
-    def send_body(self, sid: int, payload, end_stream: bool = True, timeout: float = 20) -> None:
-        """Send ``payload`` within the flow-control windows, waiting for WINDOW_UPDATEs."""
-        conn = self.client.conn
-        view = memoryview(payload)
-        offset = 0
-        deadline = time.monotonic() + timeout
-        while offset < len(view):
-            n = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size,
-                    len(view) - offset)
-            if n <= 0:
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"stalled after {offset} bytes: no WINDOW_UPDATE"
-                self.read_once(remaining)
-                continue
-            last = end_stream and offset + n == len(view)
-            conn.send_data(sid, view[offset:offset + n].tobytes(), end_stream=last)
-            offset += n
-            self.client.flush()
-        if end_stream and not len(view):
-            conn.end_stream(sid)
-            self.client.flush()
 
 
 def start_request(client, path="/upload", method="POST", headers=()) -> int:
@@ -201,7 +133,7 @@ def test_request_body_sizes_via_h2_flow_controlled(serve, h2_client, size):
     payload = os.urandom(size)
     server = serve(CountingHandler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sid = start_request(client)
     reader.send_body(sid, payload)
     status, body = reader.response(sid)
@@ -230,7 +162,7 @@ def test_request_without_body_never_calls_on_data(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     status, body = reader.response(client.request("/"))
     assert (status, body) == (200, b"ok")
     assert calls == ["done"]
@@ -240,7 +172,7 @@ def test_several_uploads_in_parallel_on_one_connection(serve, h2_client):
     payloads = {i: os.urandom(200_000 + i * 1111) for i in range(4)}
     server = serve(CountingHandler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sids = {i: start_request(client, path=f"/up/{i}") for i in payloads}
     # Interleave the four bodies frame by frame.
     views = {i: memoryview(p) for i, p in payloads.items()}
@@ -297,7 +229,7 @@ def test_request_body_delivered_while_it_arrives(serve, h2_client):
 
     server = serve(Echo)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sid = start_request(client, path="/echo")
     echoed = 0
     for word in (b"first ", b"second ", b"third"):
@@ -341,7 +273,7 @@ def test_cookies_joined_and_header_order_kept(recording, h2_client):
     sid = client.request("/c", headers=[
         ("x-b", "2"), ("cookie", "a=1"), ("x-a", "1"), ("cookie", "b=2"), ("x-c", "3"),
         ("x-a", "again"), ("cookie", "c=3")])
-    assert Reader(client).response(sid) == (200, b"recorded")
+    assert StreamReader(client, timeout=20).response(sid) == (200, b"recorded")
     headers = handler.seen[0]["headers"]
     assert all(type(k) is bytes and type(v) is bytes for k, v in headers)
     cookies = [v for k, v in headers if k == b"cookie"]
@@ -355,7 +287,7 @@ def test_single_cookie_unchanged(recording, h2_client):
     handler, server = recording
     client = h2_client(server.port)
     sid = client.request("/", headers=[("cookie", "session=abc; theme=dark")])
-    Reader(client).response(sid)
+    StreamReader(client, timeout=20).response(sid)
     assert [v for k, v in handler.seen[0]["headers"] if k == b"cookie"] == \
         [b"session=abc; theme=dark"]
 
@@ -364,7 +296,7 @@ def test_pseudo_headers_become_attributes(recording, h2_client):
     handler, server = recording
     client = h2_client(server.port)
     sid = client.request("/path/x?q=%20&y=1", method="PUT", body=b"abc")
-    Reader(client).response(sid)
+    StreamReader(client, timeout=20).response(sid)
     seen = handler.seen[0]
     assert seen["method"] == b"PUT"
     assert seen["path"] == b"/path/x?q=%20&y=1"
@@ -383,7 +315,7 @@ def test_host_from_host_header_without_authority(recording, h2_client):
                                    ("host", "example.test:8443"), ("x-after", "1")],
                              end_stream=True)
     client.flush()
-    assert Reader(client).response(sid) == (200, b"recorded")
+    assert StreamReader(client, timeout=20).response(sid) == (200, b"recorded")
     seen = handler.seen[0]
     assert seen["host"] == b"example.test:8443"
     assert (b"host", b"example.test:8443") in seen["headers"]
@@ -393,7 +325,7 @@ def test_authority_wins_over_host_header(recording, h2_client):
     handler, server = recording
     client = h2_client(server.port)
     sid = client.request("/", headers=[("host", f"127.0.0.1:{server.port}")])
-    Reader(client).response(sid)
+    StreamReader(client, timeout=20).response(sid)
     assert handler.seen[0]["host"] == f"127.0.0.1:{server.port}".encode()
 
 
@@ -416,7 +348,7 @@ def test_request_headers_via_curl(recording, tmp_path):
 def test_headers_of_concurrent_requests_do_not_mix(recording, h2_client):
     handler, server = recording
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sids = [client.request(f"/r{i}", headers=[("x-index", str(i)), ("cookie", f"i={i}")])
             for i in range(10)]
     for sid in sids:
@@ -446,7 +378,7 @@ def test_headers_readable_when_first_read_after_the_stream_closed(serve, h2_clie
     server = serve(Handler)
     client = h2_client(server.port)
     sid = client.request("/later", headers=[("x-kept", "yes"), ("cookie", "a=1")])
-    assert Reader(client).response(sid) == (200, b"answered first")
+    assert StreamReader(client, timeout=20).response(sid) == (200, b"answered first")
     assert done.wait(5)
     method, path, headers = seen[0]
     assert (method, path) == (b"GET", b"/later")
@@ -468,7 +400,7 @@ def test_headers_readable_in_on_close(serve, h2_client):
     server = serve(Handler)
     client = h2_client(server.port)
     sid = client.request("/", headers=[("x-in-close", "1")])
-    Reader(client).response(sid)
+    StreamReader(client, timeout=20).response(sid)
     assert done.wait(5)
     assert seen == [[(b"x-in-close", b"1")]]
 
@@ -487,7 +419,7 @@ def test_request_trailers_end_the_request_once(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sid = start_request(client, headers=[("te", "trailers")])
     reader.send_body(sid, b"body before trailers", end_stream=False)
     client.conn.send_headers(sid, [("x-checksum", "abc")], end_stream=True)
@@ -506,7 +438,7 @@ def test_window_returned_when_handler_ignores_the_body(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client, timeout=20)
     sid = start_request(client)
     reader.send_body(sid, os.urandom(3 * MiB))
     assert reader.response(sid) == (200, b"ignored")

@@ -1,8 +1,8 @@
 """HTTP2Server lifecycle and API: binding, closing, signals, access log, ALPN/TLS policy,
 HTTP/1 clients, argument validation and SETTINGS_MAX_CONCURRENT_STREAMS.
 
-Peers are real clients (curl, h2load, Python ssl sockets) or a small raw-frame
-client built on ``hyperframe``/``hpack``, used where ``h2`` would refuse to send
+Peers are real clients (curl, h2load, Python ssl sockets) or the small raw-frame
+client of rawh2.py (``hyperframe``/``hpack``), used where ``h2`` would refuse to send
 what the test needs or cannot read what the server legitimately sends (``h2``
 treats any frame after a GOAWAY as a protocol error).
 """
@@ -16,7 +16,6 @@ import select
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import textwrap
@@ -28,139 +27,10 @@ import pytest
 
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, HTTP2Server, ServerSettings
 
-from conftest import ROOT, H2Connection, run_peer
+from conftest import ROOT, H2Connection, run_peer, wait_for
+from rawh2 import NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, body_of, ended, frames_of, status_of
 
 BODY = b"hello, world\n"
-
-# -- a raw HTTP/2 client -----------------------------------------------------------
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM = 0x0, 0x1, 0x7
-
-
-def frame(type_: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((type_, flags)) \
-        + struct.pack(">I", stream_id) + payload
-
-
-class RawH2:
-    """A client that writes frames byte by byte and reads them with hyperframe.
-
-    Received frames are ``hyperframe`` objects; HEADERS frames get ``.fields``
-    (decoded with ``hpack``). Server SETTINGS are acknowledged at once unless
-    ``ack_settings`` is false.
-    """
-
-    def __init__(self, port: int, settings: bytes = b"", ack_settings: bool = True) -> None:
-        import hpack
-
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.encoder = hpack.Encoder()
-        self.decoder = hpack.Decoder()
-        self.buffer = b""
-        self.eof = False
-        self.authority = f"127.0.0.1:{port}".encode()
-        self.ack_settings = ack_settings
-        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, settings))
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def headers_frame(self, stream_id: int, path: str = "/", method: str = "GET",
-                      extra=(), end_stream: bool = True) -> bytes:
-        block = self.encoder.encode([
-            (b":method", method.encode()), (b":scheme", b"http"),
-            (b":authority", self.authority), (b":path", path.encode()), *extra])
-        return frame(HEADERS, END_HEADERS | (END_STREAM if end_stream else 0), stream_id, block)
-
-    def request(self, stream_id: int, path: str = "/", **kwargs) -> None:
-        self.send(self.headers_frame(stream_id, path, **kwargs))
-
-    def read_frame(self, deadline: float):
-        from hyperframe.frame import Frame, HeadersFrame, PingFrame, SettingsFrame
-
-        while True:
-            if len(self.buffer) >= 9:
-                length = int.from_bytes(self.buffer[:3], "big")
-                if len(self.buffer) >= 9 + length:
-                    header, body = self.buffer[:9], self.buffer[9:9 + length]
-                    self.buffer = self.buffer[9 + length:]
-                    received, _ = Frame.parse_frame_header(memoryview(header))
-                    received.parse_body(memoryview(body))
-                    if isinstance(received, HeadersFrame):
-                        received.fields = self.decoder.decode(bytes(received.data), raw=True)
-                    elif (isinstance(received, SettingsFrame) and "ACK" not in received.flags
-                          and self.ack_settings):
-                        self.send(frame(SETTINGS, ACK, 0))
-                    elif isinstance(received, PingFrame) and "ACK" not in received.flags:
-                        self.send(frame(PING, ACK, 0, bytes(received.opaque_data)))
-                    return received
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no frame from the server in time")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                self.eof = True
-                return None
-            self.buffer += data
-
-    def frames_until(self, predicate, timeout: float = 10) -> list:
-        """Frames read until one matches ``predicate`` or the server closes."""
-        deadline = time.monotonic() + timeout
-        seen = []
-        while True:
-            received = self.read_frame(deadline)
-            if received is None:
-                return seen
-            seen.append(received)
-            if predicate(received):
-                return seen
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def frames_of(frames, type_name: str, stream_id: int | None = None) -> list:
-    return [f for f in frames if type(f).__name__ == type_name
-            and (stream_id is None or f.stream_id == stream_id)]
-
-
-def status_of(frames, stream_id: int) -> bytes | None:
-    for f in frames_of(frames, "HeadersFrame", stream_id):
-        return dict(f.fields).get(b":status")
-    return None
-
-
-def body_of(frames, stream_id: int) -> bytes:
-    return b"".join(bytes(f.data) for f in frames_of(frames, "DataFrame", stream_id))
-
-
-def ended(stream_id: int):
-    def predicate(f) -> bool:
-        return (f.stream_id == stream_id and "END_STREAM" in f.flags
-                and type(f).__name__ in ("DataFrame", "HeadersFrame"))
-    return predicate
-
-
-@pytest.fixture
-def raw_client():
-    opened: list[RawH2] = []
-
-    def connect(port: int, **kwargs) -> RawH2:
-        client = RawH2(port, **kwargs)
-        opened.append(client)
-        return client
-
-    yield connect
-    for client in opened:
-        client.close()
-
 
 # -- handlers ----------------------------------------------------------------------
 
@@ -213,15 +83,6 @@ class DeferredBodyHandler(BaseRequestHandler):
     def finish(self):
         self.ready = True
         self.resume()
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 async def async_wait_for(predicate, timeout: float = 5.0) -> bool:

@@ -19,7 +19,7 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import ROOT, H2Connection, run_peer
+from conftest import ROOT, H2Connection, run_peer, wait_for
 from nghttp2py import DATA_EOF, BaseRequestHandler
 
 INTERNAL_ERROR, CANCEL = 0x2, 0x8
@@ -30,43 +30,17 @@ GIB = 1 << 30
 def collect(client: H2Connection, stream_id: int, timeout: float = 10) -> dict:
     """Everything about one response (status, headers, body, trailers, reset code),
     read with flow control: every DATA byte is acknowledged as it arrives."""
-    deadline = time.monotonic() + timeout
-    result = {"status": None, "headers": {}, "body": b"", "trailers": None, "reset": None}
-    done = False
-    while not done:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"stream {stream_id} did not end"
-        client.sock.settimeout(remaining)
-        data = client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for e in client.conn.receive_data(data):
-            if isinstance(e, h2.events.DataReceived):
-                client.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
-            if getattr(e, "stream_id", None) != stream_id:
-                continue
-            if isinstance(e, h2.events.ResponseReceived):
-                result["headers"] = {k.decode(): v.decode() for k, v in e.headers}
-                result["status"] = result["headers"][":status"]
-            elif isinstance(e, h2.events.DataReceived):
-                result["body"] += e.data
-            elif isinstance(e, h2.events.TrailersReceived):
-                result["trailers"] = [(k.decode(), v.decode()) for k, v in e.headers]
-            elif isinstance(e, h2.events.StreamReset):
-                result["reset"] = e.error_code
-                done = True
-            elif isinstance(e, h2.events.StreamEnded):
-                done = True
-        client.flush()
+    headers, body, events = client.response(stream_id, timeout)
+    result = {"status": headers.get(":status"), "headers": headers, "body": body,
+              "trailers": None, "reset": None}
+    for e in events:
+        if getattr(e, "stream_id", None) != stream_id:
+            continue
+        if isinstance(e, h2.events.TrailersReceived):
+            result["trailers"] = [(k.decode(), v.decode()) for k, v in e.headers]
+        elif isinstance(e, h2.events.StreamReset):
+            result["reset"] = e.error_code
     return result
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # -- async bodies ---------------------------------------------------------------------------

@@ -13,63 +13,10 @@ import time
 
 import pytest
 
-from conftest import run_peer
+from conftest import StreamReader, run_peer
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
 
 CANCEL = 8
-
-
-class Reader:
-    """Reads an h2 connection, acknowledging DATA, and keeps what each stream saw."""
-
-    def __init__(self, client, ack: bool = True) -> None:
-        self.client = client
-        self.ack = ack
-        self.events: list = []
-        self.headers: dict[int, dict[str, str]] = {}
-        self.body: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: dict[int, int] = {}
-        self.pushes: dict[int, object] = {}  # promised stream id -> PushedStreamReceived
-        self.terminated = None
-
-    def read_once(self, timeout: float) -> None:
-        import h2.events
-
-        self.client.sock.settimeout(timeout)
-        data = self.client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for event in self.client.conn.receive_data(data):
-            self.events.append(event)
-            sid = getattr(event, "stream_id", None)
-            if isinstance(event, h2.events.ResponseReceived):
-                self.headers[sid] = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                self.body.setdefault(sid, bytearray()).extend(event.data)
-                if self.ack:
-                    self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(sid)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset[sid] = event.error_code
-            elif isinstance(event, h2.events.PushedStreamReceived):
-                self.pushes[event.pushed_stream_id] = event
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.terminated = event
-        self.client.flush()
-
-    def wait(self, condition, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "timed out waiting for the server"
-            assert self.terminated is None, f"the server sent GOAWAY: {self.terminated}"
-            self.read_once(remaining)
-
-    def response(self, sid: int, timeout: float = 10) -> tuple[int, bytes]:
-        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
-        assert sid not in self.reset, f"stream {sid} was reset with {self.reset[sid]}"
-        return int(self.headers[sid][":status"]), bytes(self.body.get(sid, b""))
 
 
 class Closes:
@@ -113,7 +60,7 @@ def test_on_close_zero_after_normal_completion_and_hook_order(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     get = client.request("/")
     assert reader.response(get) == (200, b"x" * 50_000)
     post = client.request("/", method="POST", body=b"payload")
@@ -136,7 +83,7 @@ def test_on_close_zero_for_head_and_204(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     head = client.request("/", method="HEAD")
     none = client.request("/none")
     assert reader.response(head) == (200, b"")
@@ -164,7 +111,7 @@ def test_client_reset_mid_response_calls_on_close_with_its_code(serve, h2_client
     server = serve(Handler)
     # A small window: the server's body stalls after 1000 bytes.
     client = h2_client(server.port, window=1000)
-    reader = Reader(client, ack=False)
+    reader = StreamReader(client, ack=False)
     sid = client.request("/big")
     reader.wait(lambda: len(reader.body.get(sid, b"")) >= 1000)
     time.sleep(0.05)
@@ -230,7 +177,7 @@ def test_reset_before_response_then_late_send_response_is_harmless(serve, h2_cli
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/slow")
     time.sleep(0.02)
     client.conn.reset_stream(sid, error_code=CANCEL)
@@ -270,7 +217,7 @@ def test_reset_while_deferred_then_resume_is_harmless(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/deferred")
     reader.wait(lambda: sid in reader.headers)
     client.conn.reset_stream(sid, error_code=CANCEL)
@@ -296,7 +243,7 @@ def test_connection_drop_mid_response_closes_open_streams(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port, window=500)
-    reader = Reader(client, ack=False)
+    reader = StreamReader(client, ack=False)
     sids = [client.request(f"/{i}") for i in range(3)]
     reader.wait(lambda: all(len(reader.body.get(s, b"")) >= 500 for s in sids))
     client.sock.close()
@@ -328,7 +275,7 @@ def test_push_disabled_by_client_returns_false(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port, enable_push=False)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/")
     assert reader.response(sid) == (200, b"<html>main</html>")
     assert Handler.results == [False, False]
@@ -345,7 +292,7 @@ def test_push_enabled_delivers_promise_and_pushed_response(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/")
     assert reader.response(sid) == (200, b"<html>main</html>")
     reader.wait(lambda: len(reader.pushes) == 2 and all(
@@ -394,7 +341,7 @@ def test_push_head_and_on_close_of_parent(serve, h2_client):
 
     server = serve(Handler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sid = client.request("/")
     assert reader.response(sid) == (200, b"parent")
     reader.wait(lambda: reader.pushes and all(p in reader.ended for p in reader.pushes))
@@ -441,7 +388,7 @@ class ManyHandler(BaseRequestHandler):
 def test_50_parallel_streams_on_one_connection(serve, h2_client):
     server = serve(ManyHandler)
     client = h2_client(server.port)
-    reader = Reader(client)
+    reader = StreamReader(client)
     sids = {}
     for i in range(50):
         sids[i] = client.request(f"/{i}")
