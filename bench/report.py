@@ -92,51 +92,49 @@ def _ok(outcomes: list[Outcome], name: str) -> Outcome | None:
     return next((o for o in outcomes if o.server == name and o.status == "ok"), None)
 
 
-def _beats_python_peers(results: list[tuple[Scenario, Case, list[Outcome]]], field_name: str,
-                        kinds: tuple[str, ...]) -> bool | None:
-    """True if nghttp2py beats every measured Python peer on field in every case of kinds."""
-    verdicts = []
-    for scenario, _case, outcomes in results:
-        ours = _ok(outcomes, REFERENCE)
-        if scenario.kind not in kinds or ours is None:
-            continue
-        higher = scenario.higher_is_better if field_name == "value" else False
-        for name in PYTHON_PEERS:
-            peer = _ok(outcomes, name)
-            if peer is None or getattr(peer, field_name) is None:
-                continue
-            a, b = getattr(ours, field_name), getattr(peer, field_name)
-            verdicts.append(a > b if higher else a < b)
-    return all(verdicts) if verdicts else None
+UVLOOP = REFERENCE + "-uvloop"
 
 
-def _vs_nghttpd(results: list[tuple[Scenario, Case, list[Outcome]]], key: str,
-                share: float) -> bool | None:
-    """True if nghttp2py reaches share x nghttpd's value in case key."""
-    for _scenario, case, outcomes in results:
-        ours, ceiling = _ok(outcomes, REFERENCE), _ok(outcomes, "nghttpd")
-        if case.key == key and ours and ceiling and ours.value and ceiling.value:
-            return ours.value >= share * ceiling.value
-    return None
+def _case(results: list[tuple[Scenario, Case, list[Outcome]]], key: str) -> list[Outcome]:
+    return next((outcomes for _s, case, outcomes in results if case.key == key), [])
+
+
+def _compare(results: list[tuple[Scenario, Case, list[Outcome]]], key: str, ours: str,
+             theirs: str, field_name: str, check) -> bool | None:
+    """check(our value, their value) for one case, or None if either was not measured."""
+    outcomes = _case(results, key)
+    a, b = _ok(outcomes, ours), _ok(outcomes, theirs)
+    if a is None or b is None or getattr(a, field_name) is None or getattr(b, field_name) is None:
+        return None
+    return check(getattr(a, field_name), getattr(b, field_name))
 
 
 def targets(results: list[tuple[Scenario, Case, list[Outcome]]]) -> list[tuple[str, bool | None]]:
     """The issue's targets, each with its verdict from these results (None: not measured)."""
-    measured = [o for _s, _c, outcomes in results for o in outcomes]
-    return [
-        ("every peer runs every scenario it supports (n/a only with a stated reason)",
-         all(o.status != "failed" for o in measured) if measured else None),
-        ("nghttp2py has higher throughput than every Python peer in scenarios 1-5",
-         _beats_python_peers(results, "value", ("load", "churn"))),
-        ("nghttp2py uses less server CPU per request than every Python peer in scenarios 1-6",
-         _beats_python_peers(results, "cpu_us", ("load", "churn", "rate"))),
-        ("nghttp2py has lower p99 latency at the fixed rate than every Python peer (scenario 6)",
-         _beats_python_peers(results, "value", ("rate",))),
-        ("nghttp2py uses less memory per idle connection than every Python peer (scenario 7)",
-         _beats_python_peers(results, "value", ("memory",))),
-        ("nghttp2py reaches at least half of nghttpd's req/s on tiny GET (1a)",
-         _vs_nghttpd(results, "1a", 0.5)),
+    verdicts = []
+    for server, loop in ((REFERENCE, "asyncio"), (UVLOOP, "uvloop")):
+        verdicts += [
+            (f"tiny GET h2c (1a), {loop}: req/s >= 5x Granian's",
+             _compare(results, "1a", server, "granian", "value", lambda a, b: a >= 5 * b)),
+            (f"tiny GET h2c (1a), {loop}: server CPU per request <= 1.5x nghttpd's",
+             _compare(results, "1a", server, "nghttpd", "cpu_us", lambda a, b: a <= 1.5 * b)),
+        ]
+    best_tls = max((o for o in (_ok(_case(results, "2"), REFERENCE),
+                                _ok(_case(results, "2"), UVLOOP)) if o), key=lambda o: o.value,
+                   default=None)
+    verdicts += [
+        ("tiny GET over TLS (2): req/s >= 3x Granian's",
+         _compare(results, "2", best_tls.server, "granian", "value", lambda a, b: a >= 3 * b)
+         if best_tls else None),
+        ("1 MiB responses (3): MB/s >= 0.7x nghttpd's",
+         _compare(results, "3", REFERENCE, "nghttpd", "value", lambda a, b: a >= 0.7 * b)),
+        ("idle connection (7): <= 16 KiB resident memory each",
+         (lambda o: o.value <= 16 if o and o.value is not None else None)(
+             _ok(_case(results, "7"), REFERENCE))),
+        ("p99 latency at the fixed rate (6): <= Granian's",
+         _compare(results, "6", REFERENCE, "granian", "value", lambda a, b: a <= b)),
     ]
+    return verdicts
 
 
 def benchmarks_section(results: list[tuple[Scenario, Case, list[Outcome]]], meta: dict,
