@@ -138,6 +138,11 @@ def measure_load(scenario: Scenario, case: Case, server: ServerProcess, port: in
         results.append(result)
         rounds.append({**result.summary(), "value": value, "cpu_s": cpu,
                        "cpu_us_per_req": cpu / max(result.done, 1) * 1e6})
+    return _median_outcome(rounds, results)
+
+
+def _median_outcome(rounds: list[dict], results: list) -> Outcome:
+    """The median value and CPU per request of the measured rounds."""
     return Outcome(server="", status="ok",
                    value=statistics.median(r["value"] for r in rounds),
                    cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
@@ -162,10 +167,7 @@ def measure_churn(scenario: Scenario, case: Case, server: ServerProcess, port: i
         rounds.append({"connections": done, "seconds": seconds, "value": done / seconds,
                        "cpu_s": cpu, "cpu_us_per_req": cpu / max(done, 1) * 1e6,
                        "command": command, "batches": batches})
-    return Outcome(server="", status="ok",
-                   value=statistics.median(r["value"] for r in rounds),
-                   cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
-                   note=_failures(results), rounds=rounds)
+    return _median_outcome(rounds, results)
 
 
 def measure_rate(scenario: Scenario, case: Case, server: ServerProcess, port: int,

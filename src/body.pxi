@@ -124,7 +124,7 @@ cdef class TextFileBody(ChunkedBody):
     cdef object file
 
     cdef int fill(self, size_t size) except -2:
-        cdef str text = self.file.read(max(size // 4, 1))
+        cdef str text = self.file.read(max(size // 4, <size_t>1))
         if text:
             self.pending = text.encode("utf-8")
         else:

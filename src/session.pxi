@@ -46,6 +46,40 @@ cdef bytes _HTTP1_REPLY = (
     b"connection: close\r\n\r\n" + _HTTP1_REPLY_BODY)
 
 
+# The callbacks and options every session is created with; nghttp2 copies both
+# into each session, so they are built once.
+cdef nghttp2_session_callbacks *_callbacks = NULL
+cdef nghttp2_option *_option = NULL
+
+
+cdef int _init_session_templates() except -1:
+    global _callbacks, _option
+    cdef nghttp2_session_callbacks *callbacks = NULL
+    cdef nghttp2_option *option = NULL
+    check(nghttp2_session_callbacks_new(&callbacks))
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers)
+    nghttp2_session_callbacks_set_on_header_callback2(callbacks, on_header)
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv)
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv)
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close)
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data)
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send)
+    nghttp2_session_callbacks_set_error_callback2(callbacks, on_error)
+    if nghttp2_option_new(&option) != 0:
+        nghttp2_session_callbacks_del(callbacks)
+        raise MemoryError()
+    # The window is given back as the application consumes request data.
+    nghttp2_option_set_no_auto_window_update(option, 1)
+    nghttp2_option_set_stream_reset_rate_limit(
+        option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
+    # RFC 9218 priorities (announced in SETTINGS), RFC 7540 for clients that
+    # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
+    nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
+    nghttp2_option_set_builtin_recv_extension_type(option, NGHTTP2_PRIORITY_UPDATE)
+    _callbacks, _option = callbacks, option
+    return 0
+
+
 cdef class Session:
     """The HTTP/2 server side of one connection (libnghttp2 session).
 
@@ -105,34 +139,10 @@ cdef class Session:
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
-        cdef nghttp2_session_callbacks *callbacks = NULL
-        cdef nghttp2_option *option = NULL
         cdef nghttp2_settings_entry entries[6]
-        cdef int rv
-        check(nghttp2_session_callbacks_new(&callbacks))
-        try:
-            nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers)
-            nghttp2_session_callbacks_set_on_header_callback2(callbacks, on_header)
-            nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv)
-            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv)
-            nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close)
-            nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data)
-            nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send)
-            nghttp2_session_callbacks_set_error_callback2(callbacks, on_error)
-            check(nghttp2_option_new(&option))
-            # The window is given back as the application consumes request data.
-            nghttp2_option_set_no_auto_window_update(option, 1)
-            nghttp2_option_set_stream_reset_rate_limit(
-                option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
-            # RFC 9218 priorities (announced below), RFC 7540 for clients that
-            # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
-            nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
-            nghttp2_option_set_builtin_recv_extension_type(option, NGHTTP2_PRIORITY_UPDATE)
-            check(nghttp2_session_server_new2(&self.session, callbacks, <void *>self, option))
-        finally:
-            nghttp2_session_callbacks_del(callbacks)
-            if option != NULL:
-                nghttp2_option_del(option)
+        if _callbacks == NULL:
+            _init_session_templates()
+        check(nghttp2_session_server_new2(&self.session, _callbacks, <void *>self, _option))
         entries[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         entries[0].value = settings["max_concurrent_streams"]
         entries[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
