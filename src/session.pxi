@@ -725,6 +725,11 @@ cdef class Session:
             handler.events.clear()
         if handler.body is not None:
             handler.body.close()
+            # A body often refers back to its handler (a closure over self):
+            # let go here so that no cycle outlives the stream.
+            handler.body = None
+        handler.trailer_block = None
+        handler.events = None
         if self.access_log:
             self._log_access(handler)
         if handler.callbacks & HAS_ON_CLOSE:
