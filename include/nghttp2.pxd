@@ -70,7 +70,6 @@ cdef extern from "nghttp2/nghttp2.h":
 
     const char *nghttp2_strerror(int lib_error_code)
     const char *nghttp2_http2_strerror(uint32_t error_code)
-    int nghttp2_is_fatal(int lib_error_code)
 
     ctypedef enum nghttp2_error_code:
         NGHTTP2_NO_ERROR
@@ -88,13 +87,11 @@ cdef extern from "nghttp2/nghttp2.h":
         NGHTTP2_INADEQUATE_SECURITY
         NGHTTP2_HTTP_1_1_REQUIRED
 
-    # reference-counted header buffers
+    # reference-counted header buffers (read only)
     ctypedef struct nghttp2_vec:
         uint8_t *base
         size_t len
 
-    void nghttp2_rcbuf_incref(nghttp2_rcbuf *rcbuf)
-    void nghttp2_rcbuf_decref(nghttp2_rcbuf *rcbuf)
     nghttp2_vec nghttp2_rcbuf_get_buf(nghttp2_rcbuf *rcbuf)
 
     # name/value pairs
@@ -225,9 +222,6 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef int (*nghttp2_on_frame_send_callback)(
         nghttp2_session *session, const nghttp2_frame *frame,
         void *user_data) noexcept
-    ctypedef int (*nghttp2_on_frame_not_send_callback)(
-        nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
-        void *user_data) noexcept
     ctypedef int (*nghttp2_on_stream_close_callback)(
         nghttp2_session *session, int32_t stream_id, uint32_t error_code,
         void *user_data) noexcept
@@ -237,9 +231,6 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef int (*nghttp2_on_header_callback2)(
         nghttp2_session *session, const nghttp2_frame *frame,
         nghttp2_rcbuf *name, nghttp2_rcbuf *value, uint8_t flags,
-        void *user_data) noexcept
-    ctypedef int (*nghttp2_on_invalid_frame_recv_callback)(
-        nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
         void *user_data) noexcept
     ctypedef int (*nghttp2_error_callback2)(
         nghttp2_session *session, int lib_error_code, const char *msg,
@@ -262,29 +253,18 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
         nghttp2_session_callbacks *cbs, nghttp2_on_data_chunk_recv_callback cb)
     void nghttp2_session_callbacks_set_on_frame_send_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_frame_send_callback cb)
-    void nghttp2_session_callbacks_set_on_frame_not_send_callback(
-        nghttp2_session_callbacks *cbs, nghttp2_on_frame_not_send_callback cb)
     void nghttp2_session_callbacks_set_on_stream_close_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_stream_close_callback cb)
     void nghttp2_session_callbacks_set_on_begin_headers_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_begin_headers_callback cb)
     void nghttp2_session_callbacks_set_on_header_callback2(
         nghttp2_session_callbacks *cbs, nghttp2_on_header_callback2 cb)
-    void nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
-        nghttp2_session_callbacks *cbs, nghttp2_on_invalid_frame_recv_callback cb)
     void nghttp2_session_callbacks_set_error_callback2(
         nghttp2_session_callbacks *cbs, nghttp2_error_callback2 cb)
 
     # options
     int nghttp2_option_new(nghttp2_option **option_ptr)
-    void nghttp2_option_del(nghttp2_option *option)
     void nghttp2_option_set_no_auto_window_update(nghttp2_option *option, int val)
-    void nghttp2_option_set_max_send_header_block_length(nghttp2_option *option,
-                                                         size_t val)
-    void nghttp2_option_set_max_deflate_dynamic_table_size(nghttp2_option *option,
-                                                           size_t val)
-    void nghttp2_option_set_max_outbound_ack(nghttp2_option *option, size_t val)
-    void nghttp2_option_set_max_settings(nghttp2_option *option, size_t val)
     void nghttp2_option_set_stream_reset_rate_limit(nghttp2_option *option,
                                                     uint64_t burst, uint64_t rate)
     void nghttp2_option_set_server_fallback_rfc7540_priorities(nghttp2_option *option,
@@ -312,21 +292,13 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                               int32_t window_size)
     uint32_t nghttp2_session_get_remote_settings(nghttp2_session *session,
                                                  nghttp2_settings_id id)
-    uint32_t nghttp2_session_get_local_settings(nghttp2_session *session,
-                                                nghttp2_settings_id id)
     int32_t nghttp2_session_get_last_proc_stream_id(nghttp2_session *session)
     int nghttp2_session_set_stream_user_data(nghttp2_session *session,
                                              int32_t stream_id, void *stream_user_data)
     void *nghttp2_session_get_stream_user_data(nghttp2_session *session,
                                                int32_t stream_id)
-    int32_t nghttp2_session_get_stream_remote_window_size(nghttp2_session *session,
-                                                          int32_t stream_id)
-    size_t nghttp2_session_get_outbound_queue_size(nghttp2_session *session)
     int nghttp2_session_terminate_session(nghttp2_session *session,
                                           uint32_t error_code)
-    int nghttp2_session_terminate_session2(nghttp2_session *session,
-                                           int32_t last_stream_id,
-                                           uint32_t error_code)
 
     # submissions
     int nghttp2_submit_settings(nghttp2_session *session, uint8_t flags,
@@ -366,9 +338,6 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     size_t nghttp2_hd_deflate_get_num_table_entries(nghttp2_hd_deflater *deflater)
     const nghttp2_nv *nghttp2_hd_deflate_get_table_entry(
         nghttp2_hd_deflater *deflater, size_t idx)
-    size_t nghttp2_hd_deflate_get_dynamic_table_size(nghttp2_hd_deflater *deflater)
-    size_t nghttp2_hd_deflate_get_max_dynamic_table_size(
-        nghttp2_hd_deflater *deflater)
 
     ctypedef enum nghttp2_hd_inflate_flag:
         NGHTTP2_HD_INFLATE_NONE
