@@ -75,6 +75,7 @@ class HTTP2Server:
         self._connections: set[ServerConnection] = set()
         self._read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
         self._closing = False
+        self._abort_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -111,7 +112,7 @@ class HTTP2Server:
         for connection in list(self._connections):
             connection.shutdown()
         assert self.loop is not None
-        self.loop.call_later(self.shutdown_timeout, self.abort)
+        self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
         self._check_closed()
 
     def abort(self) -> None:
@@ -198,6 +199,8 @@ class HTTP2Server:
     def _check_closed(self) -> None:
         if self._closing and not self._connections and self._closed is not None:
             self._closed.set()
+            if self._abort_timer is not None:
+                self._abort_timer.cancel()
 
 
 def _loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventLoop] | None:
