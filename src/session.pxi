@@ -111,6 +111,8 @@ cdef class Session:
     cdef readonly double last_activity
     cdef readonly bint shutting_down
     cdef readonly bint ping_outstanding
+    cdef bint shutdown_ping_acked
+    cdef bint final_goaway_sent
     cdef uint8_t *output
     cdef size_t output_length
     cdef size_t output_capacity
@@ -193,6 +195,9 @@ cdef class Session:
         if rv < 0:
             self._fail_session(rv)
             return
+        if self.shutdown_ping_acked:
+            self.shutdown_ping_acked = False
+            self.finish_shutdown()
         self.flush()
 
     def start(self):
@@ -236,10 +241,11 @@ cdef class Session:
         self.flush()
 
     def finish_shutdown(self):
-        """The final GOAWAY of a graceful shutdown."""
-        if self.session == NULL:
+        """The final GOAWAY of a graceful shutdown (sent once)."""
+        if self.session == NULL or self.final_goaway_sent:
             return
         self.shutting_down = True
+        self.final_goaway_sent = True
         nghttp2_submit_goaway(
             self.session, NGHTTP2_FLAG_NONE,
             nghttp2_session_get_last_proc_stream_id(self.session), NGHTTP2_NO_ERROR, NULL, 0)
@@ -627,8 +633,9 @@ cdef class Session:
                 self.preface_received = True
         elif frame_type == NGHTTP2_PING and frame.hd.flags & NGHTTP2_FLAG_ACK:
             self.ping_outstanding = False
-            if self.shutting_down:
-                self.finish_shutdown()
+            # The final GOAWAY goes out once this read is processed (feed), so
+            # that it names every stream the read opened; never from in here.
+            self.shutdown_ping_acked = self.shutting_down
 
     cdef void _take_reset_token(self) noexcept:
         cdef double now = monotonic()

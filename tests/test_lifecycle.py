@@ -141,6 +141,35 @@ def test_final_goaway_follows_the_ping_ack_at_once(raw_client):
     assert status_of(box["frames"], 1) == b"200"
 
 
+def test_request_sent_with_the_ping_ack_is_served_and_named(raw_client):
+    """The final GOAWAY is decided after the whole read with the PING ACK is
+    processed: a request that came in the same packet is served, and the GOAWAY
+    names it, so the client never sees an answered stream called unprocessed."""
+    from rawh2 import ACK, PING, frame
+
+    async def main(server, loop, box):
+        client = raw_client(server.port, ack_pings=False)
+        client.request(1, "/late/0.3")
+        await asyncio.sleep(0.1)
+        server.close()
+        frames = await loop.run_in_executor(
+            None, client.frames_until, lambda f: type(f).__name__ == "PingFrame", 5)
+        ping = frames_of(frames, "PingFrame")[-1]
+        client.send(frame(PING, ACK, 0, bytes(ping.opaque_data))
+                    + client.headers_frame(3, "/late/0"))
+        frames += await loop.run_in_executor(
+            None, client.frames_until, lambda f: f.stream_id == 1 and "END_STREAM" in f.flags, 5)
+        box["frames"] = frames
+        await asyncio.wait_for(server.wait_closed(), 5)
+
+    box = run_server(LateHandler, main, timeouts=Timeouts(shutdown_ping=5.0))
+    notice, final = goaways(box["frames"])
+    assert notice.last_stream_id == NOTICE_LAST_STREAM
+    assert (final.last_stream_id, final.error_code) == (3, NO_ERROR)
+    assert status_of(box["frames"], 3) == b"200"
+    assert status_of(box["frames"], 1) == b"200"
+
+
 def test_idle_connection_gets_the_final_goaway_at_once(raw_client):
     async def main(server, loop, box):
         client = raw_client(server.port)
