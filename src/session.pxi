@@ -525,10 +525,6 @@ cdef class Session:
         cdef int32_t stream_id = frame.hd.stream_id
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0
-        if not nghttp2_session_want_read(self.session):
-            # A terminating GOAWAY is queued (e.g. a reset flood): the request
-            # is not processed, as that GOAWAY tells the client.
-            return 0
         try:
             if self.handler_callbacks & HAS_CONSTRUCTOR:
                 handler = self.handler_class(self, stream_id)
@@ -644,7 +640,9 @@ cdef class Session:
         self.reset_stamp = now
         if self.reset_tokens >= 1:
             self.reset_tokens -= 1
-        elif nghttp2_session_want_read(self.session):
+        else:
+            # Queues GOAWAY and makes nghttp2 ignore every new stream from here
+            # on, the rest of this read included (no handler runs for them).
             nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
 
     cdef int data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
