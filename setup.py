@@ -95,14 +95,14 @@ if DEBUG:
 extension = Extension(
     "nghttp2py._nghttp2",
     sources=["src/_nghttp2.pyx"],
-    depends=sorted(glob.glob("src/*.pxi") + glob.glob("include/*.pxd")),
+    depends=sorted(glob.glob("src/*.pxi") + glob.glob("nghttp2py/*.pxd") + glob.glob("include/*.pxd")),
     **flags,
 )
 
 try:
     ext_modules = cythonize(
         [extension],
-        include_path=["include", "src"],
+        include_path=["include", "src", "."],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

@@ -18,7 +18,7 @@ DATA_EOF: int
 DATA_DEFERRED: int
 
 class BaseRequestHandler:
-    """Handles one HTTP/2 request stream; subclass it and override the ``on_*`` hooks."""
+    """Handles one request stream; subclass it and override the ``on_*`` hooks."""
 
     stream_id: int
     client_address: Any
@@ -29,9 +29,11 @@ class BaseRequestHandler:
     path: bytes | None
     headers: list[tuple[bytes, bytes]]
     trailers: list[tuple[bytes, bytes]] | None
-    def __init__(self, http2: Session, stream_id: int) -> None: ...
+    def __init__(self, http2: HTTPProtocol, stream_id: int) -> None: ...
     @property
-    def http2(self) -> Session: ...
+    def http2(self) -> HTTPProtocol: ...
+    @property
+    def http_version(self) -> str | None: ...
     # Each hook may also be a coroutine function (async def).
     def on_headers(self) -> Any: ...
     def on_data(self, data: bytes) -> Any: ...
@@ -48,13 +50,28 @@ class BaseRequestHandler:
     @property
     def reading_paused(self) -> bool: ...
 
-class Session:
+class HTTPProtocol:
+    """The protocol side of one connection, as its request handlers see it."""
+
+    def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
+                 *, max_header_list_size: int, client_address: Any = None,
+                 client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
+                 access_log: bool = False, push_early_hints: bool = True,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    @property
+    def open_streams(self) -> int: ...
+    @property
+    def client_address(self) -> Any: ...
+    @property
+    def push_early_hints(self) -> bool: ...
+
+class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
                  settings: Mapping[str, int], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
-                 access_log: bool = False, push_early_hints: bool = False,
+                 access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
     def feed(self, data: Any, length: int) -> None: ...
     def start(self) -> None: ...
@@ -66,10 +83,6 @@ class Session:
     def finish_shutdown(self) -> None: ...
     def ping(self) -> None: ...
     def connection_lost(self) -> None: ...
-    @property
-    def open_streams(self) -> int: ...
-    client_address: Any
-    push_early_hints: bool
     preface_received: bool
     settings_acked: bool
     last_activity: float

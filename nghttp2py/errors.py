@@ -7,7 +7,10 @@ in the caller before anything is sent.
 """
 from __future__ import annotations
 
+from enum import IntEnum
+
 __all__ = [
+    "ErrorCode",
     "HTTP2Error",
     "NGHTTP2Error",
     "ProtocolError",
@@ -18,6 +21,29 @@ __all__ = [
     "ResponseStateError",
     "error_class_for",
 ]
+
+
+class ErrorCode(IntEnum):
+    """The HTTP/2 error codes (RFC 9113 section 7), as RST_STREAM and GOAWAY carry them.
+
+    ``BaseRequestHandler.on_close`` receives one of these (``NO_ERROR`` on a
+    clean close); being an ``IntEnum``, each compares equal to its number.
+    """
+
+    NO_ERROR = 0x0
+    PROTOCOL_ERROR = 0x1
+    INTERNAL_ERROR = 0x2
+    FLOW_CONTROL_ERROR = 0x3
+    SETTINGS_TIMEOUT = 0x4
+    STREAM_CLOSED = 0x5
+    FRAME_SIZE_ERROR = 0x6
+    REFUSED_STREAM = 0x7
+    CANCEL = 0x8
+    COMPRESSION_ERROR = 0x9
+    CONNECT_ERROR = 0xA
+    ENHANCE_YOUR_CALM = 0xB
+    INADEQUATE_SECURITY = 0xC
+    HTTP_1_1_REQUIRED = 0xD
 
 
 class HTTP2Error(Exception):

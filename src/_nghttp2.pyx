@@ -1,23 +1,23 @@
 # cython: language_level=3
-"""The nghttp2py engine: libnghttp2 sessions, request handlers and HPACK codecs."""
+"""The nghttp2py engine: protocols over libnghttp2, request handlers and HPACK codecs.
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+The classes, their C-level interface and the constants are declared in
+nghttp2py/_nghttp2.pxd, with every cimport; each .pxi below holds one piece.
+"""
 
-from nghttp2 cimport *
+cimport cython  # for @cython.freelist (a decorator needs it in this file)
 
-cdef class Session
-cdef class BaseRequestHandler
-
-include "errors.pxi"
-include "headers.pxi"
-include "body.pxi"
-include "handler.pxi"
-include "session.pxi"
-include "hpack.pxi"
+include "errors.pxi"      # libnghttp2 error codes -> nghttp2py.errors exceptions
+include "headers.pxi"     # header blocks handed to libnghttp2, validation
+include "body.pxi"        # response bodies, pulled as the peer's window allows
+include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
+include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "http2.pxi"       # Session: HTTP/2 over libnghttp2
+include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
-    "BaseRequestHandler", "Session", "HDDeflater", "HDInflater", "HDTableEntry",
-    "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
+    "BaseRequestHandler", "HTTPProtocol", "Session", "HDDeflater", "HDInflater",
+    "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]

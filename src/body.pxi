@@ -1,10 +1,6 @@
 # Response bodies: one BodySource per response, pulled by nghttp2's data
 # source read callback while it frames DATA.
 
-from libc.string cimport memcpy
-from cpython.buffer cimport PyBUF_WRITE
-from cpython.memoryview cimport PyMemoryView_FromMemory
-
 import io as _io
 from asyncio import ensure_future as _ensure_future
 
@@ -13,15 +9,8 @@ DATA_OK = 0
 DATA_EOF = 1
 DATA_DEFERRED = 2
 
-# Chunks at least this large skip nghttp2's frame buffer: the send-data
-# callback copies them once, straight into the connection's output.
-cdef enum:
-    NO_COPY_THRESHOLD = 4096
-
-
 cdef class BodySource:
     """A response body; ``length`` is -1 when not known in advance."""
-    cdef Py_ssize_t length
 
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
         flags[0] |= NGHTTP2_DATA_FLAG_EOF
@@ -36,8 +25,7 @@ cdef class BodySource:
 
 
 cdef class BytesBody(BodySource):
-    cdef bytes data
-    cdef Py_ssize_t offset
+    """A bytes object; chunks of NO_COPY_THRESHOLD and more go out without nghttp2's copy."""
 
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
         cdef Py_ssize_t remaining = self.length - self.offset
@@ -59,8 +47,6 @@ cdef class BytesBody(BodySource):
 
 cdef class FileBody(BodySource):
     """A binary file object read straight into nghttp2's frame buffer."""
-    cdef object file
-    cdef object readinto
 
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
         cdef Py_ssize_t n
@@ -87,9 +73,6 @@ cdef class FileBody(BodySource):
 
 cdef class ChunkedBody(BodySource):
     """A body produced in chunks of any size; what does not fit waits in ``pending``."""
-    cdef bytes pending
-    cdef Py_ssize_t offset
-    cdef bint eof
 
     cdef int fill(self, size_t size) except -2:
         """Set ``pending`` and/or ``eof``; or return NGHTTP2_ERR_DEFERRED."""
@@ -121,7 +104,6 @@ cdef class ChunkedBody(BodySource):
 
 cdef class TextFileBody(ChunkedBody):
     """A text file object, sent as UTF-8."""
-    cdef object file
 
     cdef int fill(self, size_t size) except -2:
         cdef str text = self.file.read(max(size // 4, <size_t>1))
@@ -141,8 +123,6 @@ cdef class GeneratorBody(ChunkedBody):
     ``(b"", DATA_OK)`` counts as ``DATA_DEFERRED``: the body waits for
     ``resume()`` rather than spin on empty frames.
     """
-    cdef object generator
-    cdef bint deferred
 
     cdef int fill(self, size_t size) except -2:
         if self.deferred:
@@ -164,9 +144,6 @@ cdef class GeneratorBody(ChunkedBody):
 
 cdef class AsyncIterBody(ChunkedBody):
     """An async iterable of bytes; each chunk is awaited as the window allows."""
-    cdef object iterator
-    cdef object waiting
-    cdef BaseRequestHandler handler
 
     cdef int fill(self, size_t size) except -2:
         if self.waiting is None:
@@ -179,17 +156,20 @@ cdef class AsyncIterBody(ChunkedBody):
         if future is not self.waiting:
             return  # closed meanwhile
         self.waiting = None
-        exception = future.exception()
+        cdef BaseRequestHandler handler = self.handler
+        exception = _task_failure(future)
         if isinstance(exception, StopAsyncIteration):
             self.eof = True
         elif exception is not None:
-            self.handler.session.body_failed(self.handler, exception)
+            # A cancelled chunk counts as a failure too: the stream is reset.
+            handler.fail("body", exception)
+            handler.protocol.after_app_work()
             return
         else:
             chunk = future.result()
             if chunk:
                 self.pending = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-        self.handler.session.resume_data(self.handler.stream_id)
+        handler.protocol.resume_body(handler)
 
     cdef void close(self) noexcept:
         waiting, self.waiting = self.waiting, None
@@ -199,10 +179,14 @@ cdef class AsyncIterBody(ChunkedBody):
 
 
 cdef void _close_quietly(object file) noexcept:
+    """Close a body's file; the response is over either way, so a failure is only logged."""
     try:
         file.close()
-    except BaseException:
-        pass
+    except BaseException as exc:
+        try:
+            _logger.warning("closing the response body %r failed: %r", file, exc)
+        except BaseException:
+            pass  # logging itself failed: nothing left to tell anyone
 
 
 cdef BodySource body_source(object body):

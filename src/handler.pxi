@@ -1,38 +1,15 @@
-# BaseRequestHandler: one object per stream, the application's view of a request.
+# BaseRequestHandler: one object per request stream, the application's side of
+# the stream interface. Its protocol tells it what arrived (attach, add_header,
+# headers_received, data_received, request_received, closed); it runs the
+# application's hooks in order, async ones included, and asks its protocol to
+# send (submit_response, submit_info, submit_push, consume, resume_body).
 
-from libc.stdlib cimport realloc
-from libc.stdint cimport uint32_t
-
+from asyncio import CancelledError as _CancelledError
 from asyncio import iscoroutine as _iscoroutine
 from collections import deque as _deque
 
+from nghttp2py.errors import ErrorCode as _ErrorCode
 from nghttp2py.errors import ResponseStateError
-
-# Handler state bits.
-cdef enum:
-    RESPONSE_STARTED = 1
-    STREAM_CLOSED = 2
-    HANDLER_FAILED = 4
-    PUSHED = 8
-    HEADERS_TOO_LARGE = 16
-    REQUEST_DONE = 32
-    READING_PAUSED = 64
-    EXPECT_CONTINUE = 128
-
-# Which application callbacks a handler class overrides; the rest are skipped.
-cdef enum:
-    HAS_ON_HEADERS = 1
-    HAS_ON_DATA = 2
-    HAS_ON_REQUEST_DONE = 4
-    HAS_ON_CLOSE = 8
-    # __init__ or __new__ overridden: create the handler by calling the class.
-    HAS_CONSTRUCTOR = 16
-
-# Request events, in the order a stream delivers them to its handler.
-cdef enum:
-    EVENT_HEADERS = 0
-    EVENT_DATA = 1
-    EVENT_DONE = 2
 
 cdef tuple _HOOK_NAMES = ("on_headers", "on_data", "on_request_done")
 
@@ -74,50 +51,33 @@ cdef bytes preload_link(bytes path):
     return link
 
 
-cdef class BaseRequestHandler:
-    """Handles one HTTP/2 request stream; subclass it and override the ``on_*`` hooks.
+cdef object _task_failure(object task):
+    """The exception a finished hook or body task ended with; a cancellation counts."""
+    if task.cancelled():
+        return _CancelledError("the task was cancelled")
+    return task.exception()
 
-    The server creates one instance per request when its HEADERS arrive. The
-    request attributes are ``bytes`` (``method``, ``path``, ``scheme``, ``host``)
-    and ``headers`` is a list of ``(name, value)`` byte pairs with the cookies
-    joined. Respond with :meth:`send_response`; push with :meth:`push` first.
+
+cdef class BaseRequestHandler:
+    """Handles one request stream; subclass it and override the ``on_*`` hooks.
+
+    The server creates one instance per request when its header block
+    arrives. The request attributes are ``bytes`` (``method``, ``path``,
+    ``scheme``, ``host``) and ``headers`` is a list of ``(name, value)`` byte
+    pairs with the cookies joined. Respond with :meth:`send_response`; push
+    with :meth:`push` first.
 
     Each hook may be a coroutine function (``async def``): it then runs as a
     task, the stream's next hook waits for it, request data is not
     acknowledged to the client until ``on_data`` has finished with it, and
-    the task is cancelled if the stream closes first.
+    the task is cancelled if the stream closes first. A hook that raises, or
+    whose task is cancelled, fails the stream: ``500`` if no response was
+    started, else ``RST_STREAM`` (``INTERNAL_ERROR``, or ``CANCEL`` for a
+    cancellation), and one log line.
     """
-    cdef Session session
-    cdef readonly int stream_id
-    cdef public object client_address
-    cdef public object client_certificate
-    cdef public bytes scheme
-    cdef public bytes method
-    cdef public bytes host
-    cdef public bytes path
-    cdef public object trailers
-    cdef object _headers
-    # Request header fields as received, copied back to back as
-    # [name length][value length][name][value] until `headers` is first read.
-    cdef char *raw_headers
-    cdef size_t raw_length
-    cdef size_t raw_capacity
-    cdef size_t header_list_size
-    cdef BodySource body
-    cdef HeaderBlock trailer_block
-    cdef list early_hints
-    cdef int status
-    cdef int callbacks
-    cdef int state
-    cdef Py_ssize_t body_bytes_sent
-    # An async hook running, and the events waiting for it (or for resume_reading).
-    cdef object task
-    cdef int task_event
-    cdef Py_ssize_t task_bytes
-    cdef object events
 
     def __init__(self, http2, int stream_id):
-        self.session = http2
+        self.protocol = http2
         self.stream_id = stream_id
 
     def __dealloc__(self):
@@ -125,8 +85,13 @@ cdef class BaseRequestHandler:
 
     @property
     def http2(self):
-        """The connection's session."""
-        return self.session
+        """The connection's protocol object (the name the old binding used)."""
+        return self.protocol
+
+    @property
+    def http_version(self):
+        """The protocol carrying this request: ``"2"`` (HTTP/2)."""
+        return self.protocol.http_version if self.protocol is not None else None
 
     @property
     def headers(self):
@@ -149,7 +114,8 @@ cdef class BaseRequestHandler:
         """Called when the whole request (headers, body, trailers) has arrived."""
 
     def on_close(self, error_code):
-        """Called when the stream closes; ``error_code`` is 0 on a clean close."""
+        """Called when the stream closes; ``error_code`` is an :class:`~nghttp2py.ErrorCode`,
+        ``ErrorCode.NO_ERROR`` (0) on a clean close."""
 
     def send_response(self, status=200, headers=None, body=None, trailers=None):
         """Send the response: ``status``, extra ``headers``, an optional ``body`` and ``trailers``.
@@ -194,9 +160,11 @@ cdef class BaseRequestHandler:
             if source is None:
                 source = body_source(b"")
         if self.early_hints:
-            self.session.submit_info(self, 103, [(b"link", link) for link in self.early_hints])
+            self.protocol.submit_info(
+                self, informational_header_block(
+                    103, [(b"link", link) for link in self.early_hints]))
             self.early_hints = None
-        self.session.submit_response(self, status, block, source)
+        self.start_response(status, block, source)
 
     def send_info(self, status, headers=None):
         """Send an informational (1xx) response before the final one, e.g. ``103``."""
@@ -204,8 +172,9 @@ cdef class BaseRequestHandler:
             raise ValueError(f"an informational status is 100-199 except 101, not {status}")
         if self.state & RESPONSE_STARTED:
             raise ResponseStateError("send_info() must come before send_response()")
+        cdef HeaderBlock block = informational_header_block(status, headers)
         if not (self.state & STREAM_CLOSED):
-            self.session.submit_info(self, status, headers)
+            self.protocol.submit_info(self, block)
 
     def push(self, path, method="GET", request_headers=None, status=200, headers=None,
              body=None):
@@ -213,8 +182,9 @@ cdef class BaseRequestHandler:
 
         Call before :meth:`send_response`. Returns ``True`` if the push was
         promised, ``False`` if the client disabled push (or the stream is gone);
-        then, if the server was created with ``push_early_hints=True``, the
-        path is announced in a ``103 Early Hints`` ``link: rel=preload`` instead.
+        then, unless the server was created with ``push_early_hints=False``,
+        the path is announced in a ``103 Early Hints`` ``link: rel=preload``
+        instead, sent just before the response.
         """
         if self.state & RESPONSE_STARTED:
             raise ResponseStateError("push() must be called before send_response()")
@@ -235,23 +205,23 @@ cdef class BaseRequestHandler:
         if method_bytes == b"HEAD" and source is not None:
             source.close()
             source = None
-        if self.state & STREAM_CLOSED or not self.session.push_enabled():
+        if self.state & STREAM_CLOSED or not self.protocol.push_enabled():
             if source is not None:
                 source.close()
-            if self.session.push_early_hints and not (self.state & STREAM_CLOSED):
+            if self.protocol.push_early_hints and not (self.state & STREAM_CLOSED):
                 if self.early_hints is None:
                     self.early_hints = []
                 self.early_hints.append(preload_link(path_bytes))
             return False
-        return self.session.submit_push(self, request, method_bytes, path_bytes, status,
-                                        response, source)
+        return self.protocol.submit_push(self, request, method_bytes, path_bytes, status,
+                                         response, source)
 
     def resume(self):
         """Resume a body generator that returned ``DATA_DEFERRED``."""
         if isinstance(self.body, GeneratorBody):
             (<GeneratorBody>self.body).deferred = False
         if not (self.state & STREAM_CLOSED):
-            self.session.resume_data(self.stream_id)
+            self.protocol.resume_body(self)
 
     def pause_reading(self):
         """Stop delivering request data; the client is held back by flow control."""
@@ -262,32 +232,229 @@ cdef class BaseRequestHandler:
         if self.state & READING_PAUSED:
             self.state &= ~READING_PAUSED
             if not (self.state & STREAM_CLOSED):
-                self.session.drain_events(self)
-                self.session.after_async_work()
+                self.drain_events()
+                self.protocol.after_app_work()
 
     @property
     def reading_paused(self):
         """True between :meth:`pause_reading` and :meth:`resume_reading`."""
         return bool(self.state & READING_PAUSED)
 
-    # -- used by the Session -------------------------------------------------
+    # -- told by the protocol ------------------------------------------------------
+
+    cdef int attach(self, HTTPProtocol protocol, int32_t stream_id) except -1:
+        self.protocol = protocol
+        self.stream_id = stream_id
+        self.callbacks = protocol.handler_callbacks
+        self.client_address = protocol.client_address
+        self.client_certificate = protocol.client_certificate
+        return 0
+
+    cdef int add_header(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
+        """A regular request header field (pseudo-headers are the protocol's)."""
+        if not self.within_limit(name.len + value.len):
+            return 0
+        if name.len == 4 and self.host is None and memcmp(name.base, b"host", 4) == 0:
+            self.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+        elif name.len == 6 and value.len == 12 and memcmp(name.base, b"expect", 6) == 0 \
+                and _ascii_lower_equals(value.base, b"100-continue", 12):
+            self.state |= EXPECT_CONTINUE
+        self.add_raw_header(name, value)
+        return 0
+
+    cdef int add_trailer(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
+        if not self.within_limit(name.len + value.len):
+            return 0
+        if self.trailers is None:
+            self.trailers = []
+        self.trailers.append((PyBytes_FromStringAndSize(<char *>name.base, name.len),
+                              PyBytes_FromStringAndSize(<char *>value.base, value.len)))
+        return 0
+
+    cdef bint within_limit(self, size_t size) noexcept:
+        """Count a header field of ``size`` bytes; False once the block is over the limit."""
+        self.header_list_size += size + HPACK_ENTRY_OVERHEAD
+        if self.header_list_size > self.protocol.max_header_list_size \
+                and not (self.state & HEADERS_TOO_LARGE):
+            self.state |= HEADERS_TOO_LARGE
+            self.release_raw_headers()
+        return not (self.state & HEADERS_TOO_LARGE)
+
+    cdef int headers_received(self, bint end_stream) except -1:
+        """The request's header block is complete."""
+        if self.state & HEADERS_TOO_LARGE:
+            self.state |= HANDLER_FAILED
+            self.respond_error(431, _HEADERS_TOO_LARGE_BODY)
+            return 0
+        if end_stream:
+            self.state &= ~EXPECT_CONTINUE
+        if self.callbacks & HAS_ON_HEADERS:
+            self.deliver(EVENT_HEADERS, None)
+        if self.task is None:
+            self.continue_request()
+        return 0
+
+    cdef int data_received(self, const uint8_t *data, size_t length) except -1:
+        """A chunk of the request body; its flow-control credit returns once taken."""
+        if self.callbacks & HAS_ON_DATA and not (self.state & HANDLER_FAILED):
+            self.deliver(EVENT_DATA, PyBytes_FromStringAndSize(<const char *>data, length))
+        else:
+            self.protocol.consume(self, length)
+        return 0
+
+    cdef int request_received(self) except -1:
+        """The whole request has arrived."""
+        self.state |= REQUEST_DONE
+        if self.callbacks & HAS_ON_REQUEST_DONE:
+            self.deliver(EVENT_DONE, None)
+        return 0
+
+    cdef ssize_t read_body(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
+        cdef ssize_t n = self.body.read(buf, size, flags)
+        if n > 0:
+            self.body_bytes_sent += n
+        return n
+
+    cdef int closed(self, uint32_t error_code) except -1:
+        """The stream has closed: stop its work, let go of its objects, tell the app."""
+        cdef object result = None
+        cdef HTTPProtocol protocol = self.protocol
+        self.state |= STREAM_CLOSED
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+            if self.task_bytes:
+                protocol.discard(self.task_bytes)
+            self.task_bytes = 0
+        if self.events:
+            # Data never delivered still counts against the connection window.
+            for event, data in self.events:
+                if event == EVENT_DATA:
+                    protocol.discard(len(data))
+            self.events.clear()
+        self.events = None
+        if self.body is not None:
+            self.body.close()
+            # A body often refers back to its handler (a closure over self):
+            # let go here so that no cycle outlives the stream.
+            self.body = None
+        self.trailer_block = None
+        if protocol.access_log:
+            protocol.log_access(self)
+        if self.callbacks & HAS_ON_CLOSE:
+            try:
+                result = self.on_close(_error_code(error_code))
+            except Exception as exc:
+                self.fail("on_close", exc)
+            if result is not None and _iscoroutine(result):
+                protocol.loop.create_task(result).add_done_callback(self._on_close_done)
+        return 0
+
+    cdef void fail(self, str where, object exc):
+        """The application failed in ``where``: answer it once the C call has returned."""
+        self.state |= HANDLER_FAILED
+        self.protocol.stream_failed(self, where, exc)
+
+    cdef int respond_error(self, int status, bytes body) except -1:
+        cdef HeaderBlock block = response_header_block(
+            status, ((b"content-type", b"text/plain; charset=utf-8"),), len(body))
+        return self.start_response(status, block, body_source(body))
+
+    # -- its own lifecycle ---------------------------------------------------------
+
+    cdef int start_response(self, int status, HeaderBlock block, BodySource source) except -1:
+        self.body = source
+        if isinstance(source, AsyncIterBody):
+            (<AsyncIterBody>source).handler = self
+        try:
+            self.protocol.submit_response(self, block)
+        except BaseException:
+            self.body = None
+            if source is not None:
+                source.close()
+            raise
+        self.state |= RESPONSE_STARTED
+        self.status = status
+        return 0
+
+    cdef void deliver(self, int event, object data) except *:
+        """Run the hook for ``event`` now, or queue it behind a running one."""
+        if self.task is not None or self.events \
+                or (event == EVENT_DATA and self.state & READING_PAUSED):
+            if self.events is None:
+                self.events = _deque()
+            self.events.append((event, data))
+            return
+        self.run_event(event, data)
+
+    cdef void run_event(self, int event, object data) except *:
+        cdef object result
+        cdef Py_ssize_t length = len(data) if event == EVENT_DATA else 0
+        if self.state & HANDLER_FAILED:
+            result = None
+        else:
+            try:
+                if event == EVENT_DATA:
+                    result = self.on_data(data)
+                elif event == EVENT_HEADERS:
+                    result = self.on_headers()
+                else:
+                    result = self.on_request_done()
+            except BaseException as exc:  # KeyboardInterrupt too: see process_failures
+                self.fail(_HOOK_NAMES[event], exc)
+                result = None
+        if result is not None and _iscoroutine(result):
+            self.task = self.protocol.loop.create_task(result)
+            self.task_event = event
+            self.task_bytes = length
+            self.task.add_done_callback(self._hook_done)
+        elif length:
+            self.protocol.consume(self, length)
+
+    cdef void drain_events(self) except *:
+        """Deliver queued events until an async hook runs or reading is paused."""
+        cdef tuple item
+        events = self.events
+        while events and self.task is None and not (self.state & STREAM_CLOSED):
+            item = events[0]
+            if item[0] == EVENT_DATA and self.state & READING_PAUSED:
+                break
+            events.popleft()
+            self.run_event(item[0], item[1])
+
+    cdef int continue_request(self) except -1:
+        """``100 Continue`` once on_headers is done, unless it has answered already."""
+        if self.state & EXPECT_CONTINUE:
+            self.state &= ~EXPECT_CONTINUE
+            if not (self.state & (RESPONSE_STARTED | STREAM_CLOSED)):
+                self.protocol.submit_info(self, informational_header_block(100, None))
+        return 0
 
     def _hook_done(self, task):
         """Done-callback of an async hook's task."""
         if task is not self.task:
             return  # cancelled when the stream closed
         self.task = None
-        cdef Session session = self.session
-        exception = task.exception()
+        cdef HTTPProtocol protocol = self.protocol
+        exception = _task_failure(task)
         if exception is not None:
-            session.handler_failed(self, _HOOK_NAMES[self.task_event], exception)
+            self.fail(_HOOK_NAMES[self.task_event], exception)
         if self.task_bytes:
-            session.consume(self.stream_id, self.task_bytes)
+            protocol.consume(self, self.task_bytes)
             self.task_bytes = 0
         if self.task_event == EVENT_HEADERS:
-            session.continue_request(self)
-        session.drain_events(self)
-        session.after_async_work()
+            self.continue_request()
+        self.drain_events()
+        protocol.after_app_work()
+
+    def _on_close_done(self, task):
+        """Done-callback of an async on_close: nothing is left to answer, only to log."""
+        exception = _task_failure(task)
+        if exception is not None:
+            _logger.error("%s.on_close failed on stream %d: %r", type(self).__name__,
+                          self.stream_id, exception, exc_info=exception)
+
+    # -- request header storage ------------------------------------------------------
 
     cdef int add_raw_header(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
         cdef size_t needed = self.raw_length + 2 * sizeof(uint32_t) + name.len + value.len
@@ -343,3 +510,27 @@ cdef class BaseRequestHandler:
             headers[cookie_index] = (b"cookie", b"; ".join(cookies))
         self.release_raw_headers()
         return headers
+
+
+# ErrorCode members by value (0x0 to 0xd, without gaps), looked up per stream close.
+cdef tuple _ERROR_CODES = tuple(_ErrorCode)
+
+
+cdef object _error_code(uint32_t code):
+    """``code`` as an ErrorCode member, or the bare int for a code RFC 9113 does not name."""
+    return _ERROR_CODES[code] if code < <uint32_t>len(_ERROR_CODES) else code
+
+
+cdef BaseRequestHandler new_pushed_handler(BaseRequestHandler parent, int32_t stream_id,
+                                           bytes method, bytes path):
+    """The handler of a pushed response: a plain BaseRequestHandler with no hooks."""
+    cdef BaseRequestHandler pushed = BaseRequestHandler.__new__(BaseRequestHandler)
+    pushed.attach(parent.protocol, stream_id)
+    pushed.state = PUSHED
+    pushed.callbacks = 0
+    pushed.method = method
+    pushed.path = path
+    pushed.scheme = parent.scheme
+    pushed.host = parent.host
+    pushed._headers = []
+    return pushed

@@ -1,14 +1,6 @@
 # Response header blocks: validation of application headers and the
 # nghttp2_nv array that nghttp2_submit_* copies.
 
-from libc.stdlib cimport malloc, free
-from libc.time cimport time, time_t
-from libc.string cimport memcmp
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_SIZE
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-cimport cython
-
 from email.utils import formatdate as _formatdate
 
 from nghttp2py.errors import InvalidHeaderError
@@ -116,11 +108,6 @@ cdef inline const char *header_text(object text, Py_ssize_t *size, HeaderBlock b
     return header_text(block.keep_alive(header_bytes(text)), size, block)
 
 
-# Response headers this long or shorter fit in the block itself.
-cdef enum:
-    INLINE_NV = 8
-
-
 @cython.freelist(8)
 cdef class HeaderBlock:
     """A header block being built for nghttp2: C nv entries over Python objects.
@@ -130,15 +117,6 @@ cdef class HeaderBlock:
     submission: the application's own header objects stay alive in ``headers``,
     anything converted for it in ``keep``.
     """
-    cdef nghttp2_nv *nva
-    cdef size_t length, capacity
-    cdef object headers
-    cdef list keep
-    cdef bytes date
-    cdef const char *content_length
-    cdef Py_ssize_t content_length_size
-    cdef nghttp2_nv inline_nva[INLINE_NV]
-    cdef char length_text[24]
 
     def __dealloc__(self):
         if self.nva != self.inline_nva:
@@ -161,7 +139,7 @@ cdef class HeaderBlock:
         self.keep.append(value)
         return value
 
-    cdef inline void add_static(self, bytes name, bytes value) noexcept:
+    cdef void add_static(self, bytes name, bytes value) noexcept:
         # Only for bytes that live as long as the module.
         cdef nghttp2_nv *nv = &self.nva[self.length]
         nv.name = <uint8_t *>PyBytes_AS_STRING(name)
@@ -171,7 +149,7 @@ cdef class HeaderBlock:
         nv.flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE
         self.length += 1
 
-    cdef inline void add(self, const char *name, Py_ssize_t name_size, const char *value,
+    cdef void add(self, const char *name, Py_ssize_t name_size, const char *value,
                          Py_ssize_t value_size) noexcept:
         # The caller keeps name and value alive until the block is submitted.
         cdef nghttp2_nv *nv = &self.nva[self.length]
@@ -182,7 +160,7 @@ cdef class HeaderBlock:
         nv.flags = NGHTTP2_NV_FLAG_NONE
         self.length += 1
 
-    cdef inline void add_bytes(self, bytes name, bytes value) noexcept:
+    cdef void add_bytes(self, bytes name, bytes value) noexcept:
         self.add(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
                  PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
 
@@ -294,3 +272,16 @@ cdef HeaderBlock trailer_header_block(object trailers):
     cdef HeaderBlock block = new_header_block(list(trailers), 0)
     block.add_user_headers(block.headers)
     return block
+
+
+cdef bint _ascii_lower_equals(const uint8_t *text, const char *lower, size_t length) noexcept:
+    """Whether ``text`` equals the lower-case ASCII ``lower``, ignoring case."""
+    cdef size_t i
+    cdef uint8_t c
+    for i in range(length):
+        c = text[i]
+        if b'A' <= c <= b'Z':
+            c += 32
+        if c != <uint8_t>lower[i]:
+            return False
+    return True

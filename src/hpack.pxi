@@ -1,24 +1,9 @@
 # HPACK (RFC 7541) header compression: HDDeflater, HDInflater and
 # HDTableEntry over libnghttp2's public nghttp2_hd_* API.
 #
-# Textually included into _nghttp2.pyx after errors.pxi (nghttp2_error,
-# check).  Module-level helpers are prefixed _hpack_ to keep the shared
-# namespace clean.
-
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
-                            PyBytes_GET_SIZE)
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+# Module-level helpers are prefixed _hpack_ to keep the shared namespace clean.
 
 from nghttp2py.errors import HPACKError as _HPACKError
-
-cdef enum:
-    # RFC 7541 section 4.1: an entry's size is its name and value length
-    # plus 32.
-    _HPACK_ENTRY_OVERHEAD = 32
-    # nghttp2_hd_*_get_table_entry indexes are 1..61 for the static table,
-    # then 62.. for the dynamic table, newest first.
-    _HPACK_FIRST_DYNAMIC_INDEX = 62
 
 
 cdef class HDTableEntry:
@@ -29,18 +14,12 @@ cdef class HDTableEntry:
     size limit (``namelen + valuelen + 32``, RFC 7541 section 4.1).
     """
 
-    cdef readonly bytes name
-    cdef readonly bytes value
-    cdef readonly Py_ssize_t namelen
-    cdef readonly Py_ssize_t valuelen
-    cdef readonly Py_ssize_t space
-
     def __init__(self, bytes name not None, bytes value not None):
         self.name = name
         self.value = value
         self.namelen = len(name)
         self.valuelen = len(value)
-        self.space = self.namelen + self.valuelen + _HPACK_ENTRY_OVERHEAD
+        self.space = self.namelen + self.valuelen + HPACK_ENTRY_OVERHEAD
 
     def __repr__(self):
         return (f"HDTableEntry(name={self.name!r}, value={self.value!r}, "
@@ -54,7 +33,7 @@ cdef HDTableEntry _hpack_table_entry(const nghttp2_nv *nv):
     entry.value = PyBytes_FromStringAndSize(<const char *>nv.value, nv.valuelen)
     entry.namelen = nv.namelen
     entry.valuelen = nv.valuelen
-    entry.space = nv.namelen + nv.valuelen + _HPACK_ENTRY_OVERHEAD
+    entry.space = nv.namelen + nv.valuelen + HPACK_ENTRY_OVERHEAD
     return entry
 
 
@@ -85,32 +64,29 @@ cdef class HDDeflater:
     direction, in order.
     """
 
-    cdef nghttp2_hd_deflater *_deflater
-    cdef bint _failed
-
     def __cinit__(self):
-        self._deflater = NULL
-        self._failed = False
+        self.deflater = NULL
+        self.failed = False
 
     def __init__(self, hd_table_bufsize_max=4096):
         cdef nghttp2_hd_deflater *deflater = NULL
         if hd_table_bufsize_max < 0:
             raise ValueError("hd_table_bufsize_max must not be negative")
         check(<int>nghttp2_hd_deflate_new(&deflater, hd_table_bufsize_max))
-        if self._deflater is not NULL:
-            nghttp2_hd_deflate_del(self._deflater)
-        self._deflater = deflater
-        self._failed = False
+        if self.deflater != NULL:
+            nghttp2_hd_deflate_del(self.deflater)
+        self.deflater = deflater
+        self.failed = False
 
     def __dealloc__(self):
-        if self._deflater is not NULL:
-            nghttp2_hd_deflate_del(self._deflater)
-            self._deflater = NULL
+        if self.deflater != NULL:
+            nghttp2_hd_deflate_del(self.deflater)
+            self.deflater = NULL
 
-    cdef int _check_usable(self) except -1:
-        if self._deflater is NULL:
+    cdef int check_usable(self) except -1:
+        if self.deflater == NULL:
             raise RuntimeError("HDDeflater.__init__() was not called")
-        if self._failed:
+        if self.failed:
             raise _hpack_unusable("HDDeflater")
         return 0
 
@@ -123,7 +99,7 @@ cdef class HDDeflater:
         TypeError for anything else, and HPACKError if compression fails,
         after which the deflater is unusable.
         """
-        self._check_usable()
+        self.check_usable()
         cdef list items = list(headers)
         cdef Py_ssize_t n = len(items)
         # Keeps the bytes objects whose buffers nva points into alive.
@@ -137,7 +113,7 @@ cdef class HDDeflater:
 
         if n > 0:
             nva = <nghttp2_nv *>PyMem_Malloc(n * sizeof(nghttp2_nv))
-            if nva is NULL:
+            if nva == NULL:
                 raise MemoryError()
         try:
             for i in range(n):
@@ -158,15 +134,15 @@ cdef class HDDeflater:
                 nva[i].valuelen = <size_t>PyBytes_GET_SIZE(value)
                 nva[i].flags = NGHTTP2_NV_FLAG_NONE
 
-            bound = nghttp2_hd_deflate_bound(self._deflater, nva, <size_t>n)
+            bound = nghttp2_hd_deflate_bound(self.deflater, nva, <size_t>n)
             buf = <uint8_t *>PyMem_Malloc(bound)
-            if buf is NULL:
+            if buf == NULL:
                 raise MemoryError()
-            rv = nghttp2_hd_deflate_hd(self._deflater, buf, bound, nva,
+            rv = nghttp2_hd_deflate_hd(self.deflater, buf, bound, nva,
                                        <size_t>n)
             if rv < 0:
                 # nghttp2 refuses any further use of a deflater that failed.
-                self._failed = True
+                self.failed = True
                 check(<int>rv)
             return PyBytes_FromStringAndSize(<const char *>buf, rv)
         finally:
@@ -180,10 +156,10 @@ cdef class HDDeflater:
         constructor's ``hd_table_bufsize_max``; entries that no longer fit
         are evicted now, and the next header block tells the peer.
         """
-        self._check_usable()
+        self.check_usable()
         if hd_table_bufsize_max < 0:
             raise ValueError("hd_table_bufsize_max must not be negative")
-        check(nghttp2_hd_deflate_change_table_size(self._deflater,
+        check(nghttp2_hd_deflate_change_table_size(self.deflater,
                                                    hd_table_bufsize_max))
 
     def get_hd_table(self):
@@ -191,15 +167,15 @@ cdef class HDDeflater:
 
         Returns a list of HDTableEntry.
         """
-        if self._deflater is NULL:
+        if self.deflater == NULL:
             raise RuntimeError("HDDeflater.__init__() was not called")
         cdef list table = []
-        cdef size_t n = nghttp2_hd_deflate_get_num_table_entries(self._deflater)
+        cdef size_t n = nghttp2_hd_deflate_get_num_table_entries(self.deflater)
         cdef size_t idx
         cdef const nghttp2_nv *nv
-        for idx in range(_HPACK_FIRST_DYNAMIC_INDEX, n + 1):
-            nv = nghttp2_hd_deflate_get_table_entry(self._deflater, idx)
-            if nv is NULL:
+        for idx in range(HPACK_FIRST_DYNAMIC_INDEX, n + 1):
+            nv = nghttp2_hd_deflate_get_table_entry(self.deflater, idx)
+            if nv == NULL:
                 break
             table.append(_hpack_table_entry(nv))
         return table
@@ -214,30 +190,27 @@ cdef class HDInflater:
     :meth:`change_table_size` says otherwise.
     """
 
-    cdef nghttp2_hd_inflater *_inflater
-    cdef bint _failed
-
     def __cinit__(self):
-        self._inflater = NULL
-        self._failed = False
+        self.inflater = NULL
+        self.failed = False
 
     def __init__(self):
         cdef nghttp2_hd_inflater *inflater = NULL
         check(nghttp2_hd_inflate_new(&inflater))
-        if self._inflater is not NULL:
-            nghttp2_hd_inflate_del(self._inflater)
-        self._inflater = inflater
-        self._failed = False
+        if self.inflater != NULL:
+            nghttp2_hd_inflate_del(self.inflater)
+        self.inflater = inflater
+        self.failed = False
 
     def __dealloc__(self):
-        if self._inflater is not NULL:
-            nghttp2_hd_inflate_del(self._inflater)
-            self._inflater = NULL
+        if self.inflater != NULL:
+            nghttp2_hd_inflate_del(self.inflater)
+            self.inflater = NULL
 
-    cdef int _check_usable(self) except -1:
-        if self._inflater is NULL:
+    cdef int check_usable(self) except -1:
+        if self.inflater == NULL:
             raise RuntimeError("HDInflater.__init__() was not called")
-        if self._failed:
+        if self.failed:
             raise _hpack_unusable("HDInflater")
         return 0
 
@@ -249,7 +222,7 @@ cdef class HDInflater:
         HPACKError if the block is corrupt or incomplete; the inflater's
         table state is then lost and every later call raises HPACKError.
         """
-        self._check_usable()
+        self.check_usable()
         cdef Py_buffer view
         cdef const uint8_t *p
         cdef size_t left
@@ -264,7 +237,7 @@ cdef class HDInflater:
             left = <size_t>view.len
             while True:
                 flags = NGHTTP2_HD_INFLATE_NONE
-                rv = nghttp2_hd_inflate_hd2(self._inflater, &nv, &flags,
+                rv = nghttp2_hd_inflate_hd2(self.inflater, &nv, &flags,
                                             p, left, 1)
                 if rv < 0:
                     check(<int>rv)
@@ -278,16 +251,16 @@ cdef class HDInflater:
                         PyBytes_FromStringAndSize(<const char *>nv.value,
                                                   nv.valuelen)))
                 if flags & NGHTTP2_HD_INFLATE_FINAL:
-                    nghttp2_hd_inflate_end_headers(self._inflater)
+                    nghttp2_hd_inflate_end_headers(self.inflater)
                     break
                 if not (flags & NGHTTP2_HD_INFLATE_EMIT) and left == 0:
                     # Cannot happen with in_final=1; never loop forever.
-                    nghttp2_hd_inflate_end_headers(self._inflater)
+                    nghttp2_hd_inflate_end_headers(self.inflater)
                     break
         except BaseException:
             # The inflater stopped mid-block: its table no longer matches
             # the peer's, so no later block can be trusted.
-            self._failed = True
+            self.failed = True
             raise
         finally:
             PyBuffer_Release(&view)
@@ -300,10 +273,10 @@ cdef class HDInflater:
         fit are evicted now and the peer's next header block must begin
         with a dynamic table size update no larger than this.
         """
-        self._check_usable()
+        self.check_usable()
         if hd_table_bufsize_max < 0:
             raise ValueError("hd_table_bufsize_max must not be negative")
-        check(nghttp2_hd_inflate_change_table_size(self._inflater,
+        check(nghttp2_hd_inflate_change_table_size(self.inflater,
                                                    hd_table_bufsize_max))
 
     def get_hd_table(self):
@@ -312,15 +285,15 @@ cdef class HDInflater:
         Returns a list of HDTableEntry.  Still works after an error, to
         help debugging.
         """
-        if self._inflater is NULL:
+        if self.inflater == NULL:
             raise RuntimeError("HDInflater.__init__() was not called")
         cdef list table = []
-        cdef size_t n = nghttp2_hd_inflate_get_num_table_entries(self._inflater)
+        cdef size_t n = nghttp2_hd_inflate_get_num_table_entries(self.inflater)
         cdef size_t idx
         cdef const nghttp2_nv *nv
-        for idx in range(_HPACK_FIRST_DYNAMIC_INDEX, n + 1):
-            nv = nghttp2_hd_inflate_get_table_entry(self._inflater, idx)
-            if nv is NULL:
+        for idx in range(HPACK_FIRST_DYNAMIC_INDEX, n + 1):
+            nv = nghttp2_hd_inflate_get_table_entry(self.inflater, idx)
+            if nv == NULL:
                 break
             table.append(_hpack_table_entry(nv))
         return table

@@ -331,3 +331,57 @@ def test_request_trailers_visible_in_async_on_request_done(serve, h2_client):
     result = finish(client, events, stream_id)
     assert (result["status"], result["body"]) == (
         "200", b"[(b'x-sum', b'42'), (b'x-more', b'yes')]")
+
+
+# -- a cancelled hook or body is a handler failure ------------------------------------------
+
+
+class CancelledHookHandler(BaseRequestHandler):
+    """``/self``: the hook cancels itself; ``/other``: it awaits a future cancelled
+    elsewhere; ``/after``: the same after the response has started."""
+
+    async def on_headers(self):
+        if self.path == b"/after":
+            self.send_response(200, body=self.slow_body())
+            return
+        if self.path == b"/self":
+            await asyncio.sleep(0)
+            raise asyncio.CancelledError()
+        waiter = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, waiter.cancel)
+        await waiter
+
+    async def slow_body(self):
+        yield b"first chunk"
+        waiter = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, waiter.cancel)
+        await waiter
+        yield b"never sent"
+
+
+def test_a_cancelled_async_hook_gets_a_500_and_one_log_line(serve, h2_client, log_records):
+    server = serve(CancelledHookHandler)
+    client = h2_client(server.port)
+    for path in ("/self", "/other"):
+        events: list = []
+        stream_id = client.request(path)
+        result = finish(client, events, stream_id)
+        assert result["status"] == "500", path
+    errors = [r.getMessage() for r in error_records(log_records)]
+    assert len(errors) == 2 and all("on_headers was cancelled on stream" in e for e in errors)
+    assert not [r for r in log_records.records if "Exception in callback" in r.getMessage()]
+
+
+def test_a_cancelled_async_body_resets_the_stream_with_cancel(serve, h2_client, log_records):
+    server = serve(CancelledHookHandler)
+    client = h2_client(server.port)
+    events: list = []
+    stream_id = client.request("/after")
+    result = finish(client, events, stream_id)
+    assert result["status"] == "200"
+    assert result["body"] == b"first chunk"
+    assert result["reset"] == CANCEL
+    errors = [r.getMessage() for r in error_records(log_records)]
+    assert len(errors) == 1 and "body was cancelled on stream" in errors[0]
+    # The connection carries on.
+    assert finish(client, [], client.request("/self"))["status"] == "500"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 import time
 
 import pytest
 
-from conftest import StreamReader
+from conftest import StreamReader, start_server_script, wait_for
+from rawh2 import RawH2, status_of
 from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler
 
 INTERNAL_ERROR = 2
@@ -493,3 +495,60 @@ def test_upload_continuing_after_a_failure_does_not_starve_the_connection(
     reader.finish(failed)
     assert reader.headers[failed][":status"] == "500"
     assert reader.terminated is None
+
+
+# -- KeyboardInterrupt / SystemExit in a hook ------------------------------------------------
+
+EXITING_SERVER = textwrap.dedent("""\
+    import logging, sys
+    from nghttp2py import BaseRequestHandler, HTTP2Server
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+
+    class Handler(BaseRequestHandler):
+        def on_headers(self):
+            if self.path == b"/exit":
+                raise SystemExit("asked to exit")
+            raise ValueError("a plain failure")
+
+    HTTP2Server(("127.0.0.1", 0), Handler).serve_forever()
+    """)
+
+
+def test_system_exit_in_a_hook_answers_every_failed_stream_of_the_read_first(tmp_path):
+    """The exit escapes to the program, but only after the other streams that failed in
+    the same read got their 500 (and the exiting one too), flushed to the client."""
+    proc, port = start_server_script(tmp_path, EXITING_SERVER)
+    try:
+        client = RawH2(port)
+        client.send(client.headers_frame(1, "/fail") + client.headers_frame(3, "/exit")
+                    + client.headers_frame(5, "/fail"))
+        frames = client.frames_until(lambda f: False, timeout=10)
+        client.close()
+        assert {stream_id: status_of(frames, stream_id) for stream_id in (1, 3, 5)} == {
+            1: b"500", 3: b"500", 5: b"500"}
+        assert proc.wait(10) == 1
+        assert "asked to exit" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+class CloseFailsFile(io.BytesIO):
+    def close(self):
+        super().close()
+        raise OSError("the disk went away")
+
+
+class CloseFailsHandler(BaseRequestHandler):
+    def on_headers(self):
+        self.send_response(200, body=CloseFailsFile(b"all of it"))
+
+
+def test_a_body_whose_close_fails_is_logged_not_swallowed(serve, h2_client, log_records):
+    server = serve(CloseFailsHandler)
+    client = h2_client(server.port)
+    reader = StreamReader(client)
+    assert reader.response(client.request("/")) == (200, b"all of it")
+    assert wait_for(lambda: any("the disk went away" in r.getMessage()
+                                for r in log_records.records))

@@ -10,13 +10,15 @@ from conftest import ROOT
 
 
 def stub_names() -> dict[str, set[str]]:
-    """Top-level names of the stub, and for each class the names it declares."""
+    """Top-level names of the stub, and for each class the names it declares or inherits."""
     tree = ast.parse((ROOT / "nghttp2py" / "_nghttp2.pyi").read_text())
     names: dict[str, set[str]] = {"": set()}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             names[""].add(node.name)
-            names[node.name] = {
+            inherited = set().union(*(names.get(base.id, set()) for base in node.bases
+                                      if isinstance(base, ast.Name)))
+            names[node.name] = inherited | {
                 item.name if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
                 else item.target.id
                 for item in node.body

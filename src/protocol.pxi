@@ -1,0 +1,168 @@
+# HTTPProtocol: what every protocol offers the streams it carries, and the
+# work that is the same for all of them (creating handlers, answering failed
+# ones, the access log). A protocol subclass (Session for HTTP/2) turns bytes
+# into calls on its handlers and implements the submit_* operations.
+
+import logging as _logging
+import time as _time
+
+_logger = _logging.getLogger("nghttp2py")
+_access_logger = _logging.getLogger("nghttp2py.access")
+
+cdef tuple _EMPTY_TUPLE = ()
+cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
+cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
+
+
+def _raise(exc):
+    raise exc
+
+
+cdef class HTTPProtocol:
+    """The protocol side of one connection, as its request handlers see it.
+
+    Not used directly: :class:`Session` is the HTTP/2 protocol.
+    """
+
+    def __init__(self, transport, type handler_class, *, size_t max_header_list_size,
+                 client_address=None, client_certificate=None, bytes scheme=b"http",
+                 bint access_log=False, bint push_early_hints=True, loop=None):
+        self.transport = transport
+        self.loop = loop
+        self.handler_class = handler_class
+        self.handler_callbacks = callback_flags(handler_class)
+        self.streams = {}
+        self.failures = []
+        self.max_header_list_size = max_header_list_size
+        self.client_address = client_address
+        self.client_certificate = client_certificate
+        self.scheme = scheme
+        self.access_log = access_log
+        self.push_early_hints = push_early_hints
+
+    @property
+    def open_streams(self):
+        """How many streams are open."""
+        return len(self.streams)
+
+    # -- the stream interface: what a protocol implements ------------------------------
+
+    cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1:
+        """Send the response header block, then ``stream.body`` (None: no body)."""
+        raise NotImplementedError
+
+    cdef int submit_info(self, BaseRequestHandler stream, HeaderBlock block) except -1:
+        """Send an informational (1xx) header block."""
+        raise NotImplementedError
+
+    cdef object submit_push(self, BaseRequestHandler parent, HeaderBlock request,
+                            bytes method, bytes path, int status, HeaderBlock response,
+                            BodySource source):
+        """Promise ``request`` and send ``response``; False where push is not possible."""
+        if source is not None:
+            source.close()
+        return False
+
+    cdef bint push_enabled(self):
+        """Whether the peer accepts pushed responses (a protocol without push: never)."""
+        return False
+
+    cdef void resume_body(self, BaseRequestHandler stream):
+        """The stream's body has more data: pull it again."""
+
+    cdef void consume(self, BaseRequestHandler stream, size_t length) noexcept:
+        """The application has taken ``length`` request bytes: let the peer send more."""
+
+    cdef void discard(self, size_t length) noexcept:
+        """``length`` request bytes of a closed stream will never be taken."""
+
+    cdef void reset_stream(self, BaseRequestHandler stream, uint32_t error_code):
+        """Abort the stream's response with ``error_code``."""
+
+    cdef void request_flush(self):
+        """Output was queued outside a read: write it out soon."""
+
+    # -- shared by every protocol ---------------------------------------------------
+
+    cdef BaseRequestHandler new_handler(self, int32_t stream_id):
+        """A new request's handler, registered as an open stream; None if its class raised."""
+        cdef BaseRequestHandler handler
+        try:
+            if self.handler_callbacks & HAS_CONSTRUCTOR:
+                handler = self.handler_class(self, stream_id)
+            else:
+                # BaseRequestHandler.__init__ only stores what attach() stores.
+                handler = (<PyTypeObject *>self.handler_class).tp_new(
+                    self.handler_class, <PyObject *>_EMPTY_TUPLE, NULL)
+        except Exception as exc:
+            _logger.error("%s() raised on stream %d from %s", self.handler_class.__name__,
+                          stream_id, self.client_address, exc_info=exc)
+            return None
+        handler.attach(self, stream_id)
+        self.streams[stream_id] = handler
+        return handler
+
+    cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc):
+        self.failures.append((stream, where, exc))
+
+    cdef void process_failures(self) except *:
+        """Answer every failed handler: ``500`` before its response, else reset the stream.
+
+        A KeyboardInterrupt or SystemExit from a hook is kept in ``escape``,
+        to be raised again once every failure is answered and flushed.
+        """
+        cdef BaseRequestHandler handler
+        cdef bint cancelled
+        while self.failures:
+            failures, self.failures = self.failures, []
+            for handler, where, exc in failures:
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.escape is None:
+                    self.escape = exc
+                cancelled = isinstance(exc, _CancelledError)
+                if cancelled:
+                    _logger.error("%s.%s was cancelled on stream %d from %s",
+                                  type(handler).__name__, where, handler.stream_id,
+                                  self.client_address)
+                else:
+                    _logger.error("%s.%s raised on stream %d from %s", type(handler).__name__,
+                                  where, handler.stream_id, self.client_address, exc_info=exc)
+                if handler.state & STREAM_CLOSED:
+                    continue
+                if handler.state & RESPONSE_STARTED:
+                    self.reset_stream(handler, NGHTTP2_CANCEL if cancelled
+                                      else NGHTTP2_INTERNAL_ERROR)
+                else:
+                    try:
+                        handler.respond_error(500, _INTERNAL_ERROR_BODY)
+                    except Exception as error:
+                        _logger.info("could not send a 500 on stream %d: %s",
+                                     handler.stream_id, error)
+                        self.reset_stream(handler, NGHTTP2_INTERNAL_ERROR)
+
+    cdef void after_app_work(self) except *:
+        """After application code ran outside a read: answer failures, then flush."""
+        if self.in_feed:
+            return
+        if self.failures:
+            self.process_failures()
+        self.request_flush()
+        self.raise_escape()
+
+    cdef void raise_escape(self) except *:
+        """Let a KeyboardInterrupt or SystemExit from a hook stop the event loop.
+
+        Raised from a loop callback of its own: uvloop turns an exception out
+        of a protocol method into a transport error and goes on.
+        """
+        cdef object escape = self.escape
+        if escape is not None:
+            self.escape = None
+            self.loop.call_soon(_raise, escape)
+
+    cdef void log_access(self, BaseRequestHandler stream):
+        host = self.client_address[0] if self.client_address else "-"
+        _access_logger.info(
+            '%s - - [%s] "%s %s HTTP/%s" %s %d', host,
+            _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime()),
+            (stream.method or b"-").decode("latin-1"), (stream.path or b"-").decode("latin-1"),
+            self.http_version, stream.status or "-", stream.body_bytes_sent)
