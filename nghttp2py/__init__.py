@@ -1,6 +1,7 @@
 """nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
 from ._nghttp2 import NGHTTP2_LIB_VERSION
 from .errors import (
+    ErrorCode,
     FlowControlError,
     HPACKError,
     HTTP2Error,
@@ -29,6 +30,7 @@ __all__ = [
     "HDInflater",
     "HDTableEntry",
     "print_hd_table",
+    "ErrorCode",
     "HTTP2Error",
     "NGHTTP2Error",
     "ProtocolError",

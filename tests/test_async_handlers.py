@@ -15,11 +15,9 @@ import random
 import time
 
 import h2.events
-
 from conftest import H2Connection, digest, stream_result, wait_for
-from nghttp2py import BaseRequestHandler, ServerSettings
 
-INTERNAL_ERROR, CANCEL = 0x2, 0x8
+from nghttp2py import BaseRequestHandler, ErrorCode, ServerSettings
 
 
 def finish(client: H2Connection, events: list, stream_id: int, timeout: float = 10) -> dict:
@@ -142,16 +140,16 @@ def test_async_hook_cancelled_when_the_client_resets(serve, h2_client):
     client = h2_client(server.port)
     stream_id = client.request("/")
     time.sleep(0.2)
-    client.conn.reset_stream(stream_id, CANCEL)
+    client.conn.reset_stream(stream_id, ErrorCode.CANCEL)
     client.flush()
     assert wait_for(lambda: len(ForeverHandler.events) == 2)
     assert sorted(ForeverHandler.events, key=str) == sorted(
-        [("cancelled", stream_id), ("closed", stream_id, CANCEL)], key=str)
+        [("cancelled", stream_id), ("closed", stream_id, ErrorCode.CANCEL)], key=str)
     # The connection carries on.
     other = client.request("/")
     time.sleep(0.1)
     assert server.call(lambda: server.server.connections) == 1
-    client.conn.reset_stream(other, CANCEL)
+    client.conn.reset_stream(other, ErrorCode.CANCEL)
     client.flush()
 
 
@@ -191,7 +189,7 @@ def test_reset_streams_give_their_unconsumed_bytes_back_to_the_connection(serve,
         stream_id = client.request("/slow", "POST", end_stream=False)
         assert client.pump(stream_id, os.urandom(20_000), quiet=1) == 20_000
         time.sleep(0.05)  # the server has it; its on_data is running
-        client.conn.reset_stream(stream_id, CANCEL)
+        client.conn.reset_stream(stream_id, ErrorCode.CANCEL)
         client.flush()
     assert SlowOnDataHandler.finished == []  # every slow on_data was cancelled
     data = os.urandom(200_000)
@@ -275,7 +273,7 @@ def test_async_hook_raising_after_the_response_started_resets_the_stream(
     client.pump(stream_id, b"x" * 1000, events=events)
     result = finish(client, events, stream_id)
     assert result["status"] == "200"
-    assert result["reset"] == INTERNAL_ERROR
+    assert result["reset"] == ErrorCode.INTERNAL_ERROR
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_data" in record.getMessage()
@@ -380,7 +378,7 @@ def test_a_cancelled_async_body_resets_the_stream_with_cancel(serve, h2_client, 
     result = finish(client, events, stream_id)
     assert result["status"] == "200"
     assert result["body"] == b"first chunk"
-    assert result["reset"] == CANCEL
+    assert result["reset"] == ErrorCode.CANCEL
     errors = [r.getMessage() for r in error_records(log_records)]
     assert len(errors) == 1 and "body was cancelled on stream" in errors[0]
     # The connection carries on.

@@ -1,4 +1,4 @@
-"""A handler that raises: the failing stream gets a 500 (or RST_STREAM INTERNAL_ERROR once
+"""A handler that raises: the failing stream gets a 500 (or RST_STREAM ErrorCode.INTERNAL_ERROR once
 its response has started), one ERROR record with the traceback is logged, and the connection
 with its other streams keeps working.
 
@@ -13,12 +13,10 @@ import textwrap
 import time
 
 import pytest
-
 from conftest import StreamReader, start_server_script, wait_for
 from rawh2 import RawH2, status_of
-from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler
 
-INTERNAL_ERROR = 2
+from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler, ErrorCode
 
 
 class Boom(Exception):
@@ -202,7 +200,7 @@ def test_exception_in_on_data_after_response_started_resets(serve, h2_client, lo
     client.conn.send_data(sid, b"trigger")
     client.flush()
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert sid not in reader.ended
     assert_logged_once(log_records, "StartsThenRaises", sid, "on_data",
                        "on_data after the response started")
@@ -221,7 +219,7 @@ def test_exception_in_on_headers_after_send_response_resets(serve, h2_client, lo
     reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert reader.headers.get(sid, {}).get(":status") != "500"
     assert_logged_once(log_records, "SendsThenRaises", sid, "on_headers",
                        "raised after send_response")
@@ -248,7 +246,7 @@ def test_body_generator_raising_resets_stream(serve, h2_client, log_records, fai
     reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert sid not in reader.ended
     assert reader.headers[sid][":status"] == "200"
     assert bytes(reader.body.get(sid, b"")) == b"chunk;" * (fail_at_call - 1)
@@ -286,7 +284,7 @@ def test_file_body_raising_mid_body_resets_and_closes(serve, h2_client, log_reco
     reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert bytes(reader.body.get(sid, b"")) == b"blockblock"
     assert_logged_once(log_records, "FileRaises", sid, None, "disk on fire")
     assert_connection_still_works(client, reader)
@@ -319,7 +317,7 @@ def test_deferred_generator_raising_after_resume(serve, h2_client, log_records):
     reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert bytes(reader.body.get(sid, b"")) == b"before;"
     assert_logged_once(log_records, "RaisesAfterResume", sid, None, "after resume")
     assert_connection_still_works(client, reader)
@@ -361,7 +359,7 @@ def test_handler_constructor_raising_resets_only_that_stream(serve, h2_client, l
     sid = client.request("/fail")
     assert sid == 1
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     assert sid not in reader.headers
     records = wait_for_errors(log_records, 1)
     assert len(records) == 1
@@ -439,7 +437,7 @@ def test_generator_returning_unknown_flag_resets_stream(serve, h2_client, log_re
     reader = StreamReader(client)
     sid = client.request("/fail")
     reader.finish(sid)
-    assert reader.reset.get(sid) == INTERNAL_ERROR
+    assert reader.reset.get(sid) == ErrorCode.INTERNAL_ERROR
     records = wait_for_errors(log_records, 1)
     assert len(records) == 1 and "BadFlag" in records[0].getMessage()
     assert records[0].exc_info is not None

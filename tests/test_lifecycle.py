@@ -16,10 +16,10 @@ import textwrap
 import time
 
 import pytest
-
 from conftest import require, start_server_script
-from nghttp2py import BaseRequestHandler, HTTP2Server, Timeouts
-from rawh2 import NO_ERROR, SETTINGS_TIMEOUT, RawH2, frames_of, goaways, is_goaway, status_of
+from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
+
+from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
 
 NOTICE_LAST_STREAM = 2**31 - 1
 
@@ -113,8 +113,8 @@ def test_final_goaway_after_shutdown_ping_when_ping_is_not_acknowledged(raw_clie
                      shutdown_timeout=10)
     frames, timed = box["frames"], box["timed"]
     notice, final = goaways(frames)
-    assert (notice.last_stream_id, notice.error_code) == (NOTICE_LAST_STREAM, NO_ERROR)
-    assert (final.last_stream_id, final.error_code) == (1, NO_ERROR)
+    assert (notice.last_stream_id, notice.error_code) == (NOTICE_LAST_STREAM, ErrorCode.NO_ERROR)
+    assert (final.last_stream_id, final.error_code) == (1, ErrorCode.NO_ERROR)
     assert frames_of(frames, "PingFrame")
     arrival = {id(f): t for t, f in timed}
     waited = arrival[id(final)] - arrival[id(notice)]
@@ -165,7 +165,7 @@ def test_request_sent_with_the_ping_ack_is_served_and_named(raw_client):
     box = run_server(LateHandler, main, timeouts=Timeouts(shutdown_ping=5.0))
     notice, final = goaways(box["frames"])
     assert notice.last_stream_id == NOTICE_LAST_STREAM
-    assert (final.last_stream_id, final.error_code) == (3, NO_ERROR)
+    assert (final.last_stream_id, final.error_code) == (3, ErrorCode.NO_ERROR)
     assert status_of(box["frames"], 3) == b"200"
     assert status_of(box["frames"], 1) == b"200"
 
@@ -181,7 +181,7 @@ def test_idle_connection_gets_the_final_goaway_at_once(raw_client):
 
     box = run_server(HelloHandler, main, timeouts=Timeouts(shutdown_ping=5.0))
     [goaway] = goaways(box["frames"])  # no notice, no PING round trip
-    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.NO_ERROR)
     assert not frames_of(box["frames"], "PingFrame")
     assert box["elapsed"] < 0.5
 
@@ -324,7 +324,7 @@ def test_settings_not_acknowledged_gets_goaway_settings_timeout(serve, raw_clien
     started = time.monotonic()
     frames, timed = read_until_eof(client, 5)
     [goaway] = goaways(frames)
-    assert goaway.error_code == SETTINGS_TIMEOUT
+    assert goaway.error_code == ErrorCode.SETTINGS_TIMEOUT
     arrival = {id(f): t for t, f in timed}
     assert 0.25 <= arrival[id(goaway)] - started < 2.0
     assert client.eof
@@ -339,7 +339,7 @@ def test_idle_connection_gets_goaway_and_is_closed(serve, raw_client):
     answered = time.monotonic()
     frames, timed = read_until_eof(client, 5)
     [goaway] = goaways(frames)
-    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.NO_ERROR)
     arrival = {id(f): t for t, f in timed}
     assert 0.3 <= arrival[id(goaway)] - answered < 1.5
     assert client.eof
@@ -358,7 +358,7 @@ def test_idle_timeout_spares_a_long_stream_and_applies_after_it(serve, raw_clien
     frames, timed = read_until_eof(client, 3)
     assert goaways(frames), "the connection was never closed for idleness"
     [goaway] = goaways(frames)
-    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.NO_ERROR)
     arrival = {id(f): t for t, f in timed}
     assert arrival[id(goaway)] - answered < 1.5
     assert client.eof

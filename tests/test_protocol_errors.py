@@ -16,11 +16,9 @@ import time
 import pytest
 
 from conftest import wait_for
-from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ServerSettings
-from rawh2 import (ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM,
-                   ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY, HEADERS,
-                   INTERNAL_ERROR, NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS,
-                   WINDOW_UPDATE, RawH2, body_of, frame, frames_of, is_end, is_goaway,
+from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ErrorCode, ServerSettings
+from rawh2 import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
+                   RST_STREAM, SETTINGS, WINDOW_UPDATE, RawH2, body_of, frame, frames_of, is_end, is_goaway,
                    is_server_settings, kind, settings_payload, status_of, until_streams_done)
 
 BODY = b"hello, world\n"
@@ -179,21 +177,21 @@ def _goaway_on_a_stream(client):
 
 
 CONNECTION_ERRORS = [
-    (_data_on_stream_zero, PROTOCOL_ERROR),
-    (_invalid_hpack_index, COMPRESSION_ERROR),
-    (_hpack_index_zero, COMPRESSION_ERROR),
-    (_frame_larger_than_max_frame_size, FRAME_SIZE_ERROR),
-    (_settings_bad_length, FRAME_SIZE_ERROR),
-    (_ping_bad_length, FRAME_SIZE_ERROR),
-    (_ping_on_a_stream, PROTOCOL_ERROR),
-    (_window_update_zero, PROTOCOL_ERROR),
-    (_headers_on_even_stream, PROTOCOL_ERROR),
-    (_continuation_without_headers, PROTOCOL_ERROR),
-    (_settings_ack_with_payload, FRAME_SIZE_ERROR),
-    (_enable_push_invalid, PROTOCOL_ERROR),
-    (_window_too_large, FLOW_CONTROL_ERROR),
-    (_data_on_idle_stream, PROTOCOL_ERROR),
-    (_goaway_on_a_stream, PROTOCOL_ERROR),
+    (_data_on_stream_zero, ErrorCode.PROTOCOL_ERROR),
+    (_invalid_hpack_index, ErrorCode.COMPRESSION_ERROR),
+    (_hpack_index_zero, ErrorCode.COMPRESSION_ERROR),
+    (_frame_larger_than_max_frame_size, ErrorCode.FRAME_SIZE_ERROR),
+    (_settings_bad_length, ErrorCode.FRAME_SIZE_ERROR),
+    (_ping_bad_length, ErrorCode.FRAME_SIZE_ERROR),
+    (_ping_on_a_stream, ErrorCode.PROTOCOL_ERROR),
+    (_window_update_zero, ErrorCode.PROTOCOL_ERROR),
+    (_headers_on_even_stream, ErrorCode.PROTOCOL_ERROR),
+    (_continuation_without_headers, ErrorCode.PROTOCOL_ERROR),
+    (_settings_ack_with_payload, ErrorCode.FRAME_SIZE_ERROR),
+    (_enable_push_invalid, ErrorCode.PROTOCOL_ERROR),
+    (_window_too_large, ErrorCode.FLOW_CONTROL_ERROR),
+    (_data_on_idle_stream, ErrorCode.PROTOCOL_ERROR),
+    (_goaway_on_a_stream, ErrorCode.PROTOCOL_ERROR),
 ]
 
 
@@ -243,7 +241,7 @@ def test_goaway_last_stream_id_covers_processed_streams(recording_server, raw_cl
     client.frames_until(lambda f: is_end(f) and f.stream_id == 1, 5)
     client.send(frame(DATA, 0, 0, b"oops"))
     goaway = frames_of(client.frames_until(is_goaway, 5), "GoAwayFrame")[-1]
-    assert (goaway.last_stream_id, goaway.error_code) == (1, PROTOCOL_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.PROTOCOL_ERROR)
 
 
 # -- stream errors: RST_STREAM on that stream only -------------------------------------------------
@@ -271,7 +269,7 @@ def test_malformed_request_resets_only_its_stream(recording_server, raw_client, 
     frames = client.frames_until(until_streams_done({1, 3, 5}), 5)
     assert not frames_of(frames, "GoAwayFrame")
     resets = frames_of(frames, "RstStreamFrame")
-    assert [(f.stream_id, f.error_code) for f in resets] == [(3, PROTOCOL_ERROR)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [(3, ErrorCode.PROTOCOL_ERROR)]
     assert not frames_of(frames, "HeadersFrame", 3)
     for stream_id in (1, 5):
         assert status_of(frames, stream_id) == b"200"
@@ -320,7 +318,7 @@ def test_malformed_pseudo_headers_reset_only_their_stream(recording_server, raw_
     frames = client.frames_until(until_streams_done({1, 3, 5}), 5)
     assert not frames_of(frames, "GoAwayFrame")
     assert [(f.stream_id, f.error_code) for f in frames_of(frames, "RstStreamFrame")] \
-        == [(3, PROTOCOL_ERROR)]
+        == [(3, ErrorCode.PROTOCOL_ERROR)]
     assert (body_of(frames, 1), body_of(frames, 5)) == (BODY, BODY)
 
 
@@ -335,7 +333,7 @@ def test_content_length_mismatch_resets_stream(recording_server, raw_client):
     frames = client.frames_until(until_streams_done({1}), 5)
     assert not frames_of(frames, "GoAwayFrame")
     assert [(f.stream_id, f.error_code) for f in frames_of(frames, "RstStreamFrame")] \
-        == [(1, PROTOCOL_ERROR)]
+        == [(1, ErrorCode.PROTOCOL_ERROR)]
     client.request(3, "/after")
     assert body_of(client.frames_until(lambda f: is_end(f) and f.stream_id == 3, 5), 3) == BODY
 
@@ -457,7 +455,7 @@ def test_client_vanishing_mid_response(serve, raw_client, h2_client, log_records
     assert wait_for(lambda: BigResponseHandler.closed, 5), "on_close was not called"
     [(path, error_code)] = BigResponseHandler.closed
     assert path == b"/big"
-    assert error_code != NO_ERROR, "the stream was reported complete"
+    assert error_code != ErrorCode.NO_ERROR, "the stream was reported complete"
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0, 5)
     # A new connection is served.
     other = h2_client(server.port)
@@ -470,7 +468,7 @@ def test_client_vanishing_mid_response(serve, raw_client, h2_client, log_records
 
 
 def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
-    """RST_STREAM(CANCEL) from the client: on_close(CANCEL), the connection stays usable."""
+    """RST_STREAM(ErrorCode.CANCEL) from the client: on_close(ErrorCode.CANCEL), the connection stays usable."""
     import h2.errors
     import h2.events
 
@@ -489,7 +487,7 @@ def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
     client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
     client.flush()
     assert wait_for(lambda: BigResponseHandler.closed, 5)
-    assert BigResponseHandler.closed == [(b"/big", CANCEL)]
+    assert BigResponseHandler.closed == [(b"/big", ErrorCode.CANCEL)]
     headers, body, _ = client.response(client.request("/small"), timeout=5)
     assert (headers[":status"], body) == ("200", BODY)
 
@@ -503,7 +501,7 @@ def test_rapid_reset_flood_leaves_server_responsive(recording_server, raw_client
     client.frames_until(is_server_settings, 5)
     pairs = 5000
     flood = b"".join(client.headers_frame(2 * i + 1, "/flood")
-                     + frame(RST_STREAM, 0, 2 * i + 1, struct.pack(">I", CANCEL))
+                     + frame(RST_STREAM, 0, 2 * i + 1, struct.pack(">I", ErrorCode.CANCEL))
                      for i in range(pairs))
     frames: list = []
     # Send from a thread while this one reads, so neither side's buffers can fill up.
@@ -528,8 +526,8 @@ def test_rapid_reset_flood_leaves_server_responsive(recording_server, raw_client
     if goaways or client.eof or sender_error:
         if goaways:
             last = goaways[-1].last_stream_id
-            assert goaways[-1].error_code in (ENHANCE_YOUR_CALM, PROTOCOL_ERROR, INTERNAL_ERROR,
-                                              NO_ERROR)
+            assert goaways[-1].error_code in (ErrorCode.ENHANCE_YOUR_CALM, ErrorCode.PROTOCOL_ERROR, ErrorCode.INTERNAL_ERROR,
+                                              ErrorCode.NO_ERROR)
             # RFC 9113 6.8: streams above last_stream_id were not processed (the client
             # may retry them), so the application must not have seen any of them.
             flood_ids = [i for i, path in zip(RecordingHandler.stream_ids, RecordingHandler.seen)

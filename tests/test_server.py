@@ -25,10 +25,11 @@ import warnings
 
 import pytest
 
-from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, HTTP2Server, ServerSettings
+from nghttp2py import (DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode, HTTP2Server,
+                       ServerSettings)
 
 from conftest import ROOT, H2Connection, run_peer, wait_for
-from rawh2 import NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, body_of, ended, frames_of, status_of
+from rawh2 import body_of, ended, frames_of, status_of
 
 BODY = b"hello, world\n"
 
@@ -187,7 +188,7 @@ def test_close_without_connections_is_prompt():
 
 
 def test_close_with_idle_connection_is_prompt(raw_client):
-    """An idle client gets GOAWAY(NO_ERROR) and is closed; wait_closed does not wait for it."""
+    """An idle client gets GOAWAY(ErrorCode.NO_ERROR) and is closed; wait_closed does not wait for it."""
     box: dict = {}
 
     async def main():
@@ -210,7 +211,7 @@ def test_close_with_idle_connection_is_prompt(raw_client):
     assert status_of(box["first"], 1) == b"200"
     assert box["elapsed"] < 1.0
     goaways = frames_of(box["rest"], "GoAwayFrame")
-    assert goaways and goaways[-1].error_code == NO_ERROR
+    assert goaways and goaways[-1].error_code == ErrorCode.NO_ERROR
     assert goaways[-1].last_stream_id == 1
     assert box["eof"]
 
@@ -249,7 +250,7 @@ def test_graceful_close_finishes_in_flight_stream(raw_client):
     assert any(ended(1)(f) for f in frames)
     assert not frames_of(frames, "RstStreamFrame")
     goaways = frames_of(frames, "GoAwayFrame")
-    assert goaways and all(g.error_code == NO_ERROR for g in goaways)
+    assert goaways and all(g.error_code == ErrorCode.NO_ERROR for g in goaways)
     assert goaways[-1].last_stream_id >= 1
     assert box["eof"]  # closed once the stream was done
     assert box["wait_closed"] < 2.0
@@ -282,9 +283,9 @@ def test_graceful_close_refuses_new_streams_on_open_connection(raw_client):
 
     asyncio.run(asyncio.wait_for(main(), 20))
     notice, goaway = frames_of(box["goaway"], "GoAwayFrame")
-    assert (notice.last_stream_id, notice.error_code) == (2**31 - 1, NO_ERROR)
+    assert (notice.last_stream_id, notice.error_code) == (2**31 - 1, ErrorCode.NO_ERROR)
     assert frames_of(box["goaway"], "PingFrame")
-    assert (goaway.last_stream_id, goaway.error_code) == (1, NO_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.NO_ERROR)
     assert box["handlers"] == 1  # stream 3 never reached the application
     assert body_of(box["frames"], 1) == b"finished late\n"
     assert not frames_of(box["frames"], "HeadersFrame", 3)
@@ -408,7 +409,7 @@ def test_serve_forever_second_sigint_aborts_in_flight(serve_forever, raw_client)
     server.proc.send_signal(signal.SIGINT)
     # Graceful: the client is told (GOAWAY, NO_ERROR) but its stream may finish.
     goaway = client.frames_until(lambda f: type(f).__name__ == "GoAwayFrame", 5)
-    assert frames_of(goaway, "GoAwayFrame")[-1].error_code == NO_ERROR
+    assert frames_of(goaway, "GoAwayFrame")[-1].error_code == ErrorCode.NO_ERROR
     time.sleep(0.3)
     assert server.proc.poll() is None, "exited with a stream in flight"
     server.proc.send_signal(signal.SIGINT)
@@ -679,7 +680,7 @@ def test_server_settings_are_announced(serve, raw_client):
 
 def test_streams_over_the_limit_before_settings_ack_are_refused(serve, raw_client):
     """Streams over the announced limit that arrive before the client has acknowledged
-    our SETTINGS get RST_STREAM REFUSED_STREAM (RFC 9113 5.1.2); the others carry on."""
+    our SETTINGS get RST_STREAM ErrorCode.REFUSED_STREAM (RFC 9113 5.1.2); the others carry on."""
     HeldHandler.held = []
     server = serve(HeldHandler, settings=ServerSettings(max_concurrent_streams=5))
     client = raw_client(server.port, ack_settings=False)
@@ -688,7 +689,7 @@ def test_streams_over_the_limit_before_settings_ack_are_refused(serve, raw_clien
         lambda f: type(f).__name__ == "RstStreamFrame" and f.stream_id == 15)
     assert wait_for(lambda: server.call(lambda: len(HeldHandler.held)) == 5)
     resets = {f.stream_id: f.error_code for f in frames_of(rejected, "RstStreamFrame")}
-    assert resets == {11: REFUSED_STREAM, 13: REFUSED_STREAM, 15: REFUSED_STREAM}
+    assert resets == {11: ErrorCode.REFUSED_STREAM, 13: ErrorCode.REFUSED_STREAM, 15: ErrorCode.REFUSED_STREAM}
     assert frames_of(rejected, "GoAwayFrame") == []
     server.call(HeldHandler.release_all)
     frames = []
@@ -705,7 +706,7 @@ def test_streams_over_the_limit_before_settings_ack_are_refused(serve, raw_clien
 
 def test_streams_over_an_acknowledged_limit_end_the_connection(serve, raw_client, log_records):
     """Once the client has acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, going over it
-    is treated by libnghttp2 1.52 as a connection error: GOAWAY PROTOCOL_ERROR naming
+    is treated by libnghttp2 1.52 as a connection error: GOAWAY ErrorCode.PROTOCOL_ERROR naming
     the last stream it processed, and one log line. (RFC 9113 5.1.2 asks for a stream
     error; nghttp2 is stricter with a peer that ignores a limit it acknowledged.)"""
     HeldHandler.held = []
@@ -715,7 +716,7 @@ def test_streams_over_an_acknowledged_limit_end_the_connection(serve, raw_client
     client.send(b"".join(client.headers_frame(stream_id) for stream_id in range(1, 16, 2)))
     frames = client.frames_until(lambda f: type(f).__name__ == "GoAwayFrame")
     [goaway] = frames_of(frames, "GoAwayFrame")
-    assert (goaway.last_stream_id, goaway.error_code) == (9, PROTOCOL_ERROR)
+    assert (goaway.last_stream_id, goaway.error_code) == (9, ErrorCode.PROTOCOL_ERROR)
     assert wait_for(lambda: any("GOAWAY PROTOCOL_ERROR" in r.getMessage()
                                 for r in log_records.records))
     assert server.call(lambda: len(HeldHandler.held)) == 5
@@ -726,7 +727,7 @@ def test_h2load_respects_max_concurrent_streams(serve):
 
     Its first flight (up to ``-m`` streams per client) may go out before the
     SETTINGS arrive, which RFC 9113 5.1.2 allows the server to refuse
-    (REFUSED_STREAM, counted by h2load as errored); every later request must
+    (ErrorCode.REFUSED_STREAM, counted by h2load as errored); every later request must
     succeed, so at most 2 x (50 - 5) requests may be lost and none may fail.
     """
     server = serve(HelloHandler, settings=ServerSettings(max_concurrent_streams=5))

@@ -18,11 +18,10 @@ import time
 import h2.events
 import psutil
 import pytest
-
 from conftest import ROOT, H2Connection, run_peer, wait_for
-from nghttp2py import DATA_EOF, BaseRequestHandler
 
-INTERNAL_ERROR, CANCEL = 0x2, 0x8
+from nghttp2py import DATA_EOF, BaseRequestHandler, ErrorCode
+
 MIB = 1 << 20
 GIB = 1 << 30
 
@@ -147,7 +146,7 @@ def test_async_body_raising_resets_the_stream_and_logs(serve, h2_client, log_rec
     result = collect(client, client.request("/raise"))
     assert result["status"] == "200"
     assert result["body"] == b"first part\n"
-    assert result["reset"] == INTERNAL_ERROR
+    assert result["reset"] == ErrorCode.INTERNAL_ERROR
     assert wait_for(lambda: [r for r in log_records.records if r.levelno == logging.ERROR])
     time.sleep(0.1)
     [record] = [r for r in log_records.records
@@ -163,7 +162,7 @@ def test_async_body_finalized_when_the_client_resets(serve, h2_client):
     client = h2_client(server.port)
     stream_id = client.request("/forever")
     client.events_until(lambda e: isinstance(e, h2.events.DataReceived))
-    client.conn.reset_stream(stream_id, CANCEL)
+    client.conn.reset_stream(stream_id, ErrorCode.CANCEL)
     client.flush()
     assert wait_for(lambda: AsyncBodyHandler.finalized == [stream_id])
 

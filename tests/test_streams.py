@@ -12,11 +12,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import StreamReader, run_peer
-from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
 
-CANCEL = 8
+from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode
 
 
 class Closes:
@@ -117,9 +115,9 @@ def test_client_reset_mid_response_calls_on_close_with_its_code(serve, h2_client
     time.sleep(0.05)
     assert len(reader.body[sid]) == 1000  # stalled on flow control, as intended
     assert sid not in reader.ended
-    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.conn.reset_stream(sid, error_code=ErrorCode.CANCEL)
     client.flush()
-    assert closes.wait(sid) == [CANCEL]
+    assert closes.wait(sid) == [ErrorCode.CANCEL]
     assert bodies[sid].closed
 
     reader.ack = True
@@ -180,9 +178,9 @@ def test_reset_before_response_then_late_send_response_is_harmless(serve, h2_cli
     reader = StreamReader(client)
     sid = client.request("/slow")
     time.sleep(0.02)
-    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.conn.reset_stream(sid, error_code=ErrorCode.CANCEL)
     client.flush()
-    assert closes.wait(sid) == [CANCEL]
+    assert closes.wait(sid) == [ErrorCode.CANCEL]
     deadline = time.monotonic() + 5
     while not late and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -220,9 +218,9 @@ def test_reset_while_deferred_then_resume_is_harmless(serve, h2_client):
     reader = StreamReader(client)
     sid = client.request("/deferred")
     reader.wait(lambda: sid in reader.headers)
-    client.conn.reset_stream(sid, error_code=CANCEL)
+    client.conn.reset_stream(sid, error_code=ErrorCode.CANCEL)
     client.flush()
-    assert closes.wait(sid) == [CANCEL]
+    assert closes.wait(sid) == [ErrorCode.CANCEL]
     assert resumed.wait(5)
     other = client.request("/other")
     assert reader.response(other) == (200, b"ok")
