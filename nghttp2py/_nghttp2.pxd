@@ -39,9 +39,10 @@ cdef extern from "Python.h":
     # sees it, handled as a bare PyObject* so that Cython adds no refcounting.
     PyObject *new_bytes "PyBytes_FromStringAndSize"(const char *data, Py_ssize_t size)
     char *bytes_data "PyBytes_AS_STRING"(PyObject *bytes)
-    # Grows or shrinks a bytes object nobody else holds (refcount 1); on
-    # failure it frees it, sets *bytes to NULL and returns -1 with MemoryError.
+    # Grows a bytes object nobody else holds (refcount 1); on failure it
+    # frees it, sets *bytes to NULL and returns -1 with MemoryError set.
     int _PyBytes_Resize(PyObject **bytes, Py_ssize_t size)
+    Py_ssize_t Py_REFCNT(PyObject *o)
 
 
 # -- constants -----------------------------------------------------------------
@@ -58,8 +59,8 @@ cdef enum:
     # that a large body never sits whole in memory and backpressure is seen.
     WRITE_BATCH_SIZE = 65536
     INITIAL_OUTPUT_CAPACITY = 16384
-    # A batch smaller than this is copied out and the output buffer kept; a
-    # larger one is handed to the transport as it is (no copy).
+    # A batch smaller than this is copied out of the output buffer; a larger
+    # one is lent to the transport as a memoryview (no copy).
     SMALL_WRITE = 4096
     # Body chunks at least this large skip nghttp2's frame buffer: the
     # send-data callback copies them once, straight into the output.
@@ -286,7 +287,8 @@ cdef class Session(HTTPProtocol):
     cdef readonly bint ping_outstanding
     cdef bint shutdown_ping_acked
     cdef bint final_goaway_sent
-    # Output being batched: a bytes object filled in place (see _write_output).
+    # Output being batched: a bytes object we alone hold, filled in place
+    # (see _write_output).
     cdef PyObject *output
     cdef size_t output_length
     cdef size_t output_capacity

@@ -273,8 +273,8 @@ cdef class Session(HTTPProtocol):
         if needed <= self.output_capacity:
             return 0
         if self.output == NULL:
-            # A DATA frame is the start of a batch of them: room for a whole
-            # batch at once, so that the buffer is never copied to grow.
+            # A large DATA frame is the start of a batch of them: room for a
+            # whole batch at once, so that the buffer is never copied to grow.
             capacity = (WRITE_BATCH_SIZE + NO_COPY_CAPACITY if n >= NO_COPY_THRESHOLD
                         else INITIAL_OUTPUT_CAPACITY)
             while capacity < needed:
@@ -296,8 +296,10 @@ cdef class Session(HTTPProtocol):
     cdef void _write_output(self) except *:
         """Hand the batched output to the transport.
 
-        A small batch is copied out and the buffer kept for the next; a large
-        one is handed over as it is, the buffer shrunk to its length in place.
+        A small batch is copied out. A large one is lent as a memoryview of
+        the buffer itself; if the transport still holds it afterwards (it
+        could not send it all at once), the buffer is left to it and the next
+        batch gets a new one.
         """
         cdef object data
         if not self.output_length:
@@ -305,16 +307,14 @@ cdef class Session(HTTPProtocol):
         if self.output_length < SMALL_WRITE:
             data = PyBytes_FromStringAndSize(bytes_data(self.output), self.output_length)
         else:
-            if _PyBytes_Resize(&self.output, self.output_length) < 0:
-                self.output = NULL
-                self.output_capacity = self.output_length = 0
-                raise MemoryError()
-            data = <object>self.output
+            data = memoryview(<object>self.output)[:self.output_length]
+        self.output_length = 0
+        self.transport.write(data)
+        data = None
+        if Py_REFCNT(self.output) > 1:
             Py_XDECREF(self.output)
             self.output = NULL
             self.output_capacity = 0
-        self.output_length = 0
-        self.transport.write(data)
         self.last_activity = monotonic()
         if self.transport.is_closing():
             # The peer is gone (asyncio drops further writes): pull no more
