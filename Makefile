@@ -23,8 +23,11 @@ config.mk: configure $(VENV)/.stamp
 	./configure PYTHON=$(VPY)
 
 # setup.py decides what is stale (sources, depends, debug/release switch).
+# The .pth file puts the checkout on the venv's path, so that scripts such as
+# `python examples/hello.py` import the package built in place.
 build: deps venv config.mk
 	$(SETUP_BUILD)
+	$(VPY) -c 'import os, sysconfig; open(os.path.join(sysconfig.get_path("purelib"), "nghttp2py-inplace.pth"), "w").write(os.getcwd() + "\n")'
 
 debug: deps venv config.mk
 	NGHTTP2PY_DEBUG=1 $(SETUP_BUILD)
@@ -46,7 +49,7 @@ test: build test-deps
 
 run: build
 	scripts/make-cert.sh .certs
-	$(VPY) -m examples.site.server --host 0.0.0.0 --port $(PORT) \
+	$(VPY) examples/site/server.py --bind :$(PORT) \
 		--certfile .certs/server.crt --keyfile .certs/server.key
 
 bench: build

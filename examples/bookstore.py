@@ -1,8 +1,8 @@
 """The bookstore API of the Twisted HTTP/2 article: 3000 books as JSON.
 
-Run it from the repository root (after ``make``)::
+Run it (after ``make``, or ``pip install .``)::
 
-    python -m examples.bookstore                   # or: PYTHONPATH=. python examples/bookstore.py
+    python examples/bookstore.py                   # or: python -m nghttp2py examples.bookstore:Handler
     nghttp -nv http://localhost:8080/              # the list of book ids
     curl --http2-prior-knowledge 'http://localhost:8080/book?id=1042'
 
@@ -25,8 +25,7 @@ import random
 from urllib.parse import parse_qs
 
 from nghttp2py import BaseRequestHandler
-
-from examples._cli import run
+from nghttp2py.cli import serve
 
 BOOK_COUNT = 3000
 
@@ -94,4 +93,4 @@ class Handler(BaseRequestHandler):
 
 
 if __name__ == "__main__":
-    run(Handler, description="A JSON API over 3000 made-up books.", default_port=8080)
+    serve(Handler, description="A JSON API over 3000 made-up books.")

@@ -1,17 +1,17 @@
 """The first server of nghttp2's Python API tutorial: answers every request with "nghttp2 FTW".
 
-Run it from the repository root (after ``make``)::
+Run it (after ``make``, or ``pip install .``)::
 
-    python -m examples.hello                       # or: PYTHONPATH=. python examples/hello.py
+    python examples/hello.py                       # or: python -m nghttp2py examples.hello:Handler
     nghttp -nv http://localhost:8080/
     curl --http2-prior-knowledge http://localhost:8080/
 
-With ``--certfile server.crt --keyfile server.key`` it serves TLS with ALPN h2
-(then ``curl --http2 -k https://localhost:8080/``). See docs/examples.md.
+``--bind :8443 --certfile server.crt --keyfile server.key`` serves TLS with
+ALPN h2 on every interface (then ``curl --http2 -k https://localhost:8443/``);
+``--help`` lists the options. See docs/examples.md.
 """
 import nghttp2py as nghttp2
-
-from examples._cli import run
+from nghttp2py.cli import serve
 
 
 class Handler(nghttp2.BaseRequestHandler):
@@ -23,12 +23,14 @@ class Handler(nghttp2.BaseRequestHandler):
                            body=res)
 
 
-# The tutorial starts the server with these two lines, which work as they are:
+# The tutorial starts the server with these two lines, which work as they are
+# (cleartext HTTP/2 on port 8080 of every interface, until Ctrl-C):
 #
 #     server = nghttp2.HTTP2Server(('', 8080), Handler, ssl=None)
 #     server.serve_forever()
 #
-# run() does the same, with --host/--port/--certfile/--keyfile/--access-log and
-# a line printed once the server listens (examples/_cli.py).
+# serve() does the same, with the options of `python -m nghttp2py` (--bind,
+# --certfile, --keyfile, --access-log, --loop, ...) and a line printed once
+# the server listens.
 if __name__ == "__main__":
-    run(Handler, description="Answer every request with 'nghttp2 FTW'.", default_port=8080)
+    serve(Handler, description="Answer every request with 'nghttp2 FTW'.")

@@ -1,8 +1,8 @@
 """Compress a header list with HPACK, show the dynamic table, inflate it back.
 
-Run from the source tree after ``make build``::
+Run it (after ``make``, or ``pip install .``)::
 
-    python -m examples.hpack_roundtrip
+    python examples/hpack_roundtrip.py
 
 The second block of the same headers is much smaller: the deflater sends
 indexes into the dynamic table both sides now share.

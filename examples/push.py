@@ -1,18 +1,20 @@
 """Server push, from nghttp2's Python API tutorial: push /push, then answer the request.
 
-Run it from the repository root (after ``make``)::
+Run it (after ``make``, or ``pip install .``)::
 
-    python -m examples.push                        # or: PYTHONPATH=. python examples/push.py
+    python examples/push.py                        # or: python -m nghttp2py examples.push:Handler
     nghttp -nv http://localhost:8080/
+    curl -v --http2-prior-knowledge http://localhost:8080/
 
 nghttp prints a PUSH_PROMISE frame for ``/push`` and then the pushed stream's
 HEADERS and DATA ("pushed content") next to the response ("nghttp2-python FTW").
-``push()`` must be called before ``send_response()``; it returns False when the
-client has disabled push (e.g. curl). See docs/push.md.
+``push()`` must be called before ``send_response()``. curl, like every current
+browser, refuses push: there ``push()`` returns False and the server sends a
+``103 Early Hints`` response with ``link: </push>; rel=preload`` before the
+response instead (``--no-early-hints`` turns that off). See docs/push.md.
 """
 import nghttp2py as nghttp2
-
-from examples._cli import run
+from nghttp2py.cli import serve
 
 
 class Handler(nghttp2.BaseRequestHandler):
@@ -28,5 +30,4 @@ class Handler(nghttp2.BaseRequestHandler):
 
 
 if __name__ == "__main__":
-    run(Handler, description="Push /push, then answer 'nghttp2-python FTW'.",
-        default_port=8080)
+    serve(Handler, description="Push /push, then answer 'nghttp2-python FTW'.")

@@ -8,9 +8,9 @@ Routes::
     GET  /ticks     ten lines, one every 50 ms, from an async generator.
     GET  /          a 103 Early Hints response first, then the page.
 
-Try it (after ``make``, from the repository root)::
+Try it (after ``make``, or ``pip install .``)::
 
-    python -m examples.streaming --port 8080
+    python examples/streaming.py                   # or: python -m nghttp2py examples.streaming:StreamingHandler
     head -c 50M /dev/urandom | curl --http2-prior-knowledge -T - http://localhost:8080/upload
     curl --http2-prior-knowledge -N http://localhost:8080/ticks
     nghttp -v http://localhost:8080/        # shows the 103 before the 200
@@ -20,8 +20,7 @@ import hashlib
 from urllib.parse import parse_qs, urlsplit
 
 from nghttp2py import BaseRequestHandler
-
-from examples._cli import run
+from nghttp2py.cli import serve
 
 
 async def ticks(count: int, interval: float):
@@ -63,5 +62,5 @@ class StreamingHandler(BaseRequestHandler):
 
 
 if __name__ == "__main__":
-    run(StreamingHandler, description="Streaming uploads and responses.", default_port=8080,
-        try_command="curl --http2-prior-knowledge -N {url}ticks")
+    serve(StreamingHandler, description="Streaming uploads and responses.",
+          try_command="curl --http2-prior-knowledge -N {url}ticks")

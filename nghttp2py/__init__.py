@@ -12,33 +12,42 @@ from .errors import (
     StreamClosedError,
 )
 from .handler import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
-from .hpack import HDDeflater, HDInflater, HDTableEntry, print_hd_table
+from .hpack import (
+    DEFAULT_HEADER_TABLE_SIZE,
+    DEFLATE_MAX_HEADER_TABLE_SIZE,
+    HDDeflater,
+    HDInflater,
+    HDTableEntry,
+    print_hd_table,
+)
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "HTTP2Server",
-    "BaseRequestHandler",
-    "ServerSettings",
-    "Timeouts",
-    "DATA_OK",
-    "DATA_EOF",
     "DATA_DEFERRED",
+    "DATA_EOF",
+    "DATA_OK",
+    "DEFAULT_HEADER_TABLE_SIZE",
+    "DEFLATE_MAX_HEADER_TABLE_SIZE",
+    "NGHTTP2_LIB_VERSION",
+    "BaseRequestHandler",
+    "ErrorCode",
+    "FlowControlError",
     "HDDeflater",
     "HDInflater",
     "HDTableEntry",
-    "print_hd_table",
-    "ErrorCode",
+    "HPACKError",
     "HTTP2Error",
+    "HTTP2Server",
+    "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
-    "StreamClosedError",
-    "FlowControlError",
-    "HPACKError",
-    "InvalidHeaderError",
     "ResponseStateError",
-    "NGHTTP2_LIB_VERSION",
+    "ServerSettings",
+    "StreamClosedError",
+    "Timeouts",
     "__version__",
+    "print_hd_table",
 ]

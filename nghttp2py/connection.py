@@ -4,18 +4,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from ._nghttp2 import Session
+from ._nghttp2 import BaseRequestHandler, Session
+from .settings import Timeouts
 
-if TYPE_CHECKING:
-    from .server import HTTP2Server
-
-__all__ = ["ServerConnection"]
+__all__ = ["ConnectionConfig", "ServerConnection"]
 
 logger = logging.getLogger("nghttp2py")
 
 _SETTINGS_TIMEOUT = 0x4  # HTTP/2 error code
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """What every connection of one server needs, built once when the server starts.
+
+    ``read_buffer`` is shared by all of the server's connections (see
+    :class:`ServerConnection`); ``loop`` is the loop the server runs on.
+    """
+
+    handler_class: type[BaseRequestHandler]
+    settings: dict[str, int]  # ServerSettings.as_dict(), as the Session takes it
+    timeouts: Timeouts
+    access_log: bool
+    push_early_hints: bool
+    read_buffer: memoryview
+    loop: asyncio.AbstractEventLoop
 
 
 class ServerConnection(asyncio.BufferedProtocol):
@@ -26,13 +42,20 @@ class ServerConnection(asyncio.BufferedProtocol):
     an idle connection holds no read buffer of its own. One timer per
     connection enforces the :class:`~nghttp2py.Timeouts`; it is re-armed
     lazily, never per request.
+
+    ``on_made`` is called once the connection has its Session, ``on_lost``
+    once it has ended (not for a TLS connection refused for its ALPN).
     """
 
-    __slots__ = ("_server", "_transport", "_session", "_started", "_watchdog",
-                 "_ping_sent", "_shutdown_timer")
+    __slots__ = ("_config", "_on_lost", "_on_made", "_ping_sent", "_session", "_shutdown_timer",
+                 "_started", "_transport", "_watchdog")
 
-    def __init__(self, server: HTTP2Server) -> None:
-        self._server = server
+    def __init__(self, config: ConnectionConfig,
+                 on_made: Callable[[ServerConnection], object],
+                 on_lost: Callable[[ServerConnection], object]) -> None:
+        self._config = config
+        self._on_made = on_made
+        self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
         self._started = time.monotonic()
@@ -53,14 +76,14 @@ class ServerConnection(asyncio.BufferedProtocol):
                 transport.close()
                 return
             certificate = transport.get_extra_info("peercert")
-        server = self._server
+        config = self._config
         self._session = Session(
-            transport, server.RequestHandlerClass, server.settings_dict,
+            transport, config.handler_class, config.settings,
             client_address=peer, client_certificate=certificate,
             scheme=b"https" if ssl_object is not None else b"http",
-            access_log=server.access_log, push_early_hints=server.push_early_hints,
-            loop=server.loop)
-        server._connection_made(self)
+            access_log=config.access_log, push_early_hints=config.push_early_hints,
+            loop=config.loop)
+        self._on_made(self)
         if ssl_object is not None:
             # On cleartext the preface waits for the client's first bytes, so
             # that an HTTP/1 client can be answered in HTTP/1 (see Session.feed).
@@ -68,12 +91,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._check_timeouts()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._server._read_buffer
+        return self._config.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         session = self._session
         if session is not None:
-            session.feed(self._server._read_buffer, nbytes)
+            session.feed(self._config.read_buffer, nbytes)
 
     def eof_received(self) -> bool:
         return False
@@ -93,7 +116,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         session, self._session = self._session, None
         if session is not None:
             session.connection_lost()
-            self._server._connection_lost(self)
+            self._on_lost(self)
         self._transport = None
 
     @property
@@ -107,11 +130,10 @@ class ServerConnection(asyncio.BufferedProtocol):
         if session is None or session.shutting_down:
             return
         session.shutdown()
-        loop = self._server.loop
-        if session.shutting_down and self._transport is not None and loop is not None \
+        if session.shutting_down and self._transport is not None \
                 and not self._transport.is_closing():
-            self._shutdown_timer = loop.call_later(
-                self._server.timeouts.shutdown_ping, session.finish_shutdown)
+            self._shutdown_timer = self._config.loop.call_later(
+                self._config.timeouts.shutdown_ping, session.finish_shutdown)
 
     def abort(self) -> None:
         """Close at once, dropping whatever is in flight."""
@@ -124,7 +146,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         session = self._session
         if session is None or self._transport is None or self._transport.is_closing():
             return
-        timeouts = self._server.timeouts
+        timeouts = self._config.timeouts
         now = time.monotonic()
         deadlines = []
         if not session.preface_received and timeouts.handshake is not None:
@@ -169,8 +191,7 @@ class ServerConnection(asyncio.BufferedProtocol):
                 self._ping_sent = 0.0
                 deadlines.append(max(session.last_activity, now) + timeouts.keepalive)
         if deadlines:
-            loop = self._server.loop
-            assert loop is not None
+            loop = self._config.loop
             self._watchdog = loop.call_at(loop.time() + max(min(deadlines) - now, 0.01),
                                           self._check_timeouts)
 

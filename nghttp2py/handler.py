@@ -5,4 +5,4 @@ its fields in C); subclass it in Python as usual.
 """
 from ._nghttp2 import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
-__all__ = ["BaseRequestHandler", "DATA_OK", "DATA_EOF", "DATA_DEFERRED"]
+__all__ = ["DATA_DEFERRED", "DATA_EOF", "DATA_OK", "BaseRequestHandler"]

@@ -2,7 +2,8 @@
 
 :class:`HDDeflater` compresses header lists into header blocks,
 :class:`HDInflater` decompresses them, and both show their dynamic table as
-a list of :class:`HDTableEntry`, which :func:`print_hd_table` prints.
+a list of :class:`HDTableEntry`, which :func:`print_hd_table` prints. The
+names are those of nghttp2's former Python binding.
 """
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ from collections.abc import Iterable
 
 from nghttp2py._nghttp2 import HDDeflater, HDInflater, HDTableEntry
 
-__all__ = ["HDDeflater", "HDInflater", "HDTableEntry", "print_hd_table"]
+__all__ = [
+    "DEFAULT_HEADER_TABLE_SIZE",
+    "DEFLATE_MAX_HEADER_TABLE_SIZE",
+    "HDDeflater",
+    "HDInflater",
+    "HDTableEntry",
+    "print_hd_table",
+]
+
+#: The dynamic table size HTTP/2 starts with (SETTINGS_HEADER_TABLE_SIZE,
+#: RFC 9113 section 6.5.2), and the one an :class:`HDInflater` starts with.
+DEFAULT_HEADER_TABLE_SIZE = 4096
+
+#: The default ``hd_table_bufsize_max`` of :class:`HDDeflater`: the most
+#: dynamic table it uses, whatever larger size the peer allows.
+DEFLATE_MAX_HEADER_TABLE_SIZE = 4096
 
 
 def print_hd_table(hdtable: Iterable[HDTableEntry]) -> None:

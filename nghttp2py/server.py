@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 import signal
 import socket
 import ssl as _ssl
-import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .connection import ServerConnection
+from . import loops
+from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .settings import ServerSettings, Timeouts
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["HTTP2Server"]
 
@@ -35,10 +38,12 @@ class HTTP2Server:
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
     ``timeouts`` the connection timeouts (:class:`Timeouts`). ``access_log``
     logs one line per request to the ``nghttp2py.access`` logger.
-    ``push_early_hints`` answers :meth:`BaseRequestHandler.push` to a client
-    that disabled push with ``103 Early Hints`` preload links instead.
+    ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
+    to a client that disabled push, as browsers do, with a ``103 Early Hints``
+    response carrying ``link: rel=preload`` instead; ``False`` turns that off.
 
-    Blocking use: :meth:`serve_forever`. In an asyncio program::
+    Blocking use: :meth:`serve_forever`. In an asyncio program, :meth:`serve`,
+    or::
 
         async with HTTP2Server(("127.0.0.1", 0), Handler) as server:
             ...  # server.port is bound
@@ -53,7 +58,7 @@ class HTTP2Server:
         settings: ServerSettings | None = None,
         timeouts: Timeouts | None = None,
         access_log: bool = False,
-        push_early_hints: bool = False,
+        push_early_hints: bool = True,
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
     ) -> None:
@@ -64,7 +69,6 @@ class HTTP2Server:
         self.RequestHandlerClass = RequestHandlerClass
         self.ssl = _prepare_ssl_context(ssl) if ssl is not None else None
         self.settings = settings or ServerSettings()
-        self.settings_dict = self.settings.as_dict()
         self.timeouts = timeouts or Timeouts()
         self.access_log = access_log
         self.push_early_hints = push_early_hints
@@ -84,20 +88,28 @@ class HTTP2Server:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        config = ConnectionConfig(
+            handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
+            timeouts=self.timeouts, access_log=self.access_log,
+            push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop)
+        new_connection = functools.partial(
+            ServerConnection, config, self._connection_made, self._connection_lost)
         host, port = self.address
         if host:
-            self._server = await self.loop.create_server(
-                lambda: ServerConnection(self), host, port, ssl=self.ssl,
-                backlog=self.backlog, reuse_address=True)
+            self._server = await loop.create_server(
+                new_connection, host, port, ssl=self.ssl, backlog=self.backlog,
+                reuse_address=True)
         else:
             # One socket for every interface, so that port 0 means one port.
-            self._server = await self.loop.create_server(
-                lambda: ServerConnection(self), sock=_any_address_socket(port, self.backlog),
-                ssl=self.ssl, backlog=self.backlog)
-        logger.info("serving HTTP/2 (%s) on %s", "TLS" if self.ssl else "h2c",
-                    ", ".join(_format_address(s.getsockname()) for s in self._server.sockets))
+            self._server = await loop.create_server(
+                new_connection, sock=_any_address_socket(port, self.backlog), ssl=self.ssl,
+                backlog=self.backlog)
+        logger.info("serving HTTP/2 (%s) on %s, on the %s event loop",
+                    "TLS" if self.ssl else "h2c",
+                    ", ".join(_format_address(s.getsockname()) for s in self._server.sockets),
+                    type(loop).__module__.partition(".")[0])
 
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
@@ -127,26 +139,41 @@ class HTTP2Server:
         await self._closed.wait()
         await self._server.wait_closed()
 
-    async def __aenter__(self) -> HTTP2Server:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.close()
         await self.wait_closed()
 
-    def serve_forever(self, *, uvloop: bool | None = None) -> None:
-        """Serve until SIGINT or SIGTERM, then shut down gracefully.
+    def serve_forever(self, *, loop: str | None = None, uvloop: bool | None = None) -> None:
+        """Run an event loop and :meth:`serve` on it until SIGINT or SIGTERM.
 
-        A second SIGINT closes every connection at once. The event loop is
-        uvloop's when it is installed (``pip install nghttp2py[uvloop]``),
-        unless ``uvloop=False`` or the environment sets
-        ``NGHTTP2PY_LOOP=asyncio``; ``uvloop=True`` requires it.
+        ``loop`` names the event loop: ``"asyncio"`` (asyncio's own) or
+        ``"uvloop"`` (``pip install nghttp2py[uvloop]``). Without it, the
+        environment variable ``NGHTTP2PY_LOOP`` names it, else asyncio's own
+        runs: an installed uvloop is never picked on its own. ``uvloop=True``
+        and ``uvloop=False`` are the older spelling of ``loop="uvloop"`` and
+        ``loop="asyncio"``.
         """
-        _run(self._serve_until_signalled(), _loop_factory(uvloop))
+        if uvloop is not None:
+            if loop is not None:
+                raise TypeError("give loop= or uvloop=, not both")
+            loop = "uvloop" if uvloop else "asyncio"
+        loops.run(self.serve(), loop)
 
-    async def _serve_until_signalled(self) -> None:
-        await self.start()
+    async def serve(self, *, ready: Callable[[], object] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully, and return.
+
+        Starts the server unless it is started. The first signal starts a
+        graceful shutdown (:meth:`close`), a second one closes every
+        connection at once (:meth:`abort`). ``ready`` is called once the
+        server listens and the signals are handled: whoever it tells may
+        signal at once.
+        """
+        if self._server is None:
+            await self.start()
         loop = asyncio.get_running_loop()
 
         def on_signal(signum: int) -> None:
@@ -161,6 +188,8 @@ class HTTP2Server:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
         try:
+            if ready is not None:
+                ready()
             await self.wait_closed()
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -169,7 +198,7 @@ class HTTP2Server:
     # -- introspection ----------------------------------------------------------
 
     @property
-    def sockets(self) -> tuple:
+    def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets (empty before :meth:`start`)."""
         return tuple(self._server.sockets) if self._server is not None else ()
 
@@ -178,14 +207,15 @@ class HTTP2Server:
         """The bound port, e.g. the one picked for port 0."""
         if not self.sockets:
             raise RuntimeError("the server is not started")
-        return self.sockets[0].getsockname()[1]
+        port: int = self.sockets[0].getsockname()[1]
+        return port
 
     @property
     def connections(self) -> int:
         """How many client connections are open."""
         return len(self._connections)
 
-    # -- called by ServerConnection ------------------------------------------------
+    # -- given to each ServerConnection ----------------------------------------------
 
     def _connection_made(self, connection: ServerConnection) -> None:
         self._connections.add(connection)
@@ -203,51 +233,12 @@ class HTTP2Server:
                 self._abort_timer.cancel()
 
 
-def _loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop factory if it should be used, else None (asyncio's default)."""
-    if use_uvloop is None:
-        choice = os.environ.get("NGHTTP2PY_LOOP", "auto")
-        if choice not in ("auto", "asyncio", "uvloop"):
-            raise ValueError(f"NGHTTP2PY_LOOP must be auto, asyncio or uvloop, not {choice!r}")
-        if choice == "asyncio":
-            return None
-        use_uvloop = True if choice == "uvloop" else None
-    if use_uvloop is False:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if use_uvloop:
-            raise RuntimeError("uvloop is not installed: pip install nghttp2py[uvloop]") from None
-        return None
-    return uvloop.new_event_loop
-
-
-def _run(coroutine: Coroutine[Any, Any, None],
-         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> None:
-    if loop_factory is None:
-        asyncio.run(coroutine)
-    elif sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(coroutine)
-    else:
-        loop = loop_factory()
-        try:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(coroutine)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-
 def _prepare_ssl_context(context: _ssl.SSLContext) -> _ssl.SSLContext:
     """Offer h2 by ALPN and refuse TLS older than 1.2 (RFC 9113 section 9.2)."""
     if not isinstance(context, _ssl.SSLContext):
         raise TypeError("ssl must be an ssl.SSLContext")
     context.set_alpn_protocols(["h2"])
-    if context.minimum_version < _ssl.TLSVersion.TLSv1_2:
-        context.minimum_version = _ssl.TLSVersion.TLSv1_2
+    context.minimum_version = max(context.minimum_version, _ssl.TLSVersion.TLSv1_2)
     return context
 
 
@@ -258,6 +249,6 @@ def _any_address_socket(port: int, backlog: int) -> socket.socket:
     return socket.create_server(("", port), backlog=backlog)
 
 
-def _format_address(sockname: tuple) -> str:
+def _format_address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> str:
     host, port = sockname[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -27,8 +27,10 @@ from rawh2 import RawH2
 ROOT = Path(__file__).resolve().parent.parent
 
 # NGHTTP2PY_TEST_LOOP=uvloop runs the in-process servers on uvloop (make test
-# runs the suite on both loops).
+# runs the suite on both loops). Servers in subprocesses run on it too: they
+# are given --loop, and serve_forever() reads NGHTTP2PY_LOOP.
 TEST_LOOP = os.environ.get("NGHTTP2PY_TEST_LOOP", "asyncio")
+os.environ["NGHTTP2PY_LOOP"] = TEST_LOOP
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

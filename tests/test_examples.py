@@ -1,114 +1,45 @@
-"""The examples in examples/, run as programs and checked with real HTTP/2 peers.
+"""The examples in examples/, run as plain scripts and checked with real HTTP/2 peers.
 
-Each example runs in a subprocess (``--host 127.0.0.1 --port 0``); its first
-line of output gives the URL. nghttp, curl, h2load and httpx are the clients.
-Every example must stop with status 0 within 5 s of SIGINT (graceful close).
+Each example runs in a subprocess (``--bind 127.0.0.1:0`` and the event loop of
+the current pass, see served.py); its first line of output gives the URL.
+nghttp, curl, h2load, httpx and headless Chromium are the clients. Every
+example must stop with status 0 within 5 s of SIGINT (graceful close).
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import queue
 import re
 import shutil
 import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, TEST_LOOP, require, run_peer
+from served import EXAMPLES, PEER_ENV, ServedPrograms
 
-from conftest import ROOT, require, run_peer
-
-EXAMPLES = ROOT / "examples"
 SITE_STATIC = EXAMPLES / "site" / "static"
-
-# The peers talk to 127.0.0.1 directly, whatever proxy the environment names.
-PEER_ENV = {name: value for name, value in os.environ.items()
-            if not name.lower().endswith("_proxy")}
-
-
-class Example:
-    """One example program running in a subprocess."""
-
-    def __init__(self, argv: list[str], *, env: dict, cwd: Path, stderr_path: Path) -> None:
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
-                                        env=env, cwd=cwd)
-        self.first_line = self._read_first_line(timeout=10)
-        match = re.match(r"serving on (https?://\S+/) \(try: .+\)$", self.first_line)
-        if match is None:
-            self.kill()
-            pytest.fail(f"unexpected first line {self.first_line!r} from {argv}\n{self.stderr()}")
-        self.url = match.group(1)
-
-    def _read_first_line(self, timeout: float) -> str:
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.process.stdout.readline()),
-                         daemon=True).start()
-        try:
-            line = lines.get(timeout=timeout)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"no line on stdout within {timeout} s\n{self.stderr()}")
-        if not line:
-            self.kill()
-            pytest.fail(f"exited with {self.process.returncode} before listening\n"
-                        f"{self.stderr()}")
-        return line.decode().rstrip("\n")
-
-    def stderr(self) -> str:
-        self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGINT: the example must shut down gracefully and exit 0 within 5 s."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            returncode = self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"still running 5 s after SIGINT\n{self.stderr()}")
-        assert returncode == 0, self.stderr()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
-        self._stderr.close()
 
 
 @pytest.fixture
 def example(tmp_path):
-    """``example(script, *args, tls=None)`` starts an example; killed after the test.
+    """``example(script, *args, tls=None, ...)`` runs examples/<script> (or an absolute
+    path) as ``python SCRIPT ARGS``; the keywords are those of ServedPrograms."""
+    programs = ServedPrograms(tmp_path)
+    yield lambda script, *args, **kwargs: programs([EXAMPLES / script, *args], **kwargs)
+    programs.kill()
 
-    ``script`` is a path under examples/ (or absolute); ``tls`` a (cert, key) pair.
-    """
-    started: list[Example] = []
 
-    def start(script: str | Path, *args: str, tls=None, module: str | None = None,
-              env: dict | None = None) -> Example:
-        argv = [sys.executable]
-        argv += ["-m", module] if module else [str(EXAMPLES / script)]
-        argv += ["--host", "127.0.0.1", "--port", "0", *args]
-        if tls is not None:
-            argv += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
-        if env is None:
-            env = dict(PEER_ENV, PYTHONPATH=str(ROOT))
-        running = Example(argv, env=env, cwd=ROOT,
-                          stderr_path=tmp_path / f"stderr-{len(started)}.txt")
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.kill()
+@pytest.fixture
+def program(tmp_path):
+    """``program(args, ...)`` runs ``python ARGS``, e.g. ``["-m", "nghttp2py", ...]``."""
+    programs = ServedPrograms(tmp_path)
+    yield programs
+    programs.kill()
 
 
 def nghttp(*args: str) -> str:
@@ -117,24 +48,29 @@ def nghttp(*args: str) -> str:
     return result.stdout
 
 
-def curl(*args: str) -> subprocess.CompletedProcess:
-    result = run_peer("curl", "-sS", *args, env=PEER_ENV)
+def curl_responses(*args: str) -> tuple[list[tuple[str, dict[str, str]]], bytes]:
+    """Every response head curl received, 1xx first and the final one last, as
+    (status line, headers with repeated fields joined by ", "), and the body."""
+    result = subprocess.run([require("curl"), "-sS", "-D", "/dev/stderr", *args],
+                            check=False, capture_output=True, timeout=60, env=PEER_ENV)
     assert result.returncode == 0, result.stderr
-    return result
+    heads = []
+    for block in result.stderr.decode("latin-1").strip().split("\r\n\r\n"):
+        lines = block.split("\r\n")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        heads.append((lines[0].strip(), headers))
+    return heads, result.stdout
 
 
 def curl_response(*args: str) -> tuple[str, dict[str, str], bytes]:
-    """curl's status line, headers (last value per name) and body."""
-    result = subprocess.run([require("curl"), "-sS", "-D", "/dev/stderr", *args],
-                            capture_output=True, timeout=60, env=PEER_ENV)
-    assert result.returncode == 0, result.stderr
-    lines = result.stderr.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    return lines[0].strip(), headers, result.stdout
+    """curl's final status line, its headers and the body."""
+    heads, body = curl_responses(*args)
+    status, headers = heads[-1]
+    return status, headers, body
 
 
 # -- hello.py -------------------------------------------------------------------
@@ -175,13 +111,62 @@ def test_hello_over_tls_with_access_log(example, certificate):
                      hello.stderr(), re.MULTILINE), hello.stderr()
 
 
-def test_hello_runs_as_module_from_the_checkout(example):
-    # `python -m examples.hello` from the repository root needs no PYTHONPATH.
-    env = {name: value for name, value in PEER_ENV.items() if name != "PYTHONPATH"}
-    hello = example(None, module="examples.hello", env=env)
+NO_PYTHONPATH = {name: value for name, value in PEER_ENV.items() if name != "PYTHONPATH"}
+
+
+def test_hello_runs_as_a_plain_script_from_anywhere(example, tmp_path):
+    # `python examples/hello.py` imports only the library: after `make` (which
+    # puts the checkout on the venv's path) or `pip install .`, from any directory.
+    hello = example("hello.py", env=NO_PYTHONPATH, cwd=tmp_path)
     status, _, body = curl_response("--http2-prior-knowledge", hello.url)
     assert (status, body) == ("HTTP/2 200", b"nghttp2 FTW\n")
+    hello.stop(signal.SIGTERM)
+
+
+def test_hello_served_by_python_m_nghttp2py(program):
+    # The current directory (the checkout) is where MODULE is looked up.
+    hello = program(["-m", "nghttp2py", "examples.hello:Handler"], env=NO_PYTHONPATH)
+    assert hello.first_line == f"serving on {hello.url} (try: nghttp -nv {hello.url})"
+    out = nghttp("-nv", hello.url)
+    assert re.search(r"recv \(stream_id=\d+\) :status: 200", out), out
+    assert "nghttp2 FTW" in nghttp(hello.url)
+    status, headers, body = curl_response("--http2-prior-knowledge", hello.url)
+    assert (status, headers["content-length"], body) == ("HTTP/2 200", "12", b"nghttp2 FTW\n")
     hello.stop()
+
+
+SEED_LINES = re.compile(r"^#     (server = nghttp2\.HTTP2Server\(\('', 8080\), Handler, ssl=None\))\n"
+                        r"#     (server\.serve_forever\(\))$", re.MULTILINE)
+
+
+def test_the_seeds_two_lines_quoted_in_hello_py_serve(tmp_path):
+    """The tutorial's own start-up lines, as hello.py quotes them, run as they are
+    (on port 0 instead of 8080, with logging on to learn the port)."""
+    source = (EXAMPLES / "hello.py").read_text()
+    quoted = SEED_LINES.search(source)
+    assert quoted, "hello.py no longer quotes the tutorial's two lines"
+    script = tmp_path / "seed.py"
+    script.write_text(
+        "import logging\nlogging.basicConfig(level=logging.INFO)\n"
+        + source[:source.index('if __name__ == "__main__":')]
+        + quoted.group(1).replace("8080", "0") + "\n" + quoted.group(2) + "\n")
+    process = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True,
+                               env=dict(PEER_ENV, PYTHONPATH=str(ROOT)))
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = re.search(r"serving HTTP/2 \(h2c\) on \S+:(\d+), on the (\w+) event loop", line)
+        assert port, line
+        assert port.group(2) == TEST_LOOP  # NGHTTP2PY_LOOP, set by conftest
+        status, _, body = curl_response("--http2-prior-knowledge",
+                                        f"http://127.0.0.1:{port.group(1)}/")
+        assert (status, body) == ("HTTP/2 200", b"nghttp2 FTW\n")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(5) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
 
 
 # -- push.py ----------------------------------------------------------------------
@@ -199,9 +184,21 @@ def test_push_promises_and_delivers_push(example):
     assert "pushed content" in out
     assert "nghttp2-python FTW" in out
 
-    # curl disables push: push() returns False and the response still comes.
-    status, _, body = curl_response("--http2-prior-knowledge", push.url)
-    assert (status, body) == ("HTTP/2 200", b"nghttp2-python FTW\n")
+    # curl disables push: push() returns False, and the path is announced in a
+    # 103 Early Hints response before the response itself.
+    heads, body = curl_responses("--http2-prior-knowledge", push.url)
+    assert [(status, headers.get("link")) for status, headers in heads] == [
+        ("HTTP/2 103", "</push>; rel=preload"), ("HTTP/2 200", None)]
+    assert body == b"nghttp2-python FTW\n"
+    push.stop()
+
+
+def test_push_without_early_hints(example):
+    push = example("push.py", "--no-early-hints")
+    heads, body = curl_responses("--http2-prior-knowledge", push.url)
+    assert [status for status, _ in heads] == ["HTTP/2 200"]
+    assert body == b"nghttp2-python FTW\n"
+    assert "PUSH_PROMISE" in nghttp("-nv", push.url)  # push itself is unaffected
     push.stop()
 
 
@@ -247,8 +244,9 @@ def test_site_serves_every_file_with_its_type(example, certificate):
         assert body == path.read_bytes(), url
 
     # "/" is index.html; curl disables push, so preload links name the assets.
-    status, headers, body = curl_response("--http2", "-k", site.url)
-    assert status == "HTTP/2 200"
+    heads, body = curl_responses("--http2", "-k", site.url)
+    assert [status for status, _ in heads] == ["HTTP/2 103", "HTTP/2 200"]
+    status, headers = heads[-1]
     assert headers["content-type"] == "text/html; charset=utf-8"
     assert headers["cache-control"] == "no-cache"
     assert "</static/css/style.css>; rel=preload; as=style" in headers["link"]
@@ -282,6 +280,36 @@ TRAVERSALS = [
     "/static/%00/etc/passwd",
     "/static/\\..\\..\\server.py",
 ]
+
+
+SITE_PRELOADS = ["</static/css/style.css>; rel=preload; as=style",
+                 "</static/js/app.js>; rel=preload; as=script"]
+
+
+def test_site_sends_early_hints_when_push_is_refused(example, certificate):
+    # nghttp --no-push announces SETTINGS_ENABLE_PUSH=0, as browsers do.
+    site = example("site/server.py", tls=certificate)
+    out = nghttp("-nv", "--no-push", site.url)
+    assert "recv PUSH_PROMISE" not in out
+    stream = re.search(r"recv \(stream_id=(\d+)\) :status: 103", out)
+    assert stream, out
+    sid = stream.group(1)
+    early = out[stream.start():out.index(f"recv (stream_id={sid}) :status: 200")]
+    assert re.findall(rf"recv \(stream_id={sid}\) link: (.+)", early) == SITE_PRELOADS, out
+
+    heads, body = curl_responses("--http2", "-k", site.url)
+    (informational, hints), (final, headers) = heads
+    assert (informational, final) == ("HTTP/2 103", "HTTP/2 200")
+    assert hints["link"] == ", ".join(SITE_PRELOADS)
+    assert headers["link"] == ", ".join(SITE_PRELOADS)  # the page's own preload links
+    assert body == (SITE_STATIC / "index.html").read_bytes()
+    site.stop()
+
+    # Turned off: the page's preload links only.
+    site = example("site/server.py", "--no-early-hints", tls=certificate)
+    out = nghttp("-nv", "--no-push", site.url)
+    assert ":status: 103" not in out and ":status: 200" in out, out
+    site.stop()
 
 
 def test_site_refuses_paths_outside_static(example, certificate):
@@ -407,7 +435,7 @@ def test_site_in_headless_chromium(example, certificate):
     result = subprocess.run(
         [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--ignore-certificate-errors", "--virtual-time-budget=5000", "--dump-dom", site.url],
-        capture_output=True, text=True, timeout=60, env=PEER_ENV)
+        check=False, capture_output=True, text=True, timeout=60, env=PEER_ENV)
     status = re.search(r'id="status">([^<]*)<', result.stdout)
     assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
     assert status.group(1).startswith("Page loaded over h2 with 2 assets"), status.group(1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import nghttp2py
 import nghttp2py.hpack
 from nghttp2py.errors import HPACKError, NGHTTP2Error
 from nghttp2py.hpack import (HDDeflater, HDInflater, HDTableEntry,
@@ -239,6 +240,31 @@ def test_print_hd_table(capsys):
         "[  2] (s =  40) x-first: 1\n")
     print_hd_table([])
     assert capsys.readouterr().out == ""
+
+
+def test_the_names_nghttp2s_former_binding_documented(hpack):
+    # Its python-apiref: HDDeflater(hd_table_bufsize_max=DEFLATE_MAX_HEADER_TABLE_SIZE),
+    # both constants 4096, and the same names at the top of the package.
+    for module in (nghttp2py, nghttp2py.hpack):
+        assert module.DEFAULT_HEADER_TABLE_SIZE == 4096
+        assert module.DEFLATE_MAX_HEADER_TABLE_SIZE == 4096
+        for name in ("HDDeflater", "HDInflater", "HDTableEntry", "print_hd_table"):
+            assert getattr(module, name) is getattr(nghttp2py.hpack, name)
+    # A deflater made the documented way never uses more table than that,
+    # however much the peer allows ...
+    deflater = HDDeflater(hd_table_bufsize_max=nghttp2py.DEFLATE_MAX_HEADER_TABLE_SIZE)
+    deflater.change_table_size(1 << 20)
+    decoder = hpack.Decoder()
+    for i in range(200):
+        decoder.decode(deflater.deflate([(f"x-header-{i}", "v" * 40)]), raw=True)
+        assert sum(e.space for e in deflater.get_hd_table()) <= 4096
+    assert sum(e.space for e in deflater.get_hd_table()) > 4096 - 90  # ... and all of it.
+    # An inflater starts with the default table, which a peer may fill.
+    encoder = hpack.Encoder()
+    inflater = HDInflater()
+    for i in range(200):
+        inflater.inflate(encoder.encode([(f"x-header-{i}", "v" * 40)]))
+    assert 4096 - 90 < sum(e.space for e in inflater.get_hd_table()) <= 4096
 
 
 # --- table size changes ----------------------------------------------------------

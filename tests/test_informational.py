@@ -295,9 +295,23 @@ def test_push_early_hints_when_the_client_disabled_push(serve, h2_client):
     assert kinds.index("InformationalResponseReceived") < kinds.index("ResponseReceived")
 
 
-def test_no_early_hints_without_the_option(serve, h2_client):
+def test_early_hints_are_on_by_default(serve, h2_client):
+    # Browsers refuse push: by default they get the preload links instead.
     PushingHandler.results = []
     server = serve(PushingHandler)
+    client = h2_client(server.port, enable_push=False)
+    stream_id = client.request("/")
+    headers, _, events = client.response(stream_id)
+    assert headers[":status"] == "200"
+    assert PushingHandler.results == [[False, False, False, False]]
+    hints = informational(events, stream_id)
+    assert [status for status, _ in hints] == ["103"]
+    assert link_values(hints[0][1]) == EXPECTED_LINKS
+
+
+def test_no_early_hints_when_turned_off(serve, h2_client):
+    PushingHandler.results = []
+    server = serve(PushingHandler, push_early_hints=False)
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
     headers, _, events = client.response(stream_id)

@@ -4,31 +4,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
-
-from conftest import ROOT, run_peer
+from conftest import run_peer
+from served import EXAMPLES, ServedPrograms
 
 
 @pytest.fixture
-def streaming_server():
-    process = subprocess.Popen(
-        [sys.executable, "examples/streaming.py", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"(http://\S+/)", line)
-        assert match, f"no URL in {line!r}; stderr: {process.stderr.read()}"
-        yield match.group(1)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(10) == 0
-    finally:
-        process.kill()
-        process.wait()
+def streaming_server(tmp_path):
+    """The URL of examples/streaming.py, running as a plain script."""
+    programs = ServedPrograms(tmp_path)
+    server = programs([EXAMPLES / "streaming.py"])
+    yield server.url
+    server.stop()
+    programs.kill()
 
 
 def test_upload_is_hashed_and_trailer_carries_the_digest(streaming_server, tmp_path):

@@ -1,14 +1,19 @@
-"""A small static site over HTTP/2, pushing its stylesheet and script with the page.
+"""A small static site over HTTP/2: its stylesheet and script pushed, or announced by 103.
 
-Run it from the repository root (after ``make``; ``make run`` does all this)::
+Run it (after ``make``, or ``pip install .``; ``make run`` does all this)::
 
     scripts/make-cert.sh .certs
-    python -m examples.site.server --certfile .certs/server.crt --keyfile .certs/server.key
+    python examples/site/server.py --certfile .certs/server.crt --keyfile .certs/server.key
     nghttp -nvas https://localhost:8443/       # PUSH_PROMISE for the css and the js
+    nghttp -nv --no-push https://localhost:8443/   # push refused: 103 Early Hints first
     curl --http2 -k -I https://localhost:8443/static/css/style.css
 
-(``PYTHONPATH=. python examples/site/server.py ...`` works as well.) Without a
-certificate it serves cleartext HTTP/2 (h2c), which browsers do not speak.
+Browsers refuse server push (Chromium sends ``SETTINGS_ENABLE_PUSH = 0``): for
+them each ``push()`` returns False and the server sends one ``103 Early Hints``
+response with ``link: rel=preload`` for the assets before the page, so the
+browser fetches them while the page is still on its way; the page's own
+response names them in a ``link`` header as well. Without a certificate it
+serves cleartext HTTP/2 (h2c), which browsers do not speak.
 
 URLs: ``/`` is ``static/index.html``; ``/static/<file>`` is ``static/<file>``;
 anything else, or anything that resolves outside ``static/`` (``..``,
@@ -21,13 +26,13 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 from nghttp2py import BaseRequestHandler
-
-from examples._cli import run
+from nghttp2py.cli import serve
 
 STATIC = (Path(__file__).resolve().parent / "static").resolve()
 
 # What the page needs, pushed with "/" when the client accepts push: the URL
-# path and the ``as`` of a preload link, used when it does not.
+# path and the ``as`` of the preload link the page's response carries when it
+# does not (the server's 103 Early Hints name them too).
 PUSHED_ASSETS = (("/static/css/style.css", "style"), ("/static/js/app.js", "script"))
 
 _TYPES = mimetypes.MimeTypes()  # the built-in table only: the same on every system
@@ -79,7 +84,7 @@ class Handler(BaseRequestHandler):
             self.send_error(404)
             return
         try:
-            body = open(path, "rb")
+            body = open(path, "rb")  # noqa: SIM115 -- the server closes it once sent
         except OSError:
             self.send_error(404)
             return
@@ -90,20 +95,20 @@ class Handler(BaseRequestHandler):
         self.send_response(200, headers, body)
 
     def push_assets(self) -> list[tuple[str, str]]:
-        """Push the page's assets; preload links for those not pushed."""
+        """Push the page's assets; a preload link for each one not pushed.
+
+        ``push()`` returns False when the client disabled push (curl and
+        browsers do); it closes the file then, and the server announces the
+        path in the ``103 Early Hints`` it sends before the page.
+        """
         links = []
-        push_enabled = True
         for url, kind in PUSHED_ASSETS:
             path = find_file(url)
             if path is None:
                 continue
-            if push_enabled:
-                # push() returns False when the client disabled push (curl does);
-                # it closes the file then.
-                push_enabled = self.push(url, headers=file_headers(path), body=open(path, "rb"))
-                if push_enabled:
-                    continue
-            links.append(f"<{url}>; rel=preload; as={kind}")
+            body = open(path, "rb")  # noqa: SIM115 -- closed by the server, pushed or not
+            if not self.push(url, headers=file_headers(path), body=body):
+                links.append(f"<{url}>; rel=preload; as={kind}")
         return [("link", ", ".join(links))] if links else []
 
     def send_error(self, status, headers=()):
@@ -114,5 +119,6 @@ class Handler(BaseRequestHandler):
 
 
 if __name__ == "__main__":
-    run(Handler, description="Serve examples/site/static over HTTP/2 with server push.",
-        default_port=8443, try_command="nghttp -nvas {url}")
+    serve(Handler, description="Serve examples/site/static over HTTP/2 with server push "
+                               "or 103 Early Hints.",
+          bind="127.0.0.1:8443", try_command="nghttp -nvas {url}")

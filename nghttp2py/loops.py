@@ -1,0 +1,74 @@
+"""The event loop a blocking server runs on: asyncio's own or uvloop, always by name.
+
+Nothing here picks a loop because it happens to be installed: the loop is the
+one named by the caller, else by the environment variable ``NGHTTP2PY_LOOP``,
+else asyncio's own. A loop policy installed by the program is not consulted
+either, so ``"asyncio"`` always means asyncio's selector loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["LOOPS", "LOOP_ENVIRONMENT_VARIABLE", "choose_loop", "loop_factory", "run"]
+
+LOOPS = ("asyncio", "uvloop")
+LOOP_ENVIRONMENT_VARIABLE = "NGHTTP2PY_LOOP"
+
+
+def choose_loop(name: str | None = None) -> str:
+    """``name``, else ``$NGHTTP2PY_LOOP``, else ``"asyncio"``.
+
+    Raises ValueError for a name that is not in :data:`LOOPS`.
+    """
+    origin = "loop"
+    if name is None:
+        name = os.environ.get(LOOP_ENVIRONMENT_VARIABLE) or "asyncio"
+        origin = LOOP_ENVIRONMENT_VARIABLE
+    if name not in LOOPS:
+        raise ValueError(f"{origin} must be one of {', '.join(LOOPS)}, not {name!r}")
+    return name
+
+
+def loop_factory(name: str | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes a new event loop of the kind :func:`choose_loop` names.
+
+    Raises ValueError for an unknown name and RuntimeError when uvloop is
+    named but not installed.
+    """
+    if choose_loop(name) == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise RuntimeError(
+                "the uvloop event loop is not installed: pip install nghttp2py[uvloop]"
+            ) from None
+        return uvloop.new_event_loop
+    return asyncio.SelectorEventLoop
+
+
+def run(coroutine: Coroutine[Any, Any, None], loop: str | None = None) -> None:
+    """Run ``coroutine`` to completion on a new event loop of the kind :func:`choose_loop` names.
+
+    Raises as :func:`loop_factory` does, closing the coroutine unstarted.
+    """
+    try:
+        factory = loop_factory(loop)
+    except (ValueError, RuntimeError):
+        coroutine.close()
+        raise
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(coroutine)
+        return
+    event_loop = factory()
+    try:
+        asyncio.set_event_loop(event_loop)
+        event_loop.run_until_complete(coroutine)
+        event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        event_loop.close()
