@@ -171,8 +171,8 @@ def targets(results: Results) -> list[Verdict]:
         ("1 MiB responses (3): MB/s >= 0.7x nghttpd's",
          *_compare(results, "3", REFERENCE, "nghttpd", "value", lambda a, b: a >= 0.7 * b)),
         ("idle connection (7): <= 16 KiB resident memory each",
-         (memory.value <= 16, "") if memory and memory.value is not None
-         else (None, "not measured")),
+         *((memory.value <= 16, "") if memory and memory.value is not None
+           else (None, "not measured"))),
         ("p99 latency at the fixed rate (6), asyncio: <= Granian's (granian)",
          *_compare(results, "6", REFERENCE, "granian", "value", lambda a, b: a <= b)),
     ]

@@ -72,7 +72,8 @@ class ServerProcess:
             lines = []
         if not lines:
             return "(no output)"
-        return f"{lines[-1][:200]} (see {self.log.relative_to(self.cwd)})"
+        shown = self.log.relative_to(self.cwd) if self.log.is_relative_to(self.cwd) else self.log
+        return f"{lines[-1][:200]} (see {shown})"
 
     def wait_ready(self, port: int, tls: bool, timeout: float = 30.0) -> None:
         """Poll with a one-request h2load until the server answers 200 (bounded by timeout)."""
