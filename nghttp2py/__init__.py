@@ -1,5 +1,6 @@
 """nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
 from ._nghttp2 import NGHTTP2_LIB_VERSION
+from ._version import __version__
 from .errors import (
     FlowControlError,
     HPACKError,
@@ -14,8 +15,6 @@ from .handler import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 from .hpack import HDDeflater, HDInflater, HDTableEntry, print_hd_table
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
-
-__version__ = "0.1.0"
 
 __all__ = [
     "HTTP2Server",
