@@ -1,5 +1,15 @@
 # nghttp2py developer entry points.  `make` builds the extension in place.
+#
+# config.mk (written by ./configure, which `make` runs when it is missing or
+# older than configure) sets PYTHON, the interpreter .venv is made with, and
+# NGHTTP2_CFLAGS / NGHTTP2_LIBS, which setup.py reads from the environment.
+# The goals that only clean or install packages do not need it.
 PYTHON ?= python3
+ifneq ($(filter-out clean distclean deps test-deps,$(or $(MAKECMDGOALS),build)),)
+include config.mk
+endif
+export NGHTTP2_CFLAGS NGHTTP2_LIBS
+
 VENV = .venv
 VPY = $(VENV)/bin/python
 PORT ?= 8443
@@ -19,14 +29,14 @@ $(VENV)/.stamp: requirements-dev.txt | deps
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-config.mk: configure $(VENV)/.stamp
-	./configure PYTHON=$(VPY)
+config.mk: configure | deps
+	./configure PYTHON=$(PYTHON)
 
 # setup.py decides what is stale (sources, depends, debug/release switch).
-build: deps venv config.mk
+build: deps venv
 	$(SETUP_BUILD)
 
-debug: deps venv config.mk
+debug: deps venv
 	NGHTTP2PY_DEBUG=1 $(SETUP_BUILD)
 
 # The suite runs on asyncio's loop, then (but for the slow memory proofs) on
