@@ -14,9 +14,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,62 @@ def run_peer(*argv: str, timeout: float = 60, **kwargs) -> subprocess.CompletedP
     """Run a peer tool to completion and return its result (text mode)."""
     return subprocess.run([require(argv[0]), *argv[1:]], capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+@dataclass
+class CurlResult:
+    """One curl run: the final response's ``status``, ``headers`` (names lower-cased, in
+    order) and exact ``body`` bytes, the statuses of the 1xx responses before it, the
+    HTTP version (as curl's ``%{http_version}``), exit code and stderr."""
+
+    returncode: int
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    informational: list[int]
+    http_version: str
+    stderr: str
+
+    def header(self, name: str) -> str | None:
+        """The last value of header field ``name``, or None."""
+        found = [value for key, value in self.headers if key == name]
+        return found[-1] if found else None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of header field ``name``, in order."""
+        return [value for key, value in self.headers if key == name]
+
+
+def curl(*args: str, check: bool = True, timeout: float = 20, **kwargs) -> CurlResult:
+    """Run curl with ``args`` (options and the URL; ``-sS``, ``--max-time`` and where the
+    output goes are added) and return what it received. Fails the test when curl exits
+    non-zero, unless ``check`` is false. ``kwargs`` go to ``subprocess.run``."""
+    with tempfile.TemporaryDirectory() as directory:
+        header_file, body_file = Path(directory, "headers"), Path(directory, "body")
+        result = run_peer("curl", "-sS", "--max-time", str(timeout), "-D", str(header_file),
+                          "-o", str(body_file), "-w", "%{http_code} %{http_version}", *args,
+                          timeout=timeout + 10, **kwargs)
+        if check:
+            assert result.returncode == 0, f"curl {' '.join(args)}: {result.stderr}"
+        blocks = parse_header_dump(header_file.read_text() if header_file.exists() else "")
+        body = body_file.read_bytes() if body_file.exists() else b""
+    status, _, version = result.stdout.partition(" ")
+    final = [headers for code, headers in blocks if code >= 200]
+    return CurlResult(result.returncode, int(status or 0), final[-1] if final else [], body,
+                      [code for code, _ in blocks if code < 200], version, result.stderr)
+
+
+def parse_header_dump(text: str) -> list[tuple[int, list[tuple[str, str]]]]:
+    """The (status, header fields) of each response in curl's ``-D`` output; the fields
+    of a trailer block are added to the response before it."""
+    blocks: list[tuple[int, list[tuple[str, str]]]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith("HTTP/"):
+            blocks.append((int(line.split()[1]), []))
+        elif line and blocks:
+            name, _, value = line.partition(":")
+            blocks[-1][1].append((name.strip().lower(), value.strip()))
+    return blocks
 
 
 class H2Connection:
@@ -441,21 +499,117 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
     return predicate()
 
 
-def start_server_script(tmp_path, text: str,
-                        stdout=subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
-    """Run ``text`` as a server script in a subprocess; the process and the port it
-    logged ("serving HTTP/2 (h2c) on 127.0.0.1:PORT", on stderr)."""
-    script = tmp_path / "server.py"
-    script.write_text(text)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line}{proc.communicate()[1]}")
-    return proc, int(match.group(1))
+SERVING = re.compile(r"serving HTTP/2 \((?:h2c|TLS)\) on \S+:(\d+)")
+
+
+class ServerProcess:
+    """A server script in a subprocess, its output read as it comes.
+
+    The script logs nghttp2py's INFO lines to stderr (``logging.basicConfig``); ``port``
+    is the one from its "serving HTTP/2 (...) on HOST:PORT" line. ``stdout`` and
+    ``stderr`` hold what it wrote so far; ``wait_output`` waits for a pattern in
+    either, ``wait`` for its exit (then both are complete).
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], timeout: float = 20) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._output = {"stdout": bytearray(), "stderr": bytearray()}
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._drain, args=(name, pipe), daemon=True)
+                         for name, pipe in (("stdout", self.proc.stdout),
+                                            ("stderr", self.proc.stderr))]
+        for reader in self._readers:
+            reader.start()
+        try:
+            self.port = int(self.wait_output("stderr", SERVING, timeout).group(1))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _drain(self, name: str, pipe) -> None:
+        while chunk := pipe.read1(65536):
+            with self._changed:
+                self._output[name] += chunk
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def stdout(self) -> str:
+        return self._output["stdout"].decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._output["stderr"].decode(errors="replace")
+
+    def wait_output(self, name: str, pattern: str | re.Pattern, timeout: float = 10) -> re.Match:
+        """The first match of ``pattern`` (a regular expression) in ``name``
+        ("stdout" or "stderr"); fails if the process exits or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                match = re.search(pattern, self._output[name].decode(errors="replace"))
+                if match:
+                    return match
+                remaining = deadline - time.monotonic()
+                exited = self.proc.poll() is not None and not any(
+                    reader.is_alive() for reader in self._readers)
+                if exited or remaining <= 0:
+                    raise AssertionError(
+                        f"{pattern!r} not in the server's {name} "
+                        f"({'it exited' if exited else 'timed out'}):\n"
+                        f"stdout: {self.stdout}\nstderr: {self.stderr}")
+                self._changed.wait(remaining)
+
+    def wait(self, timeout: float = 10) -> int:
+        """Its exit status, once it has exited and all its output is read."""
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+@pytest.fixture
+def server_process(tmp_path) -> Iterator:
+    """``server_process(text, *args, python=None, env=None)`` runs ``text`` as a server
+    script (see ``ServerProcess``) with ``args``; killed after the test.
+
+    The script runs on this interpreter with the source tree first on its path, or on
+    ``python`` (say, a venv with nghttp2py installed) without it. ``serve_forever()``
+    runs on the loop of this pass of the suite (NGHTTP2PY_LOOP); ``env`` adds
+    variables, or removes those given as None.
+    """
+    started: list[ServerProcess] = []
+
+    def start(text: str, *args: str, python: str | None = None,
+              env: dict[str, str | None] | None = None) -> ServerProcess:
+        script = tmp_path / f"server{len(started)}.py"
+        script.write_text(text)
+        environ = dict(os.environ, NGHTTP2PY_LOOP=TEST_LOOP)
+        environ.pop("PYTHONPATH", None)
+        if python is None:
+            python = sys.executable
+            environ["PYTHONPATH"] = str(ROOT)
+        for name, value in (env or {}).items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
+        started.append(ServerProcess([python, str(script), *args], environ))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture
