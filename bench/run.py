@@ -23,8 +23,7 @@ import report  # noqa: E402
 from h2load import H2loadError  # noqa: E402
 from scenarios import MEASURE, Case, Outcome, Scenario, Settings, scenarios  # noqa: E402
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit  # noqa: E402
-from servers.peers import (BENCH, BENCH_PY, REFERENCE, REPO, SERVERS, Paths,  # noqa: E402
-                           Server)
+from servers.peers import BENCH, BENCH_PY, REFERENCE, REPO, SERVERS, Paths, Server  # noqa: E402
 
 RESULTS = BENCH / "results"
 RAW = RESULTS / "raw"

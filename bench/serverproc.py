@@ -1,6 +1,7 @@
 """Start a server pinned to one CPU, wait until it answers, and always stop it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -48,7 +49,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
@@ -105,8 +106,6 @@ class ServerProcess:
                 self.proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 continue
-        try:  # leftover workers of a multi-process server
+        with contextlib.suppress(ProcessLookupError):  # leftover workers of a multi-process server
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc = None

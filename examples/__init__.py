@@ -1,1 +1,2 @@
-"""Runnable examples; run them as modules from the repository root, e.g. python -m examples.hello."""
+"""Runnable examples; run them as modules from the repository root, e.g.
+python -m examples.hello."""

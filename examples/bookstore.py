@@ -24,9 +24,8 @@ import json
 import random
 from urllib.parse import parse_qs
 
-from nghttp2py import BaseRequestHandler
-
 from examples._cli import run
+from nghttp2py import BaseRequestHandler
 
 BOOK_COUNT = 3000
 

@@ -10,7 +10,6 @@ With ``--certfile server.crt --keyfile server.key`` it serves TLS with ALPN h2
 (then ``curl --http2 -k https://localhost:8080/``). See docs/examples.md.
 """
 import nghttp2py as nghttp2
-
 from examples._cli import run
 
 

@@ -11,7 +11,6 @@ HEADERS and DATA ("pushed content") next to the response ("nghttp2-python FTW").
 client has disabled push (e.g. curl). See docs/push.md.
 """
 import nghttp2py as nghttp2
-
 from examples._cli import run
 
 

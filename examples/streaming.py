@@ -19,9 +19,8 @@ import asyncio
 import hashlib
 from urllib.parse import parse_qs, urlsplit
 
-from nghttp2py import BaseRequestHandler
-
 from examples._cli import run
+from nghttp2py import BaseRequestHandler
 
 
 async def ticks(count: int, interval: float):

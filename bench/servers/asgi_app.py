@@ -1,7 +1,8 @@
 """Minimal ASGI app shared by Hypercorn and Granian."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Any, Callable
 
 HELLO = b"hello world"
 ONE_MIB = b"x" * (1 << 20)

@@ -12,7 +12,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import BIG_PATH, HELLO, ONE_MIB, parse_args  # noqa: E402
-
 from pynghttp2 import ServerSession, nghttp2  # noqa: E402
 
 TEXT = [("content-type", "text/plain")]

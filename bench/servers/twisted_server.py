@@ -11,7 +11,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import BIG_PATH, HELLO, ONE_MIB, parse_args  # noqa: E402
-
 from twisted.internet import reactor, ssl  # noqa: E402
 from twisted.web import resource, server  # noqa: E402
 

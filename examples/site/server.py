@@ -20,9 +20,8 @@ import mimetypes
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from nghttp2py import BaseRequestHandler
-
 from examples._cli import run
+from nghttp2py import BaseRequestHandler
 
 STATIC = (Path(__file__).resolve().parent / "static").resolve()
 
