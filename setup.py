@@ -11,7 +11,7 @@ import os
 import shlex
 import subprocess
 
-from setuptools import setup, Extension
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 try:
@@ -24,7 +24,7 @@ except ImportError:
     raise SystemExit(
         "error: Cython >= 3 is required to build nghttp2py; "
         "install it with: python3 -m pip install 'Cython>=3'"
-    )
+    ) from None
 
 NGHTTP2_MIN = "1.52"
 NGHTTP2_HINT = (
@@ -41,7 +41,7 @@ def pkg_config(*args):
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
-        raise SystemExit(NGHTTP2_HINT)
+        raise SystemExit(NGHTTP2_HINT) from None
     return shlex.split(out)
 
 
@@ -124,7 +124,7 @@ try:
     )
 except CompileError as exc:
     # Cython has printed the errors; a traceback of cythonize adds nothing.
-    raise SystemExit(f"error: Cython failed to compile {exc.args[-1]}")
+    raise SystemExit(f"error: Cython failed to compile {exc.args[-1]}") from None
 
 setup(
     packages=["nghttp2py"],

@@ -67,7 +67,7 @@ class ServerThread:
         self.loop.run_until_complete(self.server.wait_closed())
         self.loop.close()
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         self._started.wait(10)
         if self._error is not None:
@@ -105,7 +105,8 @@ class ServerThread:
 
 @pytest.fixture
 def serve() -> Iterator:
-    """``serve(Handler, ssl=None, **kwargs)`` starts a server on a free port; stopped after the test."""
+    """``serve(Handler, ssl=None, **kwargs)`` starts a server on a free port; stopped after
+    the test."""
     started: list[ServerThread] = []
 
     def start(handler_class, ssl=None, **kwargs) -> ServerThread:

@@ -150,7 +150,8 @@ def test_no_body_gives_empty_response(serve, h2_client, tmp_path):
 def test_str_body_is_utf8_with_byte_content_length(serve, h2_client, tmp_path):
     text = "grüße, 日本語, snow ☃ and clef 𝄞\n" * 50
     encoded = text.encode("utf-8")
-    server = serve(responder(lambda h: text, headers=[("content-type", "text/plain; charset=utf-8")]))
+    server = serve(responder(lambda h: text,
+                             headers=[("content-type", "text/plain; charset=utf-8")]))
 
     status, headers, body = curl(server.url("/"), tmp_path)
     assert status == 200
@@ -632,8 +633,8 @@ def test_slow_reader_backpressure_and_body_intact(serve, h2_client, huge_body, k
     """The client stops reading (windows wide open): the server must stop producing output
     when its transport pauses, not copy the rest of the body into the write buffer; then the
     client reads everything, intact."""
-    import psutil
     import h2.events
+    import psutil
 
     def make(handler):
         if kind == "bytes":

@@ -6,9 +6,8 @@ import subprocess
 
 import pytest
 
-from nghttp2py import BaseRequestHandler
-
 from conftest import run_peer
+from nghttp2py import BaseRequestHandler
 
 
 class CertificateEcho(BaseRequestHandler):

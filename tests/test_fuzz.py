@@ -13,11 +13,9 @@ import random
 import socket
 
 import hpack
-import pytest
-
-from nghttp2py import BaseRequestHandler
 
 from conftest import wait_for
+from nghttp2py import BaseRequestHandler
 from rawh2 import PREFACE, frame
 
 BODY = b"fuzzed but fine\n"

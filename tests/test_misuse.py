@@ -11,8 +11,13 @@ import time
 
 import pytest
 
-from nghttp2py import (DATA_DEFERRED, DATA_EOF, BaseRequestHandler, InvalidHeaderError,
-                       ResponseStateError)
+from nghttp2py import (
+    DATA_DEFERRED,
+    DATA_EOF,
+    BaseRequestHandler,
+    InvalidHeaderError,
+    ResponseStateError,
+)
 
 NORMAL_BODY = b"normal response"
 

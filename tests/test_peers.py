@@ -11,9 +11,8 @@ import ssl
 
 import pytest
 
-from nghttp2py import BaseRequestHandler
-
 from conftest import run_peer
+from nghttp2py import BaseRequestHandler
 
 BODY = b"hello, world\n"
 PUSHED_BODY = b"body{}"

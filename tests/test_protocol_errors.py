@@ -17,11 +17,38 @@ import pytest
 
 from conftest import wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ServerSettings
-from rawh2 import (ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM,
-                   ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY, HEADERS,
-                   INTERNAL_ERROR, NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS,
-                   WINDOW_UPDATE, RawH2, body_of, frame, frames_of, is_end, is_goaway,
-                   is_server_settings, kind, settings_payload, status_of, until_streams_done)
+from rawh2 import (
+    ACK,
+    CANCEL,
+    COMPRESSION_ERROR,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    ENHANCE_YOUR_CALM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    GOAWAY,
+    HEADERS,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PING,
+    PROTOCOL_ERROR,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    RawH2,
+    body_of,
+    frame,
+    frames_of,
+    is_end,
+    is_goaway,
+    is_server_settings,
+    kind,
+    settings_payload,
+    status_of,
+    until_streams_done,
+)
 
 BODY = b"hello, world\n"
 
@@ -340,7 +367,7 @@ def test_content_length_mismatch_resets_stream(recording_server, raw_client):
     assert body_of(client.frames_until(lambda f: is_end(f) and f.stream_id == 3, 5), 3) == BODY
 
 
-# -- request headers larger than max_header_list_size -----------------------------------------------
+# -- request headers larger than max_header_list_size ----------------------------------------
 
 
 class HeaderSizeHandler(BaseRequestHandler):

@@ -81,7 +81,7 @@ def test_request_body_sizes_via_curl(serve, tmp_path, size):
     path = tmp_path / "body.bin"
     digest = write_random_file(path, size)
     server = serve(CountingHandler)
-    stats = curl_upload(server.url("/upload?size=%d" % size), path)
+    stats = curl_upload(server.url(f"/upload?size={size}"), path)
     assert stats["bytes"] == size
     assert stats["sha256"] == digest
     assert stats["method"] == "POST" and stats["path"] == f"/upload?size={size}"
@@ -236,7 +236,7 @@ def test_request_body_delivered_while_it_arrives(serve, h2_client):
         client.conn.send_data(sid, word)
         client.flush()
         echoed += len(word)
-        reader.wait(lambda: len(reader.body.get(sid, b"")) >= echoed, timeout=5)
+        reader.wait(lambda n=echoed: len(reader.body.get(sid, b"")) >= n, timeout=5)
     client.conn.end_stream(sid)
     client.flush()
     status, body = reader.response(sid)

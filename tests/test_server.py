@@ -25,9 +25,8 @@ import warnings
 
 import pytest
 
+from conftest import ROOT, run_peer, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, HTTP2Server, ServerSettings
-
-from conftest import ROOT, H2Connection, run_peer, wait_for
 from rawh2 import NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, body_of, ended, frames_of, status_of
 
 BODY = b"hello, world\n"
@@ -125,7 +124,7 @@ def test_port_before_start_raises():
     server = HTTP2Server(("127.0.0.1", 0), HelloHandler)
     assert server.sockets == ()
     with pytest.raises(RuntimeError):
-        server.port
+        _ = server.port
 
 
 def test_empty_host_binds_every_interface():
@@ -535,15 +534,15 @@ def test_tls_without_h2_alpn_is_closed(serve, server_ssl_context, certificate, l
                                        alpn):
     server = serve(HelloHandler, ssl=server_ssl_context)
     log_records.clear()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with tls_client_context(alpn).wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() is None
-            tls.settimeout(5)
-            try:
-                data = tls.recv(4096)
-            except ssl.SSLZeroReturnError:
-                data = b""
-            assert data == b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            tls_client_context(alpn).wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.selected_alpn_protocol() is None
+        tls.settimeout(5)
+        try:
+            data = tls.recv(4096)
+        except ssl.SSLZeroReturnError:
+            data = b""
+        assert data == b""
     assert wait_for(lambda: nghttp2py_records(log_records))
     messages = [r.getMessage() for r in nghttp2py_records(log_records)]
     assert len(messages) == 1 and "ALPN" in messages[0], messages
@@ -556,11 +555,11 @@ def test_tls_without_h2_alpn_is_closed(serve, server_ssl_context, certificate, l
 
 def test_tls_context_gets_alpn_h2(serve, server_ssl_context):
     server = serve(HelloHandler, ssl=server_ssl_context)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with tls_client_context(["h2", "http/1.1"]).wrap_socket(
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            tls_client_context(["h2", "http/1.1"]).wrap_socket(
                 raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() == "h2"
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.selected_alpn_protocol() == "h2"
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def _tls11_contexts(certificate):
@@ -591,9 +590,9 @@ def test_tls_minimum_version_is_1_2(serve, certificate):
 
     thread = threading.Thread(target=accept_one, daemon=True)
     thread.start()
-    with socket.create_connection(listener.getsockname(), timeout=5) as raw:
-        with client_context.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.1"
+    with socket.create_connection(listener.getsockname(), timeout=5) as raw, \
+            client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.1"
     thread.join(5)
     listener.close()
     for sock in accepted:
@@ -601,16 +600,16 @@ def test_tls_minimum_version_is_1_2(serve, certificate):
 
     server = serve(HelloHandler, ssl=server_context)
     assert server_context.minimum_version == ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLError):
-            client_context.wrap_socket(raw, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            pytest.raises(ssl.SSLError):
+        client_context.wrap_socket(raw, server_hostname="localhost")
     # A TLS 1.2 client is fine.
     client12 = tls_client_context(["h2"])
     client12.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with client12.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.2"
-            assert tls.selected_alpn_protocol() == "h2"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            client12.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.2"
+        assert tls.selected_alpn_protocol() == "h2"
 
 
 # -- argument validation ----------------------------------------------------------------

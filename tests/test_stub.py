@@ -4,9 +4,8 @@ from __future__ import annotations
 import ast
 
 import nghttp2py
-from nghttp2py import _nghttp2
-
 from conftest import ROOT
+from nghttp2py import _nghttp2
 
 
 def stub_names() -> dict[str, set[str]]:
