@@ -21,7 +21,7 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import H2Connection, digest, require, start_server_script, stream_result
+from conftest import H2Connection, digest, require, stream_result
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 
@@ -294,9 +294,10 @@ def control(client: H2Connection, path: str) -> str:
 
 
 @pytest.mark.slow
-def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(tmp_path):
-    proc, port = start_server_script(tmp_path, SLOW_CONSUMER_SERVER)
-    server = psutil.Process(proc.pid)
+def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(server_process):
+    process = server_process(SLOW_CONSUMER_SERVER)
+    port = process.port
+    server = psutil.Process(process.proc.pid)
     curl = None
     try:
         controls = H2Connection(port)
@@ -349,5 +350,4 @@ def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(tmp_path):
     finally:
         if curl is not None and curl.poll() is None:
             curl.kill()
-        proc.kill()
-        proc.communicate(timeout=5)
+            curl.wait()

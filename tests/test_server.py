@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import select
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -25,7 +22,7 @@ import warnings
 
 import pytest
 
-from conftest import ROOT, run_peer, wait_for
+from conftest import run_peer, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, HTTP2Server, ServerSettings
 from rawh2 import NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, body_of, ended, frames_of, status_of
 
@@ -320,102 +317,37 @@ SERVE_FOREVER_SCRIPT = textwrap.dedent("""\
     """)
 
 
-class ServeForever:
-    def __init__(self, tmp_path) -> None:
-        script = tmp_path / "serve_forever.py"
-        script.write_text(SERVE_FOREVER_SCRIPT)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, str(script)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stderr = b""
-        self.stdout = b""
-        match = self.wait_stderr(rb"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)")
-        self.port = int(match.group(1))
-
-    def _read(self, stream, deadline: float) -> bytes:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b""
-        ready, _, _ = select.select([stream], [], [], remaining)
-        return os.read(stream.fileno(), 65536) if ready else b""
-
-    def wait_stderr(self, pattern: bytes, timeout: float = 10):
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.stderr)
-            if match:
-                return match
-            chunk = self._read(self.proc.stderr, deadline)
-            if not chunk:
-                raise AssertionError(f"{pattern!r} not in the server's log: {self.stderr!r}")
-            self.stderr += chunk
-
-    def wait_stdout(self, text: bytes, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.stdout:
-            chunk = self._read(self.proc.stdout, deadline)
-            if not chunk:
-                raise AssertionError(f"{text!r} not printed: {self.stdout!r}")
-            self.stdout += chunk
-
-    def finish(self, timeout: float = 5) -> int:
-        code = self.proc.wait(timeout)
-        out, err = self.proc.communicate(timeout=5)
-        self.stdout += out
-        self.stderr += err
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
-
-
-@pytest.fixture
-def serve_forever(tmp_path):
-    started: list[ServeForever] = []
-
-    def start() -> ServeForever:
-        process = ServeForever(tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serve_forever_exits_on_signal(serve_forever, signum):
-    server = serve_forever()
+def test_serve_forever_exits_on_signal(server_process, signum):
+    server = server_process(SERVE_FOREVER_SCRIPT)
     assert curl_h2c(f"http://127.0.0.1:{server.port}/") == (0, "200", "forever\n")
     started = time.monotonic()
-    server.proc.send_signal(signum)
-    assert server.finish(timeout=5) == 0, server.stderr.decode()
+    server.send_signal(signum)
+    assert server.wait(timeout=5) == 0, server.stderr
     assert time.monotonic() - started < 3
-    assert b"serve_forever returned" in server.stdout
-    assert b"shutting down gracefully" in server.stderr
-    assert b"Traceback" not in server.stderr
+    assert "serve_forever returned" in server.stdout
+    assert "shutting down gracefully" in server.stderr
+    assert "Traceback" not in server.stderr
     assert connection_refused(server.port)
 
 
-def test_serve_forever_second_sigint_aborts_in_flight(serve_forever, raw_client):
-    server = serve_forever()
+def test_serve_forever_second_sigint_aborts_in_flight(server_process, raw_client):
+    server = server_process(SERVE_FOREVER_SCRIPT)
     client = raw_client(server.port)
     client.request(1, "/hang")
-    server.wait_stdout(b"hanging")
-    server.proc.send_signal(signal.SIGINT)
+    server.wait_output("stdout", "hanging")
+    server.send_signal(signal.SIGINT)
     # Graceful: the client is told (GOAWAY, NO_ERROR) but its stream may finish.
     goaway = client.frames_until(lambda f: type(f).__name__ == "GoAwayFrame", 5)
     assert frames_of(goaway, "GoAwayFrame")[-1].error_code == NO_ERROR
-    time.sleep(0.3)
-    assert server.proc.poll() is None, "exited with a stream in flight"
-    server.proc.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):  # no exit with a stream in flight
+        server.proc.wait(0.3)
+    server.send_signal(signal.SIGINT)
     started = time.monotonic()
-    assert server.finish(timeout=5) == 0, server.stderr.decode()
+    assert server.wait(timeout=5) == 0, server.stderr
     assert time.monotonic() - started < 3
-    assert b"second SIGINT" in server.stderr
-    assert b"Traceback" not in server.stderr
+    assert "second SIGINT" in server.stderr
+    assert "Traceback" not in server.stderr
     client.frames_until(lambda f: False, 5)
     assert client.eof
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -19,7 +16,7 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import ROOT, H2Connection, run_peer, wait_for
+from conftest import H2Connection, run_peer, wait_for
 from nghttp2py import DATA_EOF, BaseRequestHandler
 
 INTERNAL_ERROR, CANCEL = 0x2, 0x8
@@ -270,51 +267,40 @@ GIB_SERVER = textwrap.dedent("""\
 
 
 @pytest.mark.slow
-def test_1gib_async_body_to_a_client_that_stops_reading(tmp_path):
-    script = tmp_path / "server.py"
-    script.write_text(GIB_SERVER)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
-        server = psutil.Process(proc.pid)
-        controls = H2Connection(port)
-        assert collect(controls, controls.request("/stats"))["body"] == b"0"
-        baseline = server.memory_info().rss
-        # Windows wide open: only TCP backpressure can hold the server back.
-        client = H2Connection(port, window=2**31 - 1)
-        client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+def test_1gib_async_body_to_a_client_that_stops_reading(server_process, h2_client):
+    process = server_process(GIB_SERVER)
+    port = process.port
+    server = psutil.Process(process.proc.pid)
+    controls = h2_client(port)
+    assert collect(controls, controls.request("/stats"))["body"] == b"0"
+    baseline = server.memory_info().rss
+    # Windows wide open: only TCP backpressure can hold the server back.
+    client = h2_client(port, window=2**31 - 1)
+    client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    client.flush()
+    stream_id = client.request("/gib")
+    started = time.monotonic()
+    peak = baseline
+    while time.monotonic() - started < 3.0:
+        time.sleep(0.1)
+        peak = max(peak, server.memory_info().rss)
+    produced = int(collect(controls, controls.request("/stats"))["body"])
+    assert peak - baseline < 32 * MIB, f"server RSS grew {(peak - baseline) / MIB:.1f} MiB"
+    assert produced < 64 * MIB, f"{produced} bytes generated for a client reading nothing"
+    # Now read everything, counting, not keeping.
+    received = 0
+    ended = False
+    client.sock.settimeout(10)
+    deadline = time.monotonic() + 40
+    while not ended and time.monotonic() < deadline:
+        data = client.sock.recv(4 << 20)
+        assert data, "the server closed the connection"
+        for event in client.conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+                received += len(event.data)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
+                ended = True
+            elif isinstance(event, h2.events.StreamReset):
+                raise AssertionError(f"stream reset: {event}")
         client.flush()
-        stream_id = client.request("/gib")
-        started = time.monotonic()
-        peak = baseline
-        while time.monotonic() - started < 3.0:
-            time.sleep(0.1)
-            peak = max(peak, server.memory_info().rss)
-        produced = int(collect(controls, controls.request("/stats"))["body"])
-        assert peak - baseline < 32 * MIB, f"server RSS grew {(peak - baseline) / MIB:.1f} MiB"
-        assert produced < 64 * MIB, f"{produced} bytes generated for a client reading nothing"
-        # Now read everything, counting, not keeping.
-        received = 0
-        ended = False
-        client.sock.settimeout(10)
-        deadline = time.monotonic() + 40
-        while not ended and time.monotonic() < deadline:
-            data = client.sock.recv(4 << 20)
-            assert data, "the server closed the connection"
-            for event in client.conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
-                    received += len(event.data)
-                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
-                    ended = True
-                elif isinstance(event, h2.events.StreamReset):
-                    raise AssertionError(f"stream reset: {event}")
-            client.flush()
-        assert ended and received == GIB, received
-        client.close()
-        controls.close()
-    finally:
-        proc.kill()
-        proc.communicate(timeout=5)
+    assert ended and received == GIB, received
