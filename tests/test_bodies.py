@@ -15,35 +15,13 @@ import time
 
 import pytest
 
-from conftest import run_peer
+from conftest import curl
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
 
 
 # -- peers ---------------------------------------------------------------------
-
-def curl(url: str, tmp_path, *args: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """GET ``url`` with curl over h2c; the status, the header list and the exact body bytes."""
-    body_file = tmp_path / f"curl-body-{time.monotonic_ns()}"
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "20",
-                      "-D", "-", "-o", str(body_file), *args, url, timeout=30)
-    assert result.returncode == 0, result.stderr
-    status, headers = parse_header_dump(result.stdout)
-    body = body_file.read_bytes() if body_file.exists() else b""
-    return status, headers, body
-
-
-def parse_header_dump(text: str) -> tuple[int, list[tuple[str, str]]]:
-    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
-    version, status = lines[0].split()[:2]
-    assert version == "HTTP/2", lines[0]
-    headers = []
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.append((name.strip().lower(), value.strip()))
-    return int(status), headers
-
 
 def values(headers, name: str) -> list[str]:
     return [v for k, v in headers if k == name]
@@ -109,7 +87,7 @@ BYTES_BODY = bytes(range(256)) * 7 + b"tail"
 
 
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "memoryview-slice"])
-def test_bytes_like_body_exact_with_content_length(serve, h2_client, tmp_path, kind):
+def test_bytes_like_body_exact_with_content_length(serve, h2_client, kind):
     make = {
         "bytes": lambda: BYTES_BODY,
         "bytearray": lambda: bytearray(BYTES_BODY),
@@ -118,12 +96,12 @@ def test_bytes_like_body_exact_with_content_length(serve, h2_client, tmp_path, k
     }[kind]
     server = serve(responder(lambda h: make()))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == BYTES_BODY
-    assert values(headers, "content-length") == [str(len(BYTES_BODY))]
-    assert values(headers, "server") == ["nghttp2py"]
-    assert len(values(headers, "date")) == 1
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == BYTES_BODY
+    assert got.values("content-length") == [str(len(BYTES_BODY))]
+    assert got.values("server") == ["nghttp2py"]
+    assert len(got.values("date")) == 1
 
     stream = h2_get(h2_client(server.port))
     assert stream.ended and stream.reset is None
@@ -139,26 +117,26 @@ def test_empty_bytes_body_has_content_length_zero(serve, h2_client):
     assert values(stream.headers, "content-length") == ["0"]
 
 
-def test_no_body_gives_empty_response(serve, h2_client, tmp_path):
+def test_no_body_gives_empty_response(serve, h2_client):
     server = serve(responder(lambda h: None))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == b""
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == b""
     stream = h2_get(h2_client(server.port))
     assert stream.ended and stream.body == b"" and stream.data_frames == 0
 
 
-def test_str_body_is_utf8_with_byte_content_length(serve, h2_client, tmp_path):
+def test_str_body_is_utf8_with_byte_content_length(serve, h2_client):
     text = "grüße, 日本語, snow ☃ and clef 𝄞\n" * 50
     encoded = text.encode("utf-8")
     server = serve(responder(lambda h: text,
                              headers=[("content-type", "text/plain; charset=utf-8")]))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == encoded
-    assert body.decode("utf-8") == text
-    assert values(headers, "content-length") == [str(len(encoded))]
-    assert values(headers, "content-type") == ["text/plain; charset=utf-8"]
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == encoded
+    assert got.body.decode("utf-8") == text
+    assert got.values("content-length") == [str(len(encoded))]
+    assert got.values("content-type") == ["text/plain; charset=utf-8"]
 
     stream = h2_get(h2_client(server.port))
     assert bytes(stream.body) == encoded
@@ -170,13 +148,13 @@ def big_body() -> bytes:
     return os.urandom(5 * MiB + 123)  # not a multiple of any frame or chunk size
 
 
-def test_large_random_body_intact_via_curl(serve, tmp_path, big_body):
+def test_large_random_body_intact_via_curl(serve, big_body):
     server = serve(responder(lambda h: big_body))
-    status, headers, body = curl(server.url("/big"), tmp_path)
-    assert status == 200
-    assert len(body) == len(big_body)
-    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(big_body).hexdigest()
-    assert values(headers, "content-length") == [str(len(big_body))]
+    got = curl("--http2-prior-knowledge", server.url("/big"))
+    assert got.status == 200
+    assert len(got.body) == len(big_body)
+    assert hashlib.sha256(got.body).hexdigest() == hashlib.sha256(big_body).hexdigest()
+    assert got.values("content-length") == [str(len(big_body))]
 
 
 def test_large_random_body_intact_via_h2(serve, h2_client, big_body):
@@ -228,12 +206,12 @@ def test_large_body_two_streams_interleaved_intact(serve, h2_client, big_body):
 
 # -- file-like bodies ------------------------------------------------------------------
 
-def test_bytesio_body_with_content_length(serve, h2_client, tmp_path):
+def test_bytesio_body_with_content_length(serve, h2_client):
     payload = os.urandom(100_000)
     server = serve(responder(lambda h: io.BytesIO(payload)))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == payload
-    assert values(headers, "content-length") == [str(len(payload))]
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == payload
+    assert got.values("content-length") == [str(len(payload))]
     stream = h2_get(h2_client(server.port))
     assert bytes(stream.body) == payload
     assert values(stream.headers, "content-length") == [str(len(payload))]
@@ -268,9 +246,9 @@ def test_real_file_body_sent_and_closed(serve, h2_client, tmp_path):
             closed.set()
 
     server = serve(Handler)
-    status, headers, body = curl(server.url("/file"), tmp_path)
-    assert status == 200 and body == payload
-    assert values(headers, "content-length") == [str(len(payload))]
+    got = curl("--http2-prior-knowledge", server.url("/file"))
+    assert got.status == 200 and got.body == payload
+    assert got.values("content-length") == [str(len(payload))]
     assert closed.wait(5)
     assert opened[0].closed
 
@@ -301,16 +279,16 @@ def test_unseekable_binary_file_has_no_content_length(serve, h2_client):
     assert values(stream.headers, "content-length") == []
 
 
-def test_stringio_text_body_utf8_without_content_length(serve, h2_client, tmp_path):
+def test_stringio_text_body_utf8_without_content_length(serve, h2_client):
     # Multi-byte characters across every chunk boundary.
     text = "".join(f"{i}: é ü ß € 中文 🚀 𝄞\n" for i in range(8000))
     encoded = text.encode("utf-8")
     server = serve(responder(lambda h: io.StringIO(text)))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == encoded
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == encoded
+    assert got.values("content-length") == []
 
     stream = h2_get(h2_client(server.port))
     assert bytes(stream.body).decode("utf-8") == text
@@ -352,7 +330,7 @@ def test_text_file_on_disk_utf8(serve, h2_client, tmp_path):
 
 # -- generator bodies --------------------------------------------------------------------
 
-def test_generator_body_several_chunks(serve, h2_client, tmp_path):
+def test_generator_body_several_chunks(serve, h2_client):
     chunks = [b"first,", "zweite-ü,", memoryview(b"view,"), bytearray(b"third,"), b"x" * 40000,
               b"last"]
     expected = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
@@ -368,9 +346,9 @@ def test_generator_body_several_chunks(serve, h2_client, tmp_path):
         return body
 
     server = serve(responder(make))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == expected
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == expected
+    assert got.values("content-length") == []
     assert all(n > 0 for n in sizes)
 
     stream = h2_get(h2_client(server.port))
@@ -403,7 +381,7 @@ def test_generator_eof_with_data(serve, h2_client):
     assert stream.ended and stream.body == b"only chunk"
 
 
-def test_deferred_generator_resumed_by_call_later(serve, h2_client, tmp_path):
+def test_deferred_generator_resumed_by_call_later(serve, h2_client):
     """DATA_DEFERRED pauses the body; handler.resume() from a timer continues it, many times."""
     pieces = [b"one ", b"two ", b"three ", b"four ", b"five"]
     calls: list[float] = []
@@ -435,8 +413,8 @@ def test_deferred_generator_resumed_by_call_later(serve, h2_client, tmp_path):
     assert all(b - a >= 0.04 for a, b in zip(calls, calls[1:]))
 
     calls.clear()
-    status, _, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == b"".join(pieces)
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == b"".join(pieces)
     assert len(calls) == len(pieces)
 
 
@@ -500,7 +478,7 @@ def test_deferred_body_resumed_from_another_thread_via_loop(serve, h2_client):
 
 # -- HEAD, 204, 304 and explicit content-length ------------------------------------
 
-def test_head_has_content_length_but_no_data(serve, h2_client, tmp_path):
+def test_head_has_content_length_but_no_data(serve, h2_client):
     payload = b"z" * 12345
     server = serve(responder(lambda h: payload))
     stream = h2_get(h2_client(server.port), method="HEAD")
@@ -508,9 +486,9 @@ def test_head_has_content_length_but_no_data(serve, h2_client, tmp_path):
     assert stream.data_frames == 0 and stream.body == b""
     assert values(stream.headers, "content-length") == [str(len(payload))]
 
-    status, headers, _ = curl(server.url("/"), tmp_path, "-I")  # -I writes headers as body
-    assert status == 200
-    assert values(headers, "content-length") == [str(len(payload))]
+    got = curl("--http2-prior-knowledge", "-I", server.url("/"))  # -I writes headers as body
+    assert got.status == 200
+    assert got.values("content-length") == [str(len(payload))]
 
 
 def test_head_with_file_body_closes_the_file(serve, h2_client, tmp_path):
@@ -544,15 +522,15 @@ def test_head_with_generator_body_sends_no_data(serve, h2_client):
 
 
 @pytest.mark.parametrize("status", [204, 304])
-def test_no_content_statuses_have_no_content_length(serve, h2_client, tmp_path, status):
+def test_no_content_statuses_have_no_content_length(serve, h2_client, status):
     server = serve(responder(lambda h: None, status=status))
     stream = h2_get(h2_client(server.port))
     assert stream.status == status and stream.ended
     assert values(stream.headers, "content-length") == []
     assert stream.data_frames == 0
-    code, headers, body = curl(server.url("/"), tmp_path)
-    assert code == status and body == b""
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == status and got.body == b""
+    assert got.values("content-length") == []
 
 
 def test_204_with_a_body_sends_no_data(serve, h2_client):
@@ -562,7 +540,7 @@ def test_204_with_a_body_sends_no_data(serve, h2_client):
     assert values(stream.headers, "content-length") == []
 
 
-def test_user_content_length_kept_and_not_duplicated(serve, h2_client, tmp_path):
+def test_user_content_length_kept_and_not_duplicated(serve, h2_client):
     res = b"response body from the seed example\n"
 
     class Handler(BaseRequestHandler):
@@ -571,9 +549,9 @@ def test_user_content_length_kept_and_not_duplicated(serve, h2_client, tmp_path)
                                body=res)
 
     server = serve(Handler)
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == res
-    assert values(headers, "content-length") == [str(len(res))]
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == res
+    assert got.values("content-length") == [str(len(res))]
 
     stream = h2_get(h2_client(server.port))
     assert bytes(stream.body) == res

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import StreamReader
+from conftest import StreamReader, curl
 from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler
 
 INTERNAL_ERROR = 2
@@ -164,17 +164,12 @@ def test_exception_in_on_request_done_gives_500(serve, h2_client, log_records):
 
 
 def test_500_via_curl(serve, log_records):
-    from conftest import run_peer
-
     class RaisesInOnRequestDone(Base):
         def on_request_done(self):
             raise Boom("curl sees a 500")
 
     server = serve(RaisesInOnRequestDone)
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                      "-o", "/dev/null", "-w", "%{http_code}", server.url("/x"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "500"
+    assert curl("--http2-prior-knowledge", server.url("/x")).status == 500
     assert_logged_once(log_records, "RaisesInOnRequestDone", 1, "on_request_done",
                        "curl sees a 500")
 

@@ -11,7 +11,7 @@ import asyncio
 import h2.events
 import pytest
 
-from conftest import run_peer
+from conftest import curl
 from nghttp2py import BaseRequestHandler, ResponseStateError
 
 EXPECT = ("expect", "100-continue")
@@ -102,13 +102,9 @@ def test_expect_100_continue_via_curl(serve, tmp_path):
     server = serve(EchoLengthHandler)
     upload = tmp_path / "upload.bin"
     upload.write_bytes(b"y" * 200_000)
-    result = run_peer("curl", "-sS", "-v", "--http2-prior-knowledge", "--max-time", "10",
-                      "-H", "Expect: 100-continue", "--data-binary", f"@{upload}",
-                      server.url("/upload"), timeout=20)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "200000"
-    assert "< HTTP/2 100" in result.stderr
-    assert "< HTTP/2 200" in result.stderr
+    got = curl("--http2-prior-knowledge", "-H", "Expect: 100-continue",
+               "--data-binary", f"@{upload}", server.url("/upload"))
+    assert (got.informational, got.status, got.body) == ([100], 200, b"200000")
 
 
 class AsyncRefusingHandler(BaseRequestHandler):

@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from conftest import StreamReader, run_peer
+from conftest import StreamReader, curl
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
@@ -67,11 +67,9 @@ def write_random_file(path, size: int) -> str:
 
 
 def curl_upload(url: str, path) -> dict:
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "30",
-                      "--data-binary", f"@{path}", "-H", "content-type: application/octet-stream",
-                      url, timeout=40)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    """POST the file at ``path`` with curl; the server's statistics of what it received."""
+    return json.loads(curl("--http2-prior-knowledge", "--data-binary", f"@{path}",
+                           "-H", "content-type: application/octet-stream", url, timeout=30).body)
 
 
 # -- sizes via curl -----------------------------------------------------------------
@@ -329,13 +327,11 @@ def test_authority_wins_over_host_header(recording, h2_client):
     assert handler.seen[0]["host"] == f"127.0.0.1:{server.port}".encode()
 
 
-def test_request_headers_via_curl(recording, tmp_path):
+def test_request_headers_via_curl(recording):
     handler, server = recording
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                      "-H", "X-Custom: Value With Spaces", "-b", "k1=v1; k2=v2",
-                      "-A", "tester/1.0", server.url("/curl?x=1"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "recorded"
+    got = curl("--http2-prior-knowledge", "-H", "X-Custom: Value With Spaces",
+               "-b", "k1=v1; k2=v2", "-A", "tester/1.0", server.url("/curl?x=1"))
+    assert got.body == b"recorded"
     seen = handler.seen[0]
     headers = dict(seen["headers"])
     assert seen["method"] == b"GET" and seen["path"] == b"/curl?x=1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import signal
 import socket
@@ -22,7 +23,7 @@ import warnings
 
 import pytest
 
-from conftest import run_peer, wait_for
+from conftest import curl, run_peer, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, HTTP2Server, ServerSettings
 from rawh2 import NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, body_of, ended, frames_of, status_of
 
@@ -90,12 +91,8 @@ async def async_wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def curl_h2c(url: str) -> tuple[int, str, str]:
-    """(exit code, status, body) of curl --http2-prior-knowledge."""
-    result = run_peer("curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
-                      "-w", "\n%{http_code}", url, timeout=20)
-    body, _, status = result.stdout.rpartition("\n")
-    return result.returncode, status, body
+# curl over h2c, for a thread of the loop's executor
+h2c_get = functools.partial(curl, "--http2-prior-knowledge")
 
 
 def connection_refused(port: int) -> bool:
@@ -114,7 +111,8 @@ def test_port_zero_binds_a_real_port(serve):
     assert server.port > 0
     assert server.server.sockets
     assert server.server.sockets[0].getsockname() == ("127.0.0.1", server.port)
-    assert curl_h2c(server.url("/")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert (got.status, got.body) == (200, BODY)
 
 
 def test_port_before_start_raises():
@@ -131,18 +129,18 @@ def test_empty_host_binds_every_interface():
             names = [s.getsockname() for s in server.sockets]
             loop = asyncio.get_running_loop()
             ipv4 = await loop.run_in_executor(
-                None, curl_h2c, f"http://127.0.0.1:{server.port}/")
+                None, h2c_get, f"http://127.0.0.1:{server.port}/")
             ipv6 = None
             if any(":" in name[0] for name in names):
                 ipv6 = await loop.run_in_executor(
-                    None, curl_h2c, f"http://[::1]:{server.port}/")
+                    None, h2c_get, f"http://[::1]:{server.port}/")
             return server.port, names, ipv4, ipv6
 
     port, names, ipv4, ipv6 = asyncio.run(asyncio.wait_for(main(), 20))
     assert {name[0] for name in names} & {"0.0.0.0", "::"}, names
     assert {name[1] for name in names} == {port}, f"listeners on different ports: {names}"
-    assert ipv4 == (0, "200", BODY.decode())
-    assert ipv6 in (None, (0, "200", BODY.decode()))
+    assert (ipv4.status, ipv4.body) == (200, BODY)
+    assert ipv6 is None or (ipv6.status, ipv6.body) == (200, BODY)
 
 
 def test_async_with_serves_then_refuses_after_exit():
@@ -150,11 +148,11 @@ def test_async_with_serves_then_refuses_after_exit():
         async with HTTP2Server(("127.0.0.1", 0), HelloHandler) as server:
             port = server.port
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(None, curl_h2c, f"http://127.0.0.1:{port}/")
+            result = await loop.run_in_executor(None, h2c_get, f"http://127.0.0.1:{port}/")
         return port, result
 
     port, result = asyncio.run(asyncio.wait_for(main(), 20))
-    assert result == (0, "200", BODY.decode())
+    assert (result.status, result.body) == (200, BODY)
     assert connection_refused(port)
 
 
@@ -320,7 +318,8 @@ SERVE_FOREVER_SCRIPT = textwrap.dedent("""\
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_forever_exits_on_signal(server_process, signum):
     server = server_process(SERVE_FOREVER_SCRIPT)
-    assert curl_h2c(f"http://127.0.0.1:{server.port}/") == (0, "200", "forever\n")
+    got = curl("--http2-prior-knowledge", f"http://127.0.0.1:{server.port}/")
+    assert (got.status, got.body) == (200, b"forever\n")
     started = time.monotonic()
     server.send_signal(signum)
     assert server.wait(timeout=5) == 0, server.stderr
@@ -365,7 +364,8 @@ def access_records(log_records) -> list[str]:
 
 def test_access_log_common_log_format(serve, log_records):
     server = serve(HelloHandler, access_log=True)
-    assert curl_h2c(server.url("/some/path?q=1")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/some/path?q=1"))
+    assert (got.status, got.body) == (200, BODY)
     assert wait_for(lambda: access_records(log_records))
     [line] = access_records(log_records)
     match = ACCESS_LINE.match(line)
@@ -391,7 +391,8 @@ def test_access_log_one_line_per_stream(serve, log_records):
 def test_access_log_off_by_default(serve, log_records):
     ClosingHandler.closed = []
     server = serve(ClosingHandler)
-    assert curl_h2c(server.url("/quiet")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/quiet"))
+    assert (got.status, got.body) == (200, BODY)
     assert wait_for(lambda: ClosingHandler.closed)  # the stream is fully done
     assert ClosingHandler.closed == [(b"/quiet", 0)]
     assert access_records(log_records) == []
@@ -407,17 +408,11 @@ def nghttp2py_records(log_records) -> list:
 def test_http11_curl_gets_505(serve, log_records):
     server = serve(HelloHandler)
     log_records.clear()
-    result = run_peer("curl", "-sS", "-i", "--max-time", "10", "--http1.1", server.url("/"),
-                      timeout=20)
-    assert result.returncode == 0, result.stderr
-    # (text mode: curl's CRLFs arrive as LFs)
-    head, _, body = result.stdout.partition("\n\n")
-    assert head.startswith("HTTP/1.1 505 "), result.stdout
-    assert "connection: close" in head.lower()
-    assert "HTTP/2" in body
-    match = re.search(r"content-length: (\d+)", head, re.I)
-    assert match and int(match.group(1)) == len(body.encode())
-    assert body.endswith("\n")
+    got = curl("--http1.1", server.url("/"))
+    assert (got.http_version, got.status) == ("1.1", 505)
+    assert got.header("connection") == "close"
+    assert b"HTTP/2" in got.body and got.body.endswith(b"\n")
+    assert got.header("content-length") == str(len(got.body))
     assert wait_for(lambda: nghttp2py_records(log_records))
     time.sleep(0.1)
     records = nghttp2py_records(log_records)
@@ -446,7 +441,8 @@ def test_http11_raw_socket_gets_505_and_close(serve, log_records):
     time.sleep(0.1)
     assert len(nghttp2py_records(log_records)) == 1
     # And the server still serves HTTP/2.
-    assert curl_h2c(server.url("/")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert (got.status, got.body) == (200, BODY)
 
 
 # -- TLS: ALPN and protocol versions ------------------------------------------------------
@@ -479,10 +475,8 @@ def test_tls_without_h2_alpn_is_closed(serve, server_ssl_context, certificate, l
     messages = [r.getMessage() for r in nghttp2py_records(log_records)]
     assert len(messages) == 1 and "ALPN" in messages[0], messages
     # Others are still served over TLS.
-    result = run_peer("curl", "-sS", "--max-time", "10", "--http2", "--cacert",
-                      str(certificate[0]), "-w", "%{http_version}", server.url("/"), timeout=20)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == BODY.decode() + "2"
+    got = curl("--http2", "--cacert", str(certificate[0]), server.url("/"))
+    assert (got.http_version, got.body) == ("2", BODY)
 
 
 def test_tls_context_gets_alpn_h2(serve, server_ssl_context):
