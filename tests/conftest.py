@@ -206,6 +206,67 @@ def parse_header_dump(text: str) -> list[tuple[int, list[tuple[str, str]]]]:
     return blocks
 
 
+class Response:
+    """What one stream received, kept by ``add`` from its h2 events: the final response's
+    ``headers`` (a str dict) and ``fields`` (the same, in order), ``status``, the fields
+    of each 1xx before it (``informational``), ``body``, ``data_frames``, ``trailers``
+    (str pairs, or None), and how it finished: ``ended``, or ``reset`` (the error code).
+    ``events`` are the events read while waiting for it (every stream's)."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+        self.headers: dict[str, str] = {}
+        self.fields: list[tuple[str, str]] = []
+        self.informational: list[list[tuple[str, str]]] = []
+        self.body = bytearray()
+        self.data_frames = 0
+        self.trailers: list[tuple[str, str]] | None = None
+        self.ended = False
+        self.reset: int | None = None
+        self.events: list = []
+
+    def add(self, event) -> None:
+        """Take one h2 event of this stream into account."""
+        import h2.events
+
+        if isinstance(event, h2.events.InformationalResponseReceived):
+            self.informational.append([(k.decode(), v.decode()) for k, v in event.headers])
+        elif isinstance(event, h2.events.ResponseReceived):
+            self.fields = [(k.decode(), v.decode()) for k, v in event.headers]
+            self.headers = dict(self.fields)
+        elif isinstance(event, h2.events.DataReceived):
+            self.body += event.data
+            self.data_frames += 1
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.trailers = [(k.decode(), v.decode()) for k, v in event.headers]
+        elif isinstance(event, h2.events.StreamEnded):
+            self.ended = True
+        elif isinstance(event, h2.events.StreamReset):
+            self.reset = event.error_code
+
+    @property
+    def status(self) -> int | None:
+        return int(self.headers[":status"]) if ":status" in self.headers else None
+
+    @property
+    def done(self) -> bool:
+        return self.ended or self.reset is not None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of the response header field ``name``, in order."""
+        return [value for key, value in self.fields if key == name]
+
+
+def response_of(events, stream_id: int) -> Response:
+    """The Response of ``stream_id`` in h2 ``events`` read before."""
+    response = Response(stream_id)
+    for event in events:
+        if getattr(event, "stream_id", None) == stream_id:
+            response.add(event)
+    response.events = list(events)
+    return response
+
+
 class H2Connection:
     """A blocking client on the h2 package, for frame-level checks.
 
@@ -248,6 +309,10 @@ class H2Connection:
         self.flush()
         return stream_id
 
+    def get(self, path: str = "/", method: str = "GET", timeout: float = 10) -> Response:
+        """One request without a body, and its response (see ``response``)."""
+        return self.response(self.request(path, method=method), timeout)
+
     def receive(self, timeout: float) -> list | None:
         """The next batch of h2 events: those ``events_until`` left unconsumed, else what
         one read brings; None once the server has closed. The caller flushes."""
@@ -277,9 +342,9 @@ class H2Connection:
                     return seen
             self.flush()
 
-    def response(self, stream_id: int, timeout: float = 10) -> tuple[dict, bytes, list]:
-        """Headers (as a str dict), body and all events until the stream ends or resets.
-        The stream's DATA is acknowledged as it arrives, so bodies of any size flow."""
+    def response(self, stream_id: int, timeout: float = 10) -> Response:
+        """Read until ``stream_id`` ends or is reset (or the server closes) and return what
+        it received. Its DATA is acknowledged as it arrives, so bodies of any size flow."""
         import h2.events
 
         def done(event) -> bool:
@@ -289,17 +354,7 @@ class H2Connection:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
             return isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset))
 
-        events = self.events_until(done, timeout)
-        headers: dict = {}
-        body = b""
-        for event in events:
-            if getattr(event, "stream_id", None) != stream_id:
-                continue
-            if isinstance(event, h2.events.ResponseReceived):
-                headers = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                body += event.data
-        return headers, body, events
+        return response_of(self.events_until(done, timeout), stream_id)
 
     def pump(self, stream_id: int, data: bytes, sent: int = 0, *, quiet: float = 0.4,
              end_stream: bool = True, events: list | None = None) -> int:
@@ -328,10 +383,11 @@ class H2Connection:
                 events.extend(new)
         return sent
 
-    def read_streams(self, events: list, *stream_ids: int, timeout: float = 10) -> None:
+    def read_streams(self, events: list, *stream_ids: int,
+                     timeout: float = 10) -> dict[int, Response]:
         """Append to ``events`` what arrives until every stream in ``stream_ids`` has
-        ended or been reset (counting what ``events`` already holds). DATA is not
-        acknowledged."""
+        ended or been reset (counting what ``events`` already holds); their Responses.
+        DATA is not acknowledged."""
         import h2.events
 
         def ended() -> set:
@@ -346,6 +402,7 @@ class H2Connection:
             assert new is not None, "the server closed the connection"
             events.extend(new)
             self.flush()
+        return {stream_id: response_of(events, stream_id) for stream_id in stream_ids}
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -375,27 +432,11 @@ def h2_client() -> Iterator:
     yield from closed_after(H2Connection)
 
 
-def stream_result(events, stream_id: int) -> dict:
-    """{'status', 'body', 'reset'} of one stream, from h2 ``events``."""
-    import h2.events
-
-    result = {"status": None, "body": b"", "reset": None}
-    for e in events:
-        if getattr(e, "stream_id", None) != stream_id:
-            continue
-        if isinstance(e, h2.events.ResponseReceived):
-            result["status"] = dict(e.headers)[b":status"].decode()
-        elif isinstance(e, h2.events.DataReceived):
-            result["body"] += e.data
-        elif isinstance(e, h2.events.StreamReset):
-            result["reset"] = e.error_code
-    return result
-
-
 class StreamReader:
-    """Reads an H2Connection, acknowledging DATA (unless ``ack`` is false), and keeps
-    what each stream saw: ``headers`` (a str dict), ``body``, ``ended``, ``reset``
-    (stream id -> error code), ``pushes`` (promised stream id -> PushedStreamReceived),
+    """Reads an H2Connection as events arrive, acknowledging DATA (unless ``ack`` is
+    false), for tests that watch several streams at once: ``streams`` maps each stream
+    id to its Response; ``headers``, ``body``, ``ended`` and ``reset`` are views of them
+    by stream id. It also keeps ``pushes`` (promised stream id -> PushedStreamReceived),
     every event in order (``events``) and a GOAWAY (``terminated``).
 
     ``timeout`` is the default for the waits.
@@ -406,12 +447,25 @@ class StreamReader:
         self.ack = ack
         self.timeout = timeout
         self.events: list = []
-        self.headers: dict[int, dict[str, str]] = {}
-        self.body: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: dict[int, int] = {}
+        self.streams: dict[int, Response] = {}
         self.pushes: dict[int, object] = {}
         self.terminated = None
+
+    @property
+    def headers(self) -> dict[int, dict[str, str]]:
+        return {sid: r.headers for sid, r in self.streams.items() if r.fields}
+
+    @property
+    def body(self) -> dict[int, bytearray]:
+        return {sid: r.body for sid, r in self.streams.items() if r.data_frames}
+
+    @property
+    def ended(self) -> set[int]:
+        return {sid for sid, r in self.streams.items() if r.ended}
+
+    @property
+    def reset(self) -> dict[int, int]:
+        return {sid: r.reset for sid, r in self.streams.items() if r.reset is not None}
 
     def read_once(self, timeout: float) -> None:
         import h2.events
@@ -421,16 +475,10 @@ class StreamReader:
         for event in events:
             self.events.append(event)
             sid = getattr(event, "stream_id", None)
-            if isinstance(event, h2.events.ResponseReceived):
-                self.headers[sid] = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                self.body.setdefault(sid, bytearray()).extend(event.data)
-                if self.ack:
-                    self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(sid)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset[sid] = event.error_code
+            if sid:
+                self.streams.setdefault(sid, Response(sid)).add(event)
+            if isinstance(event, h2.events.DataReceived) and self.ack:
+                self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
             elif isinstance(event, h2.events.PushedStreamReceived):
                 self.pushes[event.pushed_stream_id] = event
             elif isinstance(event, h2.events.ConnectionTerminated):
@@ -447,13 +495,14 @@ class StreamReader:
 
     def finish(self, sid: int, timeout: float | None = None) -> None:
         """Read until stream ``sid`` has ended or been reset."""
-        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
+        self.wait(lambda: sid in self.streams and self.streams[sid].done, timeout)
 
-    def response(self, sid: int, timeout: float | None = None) -> tuple[int, bytes]:
+    def response(self, sid: int, timeout: float | None = None) -> tuple[int | None, bytes]:
         """(status, body) of stream ``sid``, which must end without a reset."""
         self.finish(sid, timeout)
-        assert sid not in self.reset, f"stream {sid} was reset with {self.reset[sid]}"
-        return int(self.headers[sid][":status"]), bytes(self.body.get(sid, b""))
+        response = self.streams[sid]
+        assert response.reset is None, f"stream {sid} was reset with {response.reset}"
+        return response.status, bytes(response.body)
 
     def send_body(self, sid: int, payload, end_stream: bool = True,
                   timeout: float | None = None) -> None:

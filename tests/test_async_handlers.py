@@ -16,16 +16,10 @@ import time
 
 import h2.events
 
-from conftest import H2Connection, digest, stream_result, wait_for
+from conftest import digest, wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 INTERNAL_ERROR, CANCEL = 0x2, 0x8
-
-
-def finish(client: H2Connection, events: list, stream_id: int, timeout: float = 10) -> dict:
-    """Read until the stream ends or resets: {'status', 'body', 'reset'}."""
-    client.read_streams(events, stream_id, timeout=timeout)
-    return stream_result(events, stream_id)
 
 
 def error_records(log_records) -> list:
@@ -72,8 +66,8 @@ def test_async_hooks_keep_order_and_respond_after_awaits(serve, h2_client):
     stream_id = client.request("/", "POST", end_stream=False)
     events: list = []
     assert client.pump(stream_id, data, quiet=5, events=events) == len(data)
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"].decode()) == ("200", digest(data))
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body.decode()) == (200, digest(data))
     h = OrderedHandler.instances[0]
     log = server.call(lambda: list(h.log))
     assert log[:2] == ["headers-start", "headers-end"]  # on_data waited for on_headers
@@ -113,8 +107,8 @@ def test_async_on_data_is_backpressure(serve, h2_client):
     h = HeldDataHandler.instances[0]
     server.call(h.release.set)
     assert client.pump(stream_id, data, sent, quiet=5, events=events) == len(data)
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"]) == ("200", str(len(data)).encode())
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body) == (200, str(len(data)).encode())
 
 
 # -- cancellation -------------------------------------------------------------------------------
@@ -198,7 +192,7 @@ def test_reset_streams_give_their_unconsumed_bytes_back_to_the_connection(serve,
     other = client.request("/fast", "POST", end_stream=False)
     events: list = []
     assert client.pump(other, data, quiet=2, events=events) == len(data)
-    assert finish(client, events, other)["body"] == b"done"
+    assert client.read_streams(events, other)[other].body == b"done"
 
 
 # -- exceptions ------------------------------------------------------------------------------
@@ -232,8 +226,8 @@ def test_async_on_headers_raising_gives_500_and_one_error_record(serve, h2_clien
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/headers")
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     assert wait_for(lambda: error_records(log_records))
     time.sleep(0.1)
     [record] = error_records(log_records)
@@ -247,8 +241,8 @@ def test_async_on_data_raising_gives_500(serve, h2_client, log_records):
     events: list = []
     stream_id = client.request("/data", "POST", end_stream=False)
     client.pump(stream_id, b"x" * 1000, events=events)
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_data" in record.getMessage() and record.exc_info
@@ -259,8 +253,8 @@ def test_async_on_request_done_raising_gives_500(serve, h2_client, log_records):
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/done")
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_request_done" in record.getMessage() and record.exc_info
@@ -273,15 +267,15 @@ def test_async_hook_raising_after_the_response_started_resets_the_stream(
     events: list = []
     stream_id = client.request("/data-after-response", "POST", end_stream=False)
     client.pump(stream_id, b"x" * 1000, events=events)
-    result = finish(client, events, stream_id)
-    assert result["status"] == "200"
-    assert result["reset"] == INTERNAL_ERROR
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 200
+    assert result.reset == INTERNAL_ERROR
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_data" in record.getMessage()
     # The connection survives.
     other = client.request("/fine")
-    assert finish(client, events, other)["status"] == "200"
+    assert client.read_streams(events, other)[other].status == 200
 
 
 class AsyncCloseHandler(BaseRequestHandler):
@@ -303,7 +297,8 @@ def test_async_on_close_runs_and_its_exception_is_logged(serve, h2_client, log_r
     client = h2_client(server.port)
     events: list = []
     for path in ("/ok", "/raise"):
-        assert finish(client, events, client.request(path))["body"] == b"bye"
+        stream_id = client.request(path)
+        assert client.read_streams(events, stream_id)[stream_id].body == b"bye"
     assert wait_for(lambda: AsyncCloseHandler.closed == [(b"/ok", 0)])
     assert wait_for(lambda: error_records(log_records))
     time.sleep(0.1)
@@ -328,6 +323,6 @@ def test_request_trailers_visible_in_async_on_request_done(serve, h2_client):
     client.conn.send_headers(stream_id, [("x-sum", "42"), ("x-more", "yes")], end_stream=True)
     client.flush()
     events: list = []
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"]) == (
-        "200", b"[(b'x-sum', b'42'), (b'x-more', b'yes')]")
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body) == (
+        200, b"[(b'x-sum', b'42'), (b'x-more', b'yes')]")

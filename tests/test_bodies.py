@@ -23,56 +23,6 @@ MiB = 1 << 20
 
 # -- peers ---------------------------------------------------------------------
 
-def values(headers, name: str) -> list[str]:
-    return [v for k, v in headers if k == name]
-
-
-class Stream:
-    """What an h2 client saw on one stream."""
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[str, str]] | None = None
-        self.body = bytearray()
-        self.data_frames = 0
-        self.ended = False
-        self.reset: int | None = None
-
-    @property
-    def status(self) -> int:
-        return int(dict(self.headers)[":status"])
-
-
-def h2_get(client, path: str = "/", method: str = "GET", timeout: float = 20) -> Stream:
-    """One request on an H2Connection; DATA is acknowledged as it arrives (large bodies flow)."""
-    import h2.events
-
-    stream_id = client.request(path, method=method)
-    stream = Stream()
-    client.sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while not (stream.ended or stream.reset is not None):
-        assert time.monotonic() < deadline, "response timed out"
-        data = client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for event in client.conn.receive_data(data):
-            if isinstance(event, h2.events.ConnectionTerminated):
-                pytest.fail(f"the server sent GOAWAY: {event}")
-            if getattr(event, "stream_id", None) != stream_id:
-                continue
-            if isinstance(event, h2.events.ResponseReceived):
-                stream.headers = [(k.decode(), v.decode()) for k, v in event.headers]
-            elif isinstance(event, h2.events.DataReceived):
-                stream.body += event.data
-                stream.data_frames += 1
-                client.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                stream.ended = True
-            elif isinstance(event, h2.events.StreamReset):
-                stream.reset = event.error_code
-        client.flush()
-    return stream
-
-
 def responder(make_body, headers=None, status=200):
     """A handler class that answers every request with ``make_body(handler)``."""
     class Handler(BaseRequestHandler):
@@ -103,25 +53,25 @@ def test_bytes_like_body_exact_with_content_length(serve, h2_client, kind):
     assert got.values("server") == ["nghttp2py"]
     assert len(got.values("date")) == 1
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.reset is None
     assert bytes(stream.body) == BYTES_BODY
-    assert values(stream.headers, "content-length") == [str(len(BYTES_BODY))]
+    assert stream.values("content-length") == [str(len(BYTES_BODY))]
 
 
 def test_empty_bytes_body_has_content_length_zero(serve, h2_client):
     server = serve(responder(lambda h: b""))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == 200 and stream.ended
     assert stream.body == b""
-    assert values(stream.headers, "content-length") == ["0"]
+    assert stream.values("content-length") == ["0"]
 
 
 def test_no_body_gives_empty_response(serve, h2_client):
     server = serve(responder(lambda h: None))
     got = curl("--http2-prior-knowledge", server.url("/"))
     assert got.status == 200 and got.body == b""
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"" and stream.data_frames == 0
 
 
@@ -138,9 +88,9 @@ def test_str_body_is_utf8_with_byte_content_length(serve, h2_client):
     assert got.values("content-length") == [str(len(encoded))]
     assert got.values("content-type") == ["text/plain; charset=utf-8"]
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == encoded
-    assert values(stream.headers, "content-length") == [str(len(encoded))]
+    assert stream.values("content-length") == [str(len(encoded))]
 
 
 @pytest.fixture(scope="module")
@@ -163,11 +113,11 @@ def test_large_random_body_intact_via_h2(serve, h2_client, big_body):
     # A large connection window so the stream window (raised by SETTINGS) governs.
     client.conn.increment_flow_control_window(64 * MiB)
     client.flush()
-    stream = h2_get(client, "/big")
+    stream = client.get("/big")
     assert stream.ended and stream.reset is None
     assert len(stream.body) == len(big_body)
     assert hashlib.sha256(stream.body).hexdigest() == hashlib.sha256(big_body).hexdigest()
-    assert values(stream.headers, "content-length") == [str(len(big_body))]
+    assert stream.values("content-length") == [str(len(big_body))]
     # Framed within the default SETTINGS_MAX_FRAME_SIZE: at least len / 16384 frames.
     assert stream.data_frames >= len(big_body) // 16384
 
@@ -212,9 +162,9 @@ def test_bytesio_body_with_content_length(serve, h2_client):
     got = curl("--http2-prior-knowledge", server.url("/"))
     assert got.status == 200 and got.body == payload
     assert got.values("content-length") == [str(len(payload))]
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
 
 
 def test_bytesio_body_from_current_position(serve, h2_client):
@@ -224,9 +174,9 @@ def test_bytesio_body_from_current_position(serve, h2_client):
         f.seek(8)
         return f
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.body == b"the rest"
-    assert values(stream.headers, "content-length") == ["8"]
+    assert stream.values("content-length") == ["8"]
 
 
 def test_real_file_body_sent_and_closed(serve, h2_client, tmp_path):
@@ -253,9 +203,9 @@ def test_real_file_body_sent_and_closed(serve, h2_client, tmp_path):
     assert opened[0].closed
 
     closed.clear()
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
     assert closed.wait(5)
     assert opened[1].closed
 
@@ -274,9 +224,9 @@ def test_unseekable_binary_file_has_no_content_length(serve, h2_client):
             return self._data.readinto(buffer)
 
     server = serve(responder(lambda h: Unseekable()))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 def test_stringio_text_body_utf8_without_content_length(serve, h2_client):
@@ -290,9 +240,9 @@ def test_stringio_text_body_utf8_without_content_length(serve, h2_client):
     assert got.body == encoded
     assert got.values("content-length") == []
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body).decode("utf-8") == text
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 @pytest.mark.parametrize("window", [1000, 65535, 1 << 20])
@@ -300,7 +250,7 @@ def test_text_body_not_truncated_by_small_flow_control_window(serve, h2_client, 
     """The text is encoded as the window allows; a window of < 4 bytes left is not EOF."""
     text = "€" * 30000  # 3 bytes each: 90000 bytes, more than the default windows
     server = serve(responder(lambda h: io.StringIO(text)))
-    stream = h2_get(h2_client(server.port, window=window))
+    stream = h2_client(server.port, window=window).get()
     assert stream.ended and stream.reset is None
     assert len(stream.body) == len(text.encode("utf-8"))
     assert bytes(stream.body).decode("utf-8") == text
@@ -319,9 +269,9 @@ def test_text_file_on_disk_utf8(serve, h2_client, tmp_path):
         return f
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == text.encode("utf-8")
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     deadline = time.monotonic() + 5
     while not opened[0].closed and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -351,9 +301,9 @@ def test_generator_body_several_chunks(serve, h2_client):
     assert got.values("content-length") == []
     assert all(n > 0 for n in sizes)
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == expected
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 def test_generator_chunk_larger_than_a_frame_is_split_not_lost(serve, h2_client):
@@ -370,14 +320,14 @@ def test_generator_chunk_larger_than_a_frame_is_split_not_lost(serve, h2_client)
         return body
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == big
     assert stream.data_frames >= len(big) // 16384
 
 
 def test_generator_eof_with_data(serve, h2_client):
     server = serve(responder(lambda h: (lambda n: (b"only chunk", DATA_EOF))))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"only chunk"
 
 
@@ -402,11 +352,11 @@ def test_deferred_generator_resumed_by_call_later(serve, h2_client):
 
     server = serve(Handler)
     started = time.monotonic()
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     elapsed = time.monotonic() - started
     assert stream.ended and stream.reset is None
     assert stream.body == b"".join(pieces)
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     # The generator is not called again while deferred: once per piece.
     assert len(calls) == len(pieces)
     assert elapsed >= 0.05 * (len(pieces) - 1) * 0.9
@@ -447,7 +397,7 @@ def test_deferred_generator_with_empty_chunks_then_data(serve, h2_client):
             loop.call_later(0.03, produce)
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"alphabetagamma"
 
 
@@ -472,7 +422,7 @@ def test_deferred_body_resumed_from_another_thread_via_loop(serve, h2_client):
             threading.Thread(target=work, daemon=True).start()
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"computed elsewhere"
 
 
@@ -481,10 +431,10 @@ def test_deferred_body_resumed_from_another_thread_via_loop(serve, h2_client):
 def test_head_has_content_length_but_no_data(serve, h2_client):
     payload = b"z" * 12345
     server = serve(responder(lambda h: payload))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.status == 200 and stream.ended
     assert stream.data_frames == 0 and stream.body == b""
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
 
     got = curl("--http2-prior-knowledge", "-I", server.url("/"))  # -I writes headers as body
     assert got.status == 200
@@ -502,9 +452,9 @@ def test_head_with_file_body_closes_the_file(serve, h2_client, tmp_path):
         return f
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.data_frames == 0
-    assert values(stream.headers, "content-length") == ["5000"]
+    assert stream.values("content-length") == ["5000"]
     assert opened[0].closed
 
 
@@ -516,7 +466,7 @@ def test_head_with_generator_body_sends_no_data(serve, h2_client):
         return b"must not be sent", DATA_EOF
 
     server = serve(responder(lambda h: body))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.status == 200 and stream.ended and stream.data_frames == 0
     assert called == []
 
@@ -524,9 +474,9 @@ def test_head_with_generator_body_sends_no_data(serve, h2_client):
 @pytest.mark.parametrize("status", [204, 304])
 def test_no_content_statuses_have_no_content_length(serve, h2_client, status):
     server = serve(responder(lambda h: None, status=status))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == status and stream.ended
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     assert stream.data_frames == 0
     got = curl("--http2-prior-knowledge", server.url("/"))
     assert got.status == status and got.body == b""
@@ -535,9 +485,9 @@ def test_no_content_statuses_have_no_content_length(serve, h2_client, status):
 
 def test_204_with_a_body_sends_no_data(serve, h2_client):
     server = serve(responder(lambda h: b"dropped", status=204))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == 204 and stream.ended and stream.data_frames == 0
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 def test_user_content_length_kept_and_not_duplicated(serve, h2_client):
@@ -553,27 +503,27 @@ def test_user_content_length_kept_and_not_duplicated(serve, h2_client):
     assert got.status == 200 and got.body == res
     assert got.values("content-length") == [str(len(res))]
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == res
-    assert values(stream.headers, "content-length") == [str(len(res))]
+    assert stream.values("content-length") == [str(len(res))]
 
 
 def test_user_content_length_with_generator_body(serve, h2_client):
     """The length is unknown to the server for a generator; the user's header is sent."""
     server = serve(responder(lambda h: (lambda n: (b"12345", DATA_EOF)),
                              headers=[(b"content-length", b"5")]))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"12345"
-    assert values(stream.headers, "content-length") == ["5"]
+    assert stream.values("content-length") == ["5"]
 
 
 def test_user_headers_kept_in_order_after_status(serve, h2_client):
     server = serve(responder(lambda h: b"ok", headers=[
         ("x-first", "1"), (b"set-cookie", b"a=1"), ("set-cookie", "b=2"), ("x-last", "é")]))
-    stream = h2_get(h2_client(server.port))
-    names = [k for k, _ in stream.headers]
+    stream = h2_client(server.port).get()
+    names = [k for k, _ in stream.fields]
     assert names[0] == ":status"
-    user = [(k, v) for k, v in stream.headers if k.startswith(("x-", "set-cookie"))]
+    user = [(k, v) for k, v in stream.fields if k.startswith(("x-", "set-cookie"))]
     assert user == [("x-first", "1"), ("set-cookie", "a=1"), ("set-cookie", "b=2"),
                     ("x-last", "é")]
 
@@ -595,9 +545,9 @@ def test_binary_iobase_with_only_read(serve, h2_client):
             return self._data.read(min(size, 10_000))
 
     server = serve(responder(lambda h: ReadOnly()))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     assert all(0 < n <= 16384 for n in sizes)
 
 
@@ -680,7 +630,7 @@ def test_user_content_length_without_body_for_head_and_304(serve, h2_client, met
                 self.send_response(500)
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port), method=method)
+    stream = h2_client(server.port).get(method=method)
     assert outcome == [None]
     assert stream.status == status and stream.ended and stream.data_frames == 0
-    assert values(stream.headers, "content-length") == ["1234"]
+    assert stream.values("content-length") == ["1234"]

@@ -82,8 +82,8 @@ def recording_server(serve):
 def assert_still_serving(server, h2_client) -> None:
     """A fresh connection gets a normal response."""
     client = h2_client(server.port)
-    headers, body, _ = client.response(client.request("/still-there"), timeout=5)
-    assert (headers.get(":status"), body) == ("200", BODY)
+    got = client.response(client.request("/still-there"), timeout=5)
+    assert (got.headers.get(":status"), got.body) == ("200", BODY)
 
 
 def nghttp2py_lines(log_records) -> list[str]:
@@ -135,8 +135,8 @@ def test_garbage_instead_of_preface_closes_connection(recording_server, h2_clien
         assert_one_log_line(log_records, "preface")
     else:
         assert_one_log_line(log_records)
-    headers, body, _ = other.response(other.request("/other"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = other.response(other.request("/other"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     assert_still_serving(server, h2_client)
     assert RecordingHandler.seen == [b"/other", b"/still-there"]
 
@@ -488,8 +488,8 @@ def test_client_vanishing_mid_response(serve, raw_client, h2_client, log_records
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0, 5)
     # A new connection is served.
     other = h2_client(server.port)
-    headers, body, _ = other.response(other.request("/small"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = other.response(other.request("/small"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     # Writing on after the transport broke makes asyncio warn once per write.
     noise = [r.getMessage() for r in log_records.records
              if r.levelno >= logging.WARNING and r.name in ("asyncio", "nghttp2py")]
@@ -517,8 +517,8 @@ def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
     client.flush()
     assert wait_for(lambda: BigResponseHandler.closed, 5)
     assert BigResponseHandler.closed == [(b"/big", CANCEL)]
-    headers, body, _ = client.response(client.request("/small"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = client.response(client.request("/small"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
 
 
 # -- rapid reset (CVE-2023-44487) ----------------------------------------------------------------

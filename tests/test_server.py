@@ -288,8 +288,8 @@ def test_connections_counts_open_clients(serve, h2_client):
     server = serve(HelloHandler)
     assert server.call(lambda: server.server.connections) == 0
     client = h2_client(server.port)
-    headers, body, _ = client.response(client.request("/"))
-    assert (headers[":status"], body) == ("200", BODY)
+    got = client.response(client.request("/"))
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     assert server.call(lambda: server.server.connections) == 1
     client.close()
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
