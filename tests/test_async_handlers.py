@@ -118,8 +118,10 @@ class ForeverHandler(BaseRequestHandler):
     """An async hook that never finishes by itself; records its cancellation."""
 
     events: list = []
+    started: list = []
 
     async def on_headers(self):
+        ForeverHandler.started.append(self.stream_id)
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -131,11 +133,11 @@ class ForeverHandler(BaseRequestHandler):
 
 
 def test_async_hook_cancelled_when_the_client_resets(serve, h2_client):
-    ForeverHandler.events = []
+    ForeverHandler.events, ForeverHandler.started = [], []
     server = serve(ForeverHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    time.sleep(0.2)
+    assert wait_for(lambda: stream_id in ForeverHandler.started)
     client.conn.reset_stream(stream_id, CANCEL)
     client.flush()
     assert wait_for(lambda: len(ForeverHandler.events) == 2)
@@ -143,18 +145,18 @@ def test_async_hook_cancelled_when_the_client_resets(serve, h2_client):
         [("cancelled", stream_id), ("closed", stream_id, CANCEL)], key=str)
     # The connection carries on.
     other = client.request("/")
-    time.sleep(0.1)
+    assert wait_for(lambda: other in ForeverHandler.started)
     assert server.call(lambda: server.server.connections) == 1
     client.conn.reset_stream(other, CANCEL)
     client.flush()
 
 
 def test_async_hook_cancelled_when_the_connection_is_lost(serve, h2_client):
-    ForeverHandler.events = []
+    ForeverHandler.events, ForeverHandler.started = [], []
     server = serve(ForeverHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    time.sleep(0.2)
+    assert wait_for(lambda: stream_id in ForeverHandler.started)
     client.sock.close()
     assert wait_for(lambda: ("cancelled", stream_id) in ForeverHandler.events)
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import curl
+from conftest import curl, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
@@ -272,10 +272,7 @@ def test_text_file_on_disk_utf8(serve, h2_client, tmp_path):
     stream = h2_client(server.port).get()
     assert bytes(stream.body) == text.encode("utf-8")
     assert stream.values("content-length") == []
-    deadline = time.monotonic() + 5
-    while not opened[0].closed and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert opened[0].closed
+    assert wait_for(lambda: opened[0].closed)
 
 
 # -- generator bodies --------------------------------------------------------------------

@@ -21,7 +21,7 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import H2Connection, digest, require
+from conftest import H2Connection, digest, require, wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 
@@ -61,6 +61,7 @@ class RecordingHandler(BaseRequestHandler):
     def on_headers(self):
         self.chunks = []
         self.log = ["headers"]
+        self.closed = threading.Event()
         if self.path.startswith(b"/pause"):
             self.pause_reading()
         RecordingHandler.instances.append(self)
@@ -78,6 +79,9 @@ class RecordingHandler(BaseRequestHandler):
         self.log.append("done")
         body = b"".join(self.chunks)
         self.send_response(200, body=digest(body).encode())
+
+    def on_close(self, error_code):
+        self.closed.set()
 
 
 def handler(server, index: int = 0) -> RecordingHandler:
@@ -236,11 +240,11 @@ def test_resume_reading_after_the_stream_closed_is_harmless(serve, h2_client):
     server = serve(RecordingHandler)
     client = h2_client(server.port)
     stream_id = client.request("/pause", "POST", body=b"x" * 10_000, end_stream=False)
-    time.sleep(0.2)
+    assert wait_for(lambda: server.call(lambda: len(RecordingHandler.instances)) == 1)
+    h = handler(server)
     client.conn.reset_stream(stream_id, 8)
     client.flush()
-    time.sleep(0.2)
-    h = handler(server)
+    assert h.closed.wait(5)
     server.call(h.resume_reading)
     assert server.call(lambda: h.chunks) == []
     # The connection is still fine, and the held bytes were returned to its window.
