@@ -553,15 +553,17 @@ SERVING = re.compile(r"serving HTTP/2 \((?:h2c|TLS)\) on \S+:(\d+)")
 
 
 class ServerProcess:
-    """A server script in a subprocess, its output read as it comes.
+    """A server in a subprocess, its output read as it comes.
 
-    The script logs nghttp2py's INFO lines to stderr (``logging.basicConfig``); ``port``
-    is the one from its "serving HTTP/2 (...) on HOST:PORT" line. ``stdout`` and
-    ``stderr`` hold what it wrote so far; ``wait_output`` waits for a pattern in
+    ``port`` is the first group of ``ready`` (a stream name and a pattern) once it
+    appears: by default nghttp2py's "serving HTTP/2 (...) on HOST:PORT" line, which a
+    script logs to stderr with ``logging.basicConfig(level=logging.INFO)``. ``stdout``
+    and ``stderr`` hold what it wrote so far; ``wait_output`` waits for a pattern in
     either, ``wait`` for its exit (then both are complete).
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str], timeout: float = 20) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], timeout: float = 20,
+                 ready: tuple[str, str | re.Pattern] = ("stderr", SERVING)) -> None:
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._output = {"stdout": bytearray(), "stderr": bytearray()}
@@ -572,7 +574,7 @@ class ServerProcess:
         for reader in self._readers:
             reader.start()
         try:
-            self.port = int(self.wait_output("stderr", SERVING, timeout).group(1))
+            self.port = int(self.wait_output(*ready, timeout).group(1))
         except BaseException:
             self.stop()
             raise
@@ -630,8 +632,9 @@ class ServerProcess:
 
 @pytest.fixture
 def server_process(tmp_path) -> Iterator:
-    """``server_process(text, *args, python=None, env=None)`` runs ``text`` as a server
-    script (see ``ServerProcess``) with ``args``; killed after the test.
+    """``server_process(script, *args, python=None, env=None, ready=...)`` runs a server
+    (see ``ServerProcess``) with ``args``; killed after the test. ``script`` is the
+    text of a script, or the Path of one (an example, say).
 
     The script runs on this interpreter with the source tree first on its path, or on
     ``python`` (say, a venv with nghttp2py installed) without it. ``serve_forever()``
@@ -640,10 +643,11 @@ def server_process(tmp_path) -> Iterator:
     """
     started: list[ServerProcess] = []
 
-    def start(text: str, *args: str, python: str | None = None,
-              env: dict[str, str | None] | None = None) -> ServerProcess:
-        script = tmp_path / f"server{len(started)}.py"
-        script.write_text(text)
+    def start(script: str | Path, *args: str, python: str | None = None,
+              env: dict[str, str | None] | None = None, **kwargs) -> ServerProcess:
+        if not isinstance(script, Path):
+            text, script = script, tmp_path / f"server{len(started)}.py"
+            script.write_text(text)
         environ = dict(os.environ, NGHTTP2PY_LOOP=TEST_LOOP)
         environ.pop("PYTHONPATH", None)
         if python is None:
@@ -654,7 +658,7 @@ def server_process(tmp_path) -> Iterator:
                 environ.pop(name, None)
             else:
                 environ[name] = value
-        started.append(ServerProcess([python, str(script), *args], environ))
+        started.append(ServerProcess([python, str(script), *args], environ, **kwargs))
         return started[-1]
 
     yield start
