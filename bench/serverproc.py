@@ -1,6 +1,7 @@
 """Start a server pinned to one CPU, wait until it answers, and always stop it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -125,8 +126,6 @@ class ServerProcess:
                 self.proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 continue
-        try:  # leftover workers of a multi-process server
+        with contextlib.suppress(ProcessLookupError):  # leftover workers of a multi-process server
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc = None

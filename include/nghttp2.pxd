@@ -201,7 +201,6 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_goaway goaway
 
 
-
 # nghttp2 runs callbacks only inside the calls that nghttp2py makes with the
 # GIL held (mem_recv, mem_send, ...), so the callback types are not nogil: the
 # trampolines need not take the GIL again.
@@ -235,7 +234,6 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef int (*nghttp2_error_callback2)(
         nghttp2_session *session, int lib_error_code, const char *msg,
         size_t len, void *user_data) noexcept
-
 
 
 # Custom memory allocator (nghttp2_mem): plain C functions, called with or
@@ -343,7 +341,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
 
     # HPACK
     int nghttp2_hd_deflate_new(nghttp2_hd_deflater **deflater_ptr,
-                                   size_t max_deflate_dynamic_table_size)
+                               size_t max_deflate_dynamic_table_size)
     void nghttp2_hd_deflate_del(nghttp2_hd_deflater *deflater)
     int nghttp2_hd_deflate_change_table_size(nghttp2_hd_deflater *deflater,
                                              size_t settings_max_dynamic_table_size)

@@ -5,7 +5,7 @@ The classes, their C-level interface and the constants are declared in
 nghttp2py/_nghttp2.pxd, with every cimport; each .pxi below holds one piece.
 """
 
-cimport cython  # for @cython.freelist (a decorator needs it in this file)
+cimport cython  # no-cython-lint: @cython.freelist in headers.pxi needs it here
 
 include "errors.pxi"      # libnghttp2 error codes -> nghttp2py.errors exceptions
 include "headers.pxi"     # header blocks handed to libnghttp2, validation

@@ -12,12 +12,12 @@ if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without benc
     pytest.skip("no bench/ directory", allow_module_level=True)
 sys.path.insert(0, str(BENCH))
 
-import report
-import run
-from scenarios import Outcome, scenarios
-from serverproc import ServerProcess, free_port
-from servers.common import LOOP_LINE
-from servers.peers import REPO, Paths, Server
+import report  # noqa: E402 (bench/ is put on the path above)
+import run  # noqa: E402
+from scenarios import Outcome, scenarios  # noqa: E402
+from serverproc import ServerProcess, free_port  # noqa: E402
+from servers.common import LOOP_LINE  # noqa: E402
+from servers.peers import REPO, Paths, Server  # noqa: E402
 
 NO_FILES = Paths(cert=Path("-"), key=Path("-"), htdocs=Path("-"))
 

@@ -12,8 +12,8 @@ import threading
 import time
 
 import pytest
-from conftest import StreamReader, run_peer
 
+from conftest import StreamReader, run_peer
 from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode, ServerSettings
 
 

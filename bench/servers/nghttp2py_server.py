@@ -1,4 +1,6 @@
-"""nghttp2py benchmark server: ``nghttp2py_server.py PORT --loop asyncio|uvloop [--cert C --key K]``.
+"""nghttp2py benchmark server.
+
+Usage: ``nghttp2py_server.py PORT --loop asyncio|uvloop [--cert C --key K]``.
 
 The loop is created here from the named factory (see ``common.run``), never by
 ``HTTP2Server.serve_forever``'s default, which picks uvloop whenever it is installed.

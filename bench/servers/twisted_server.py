@@ -15,8 +15,8 @@ from twisted.internet import epollreactor
 
 epollreactor.install()  # named, not left to Twisted's platform default
 
-from twisted.internet import reactor, ssl
-from twisted.web import resource, server
+from twisted.internet import reactor, ssl  # noqa: E402 (after the reactor choice)
+from twisted.web import resource, server  # noqa: E402
 
 
 class Hello(resource.Resource):
