@@ -291,29 +291,21 @@ def test_push_early_hints_when_the_client_disabled_push(serve, h2_client):
     assert kinds.index("InformationalResponseReceived") < kinds.index("ResponseReceived")
 
 
-def test_early_hints_are_on_by_default(serve, h2_client):
-    # Browsers refuse push: by default they get the preload links instead.
+@pytest.mark.parametrize("options, expected_hints", [
+    ({}, [EXPECTED_LINKS]),  # browsers refuse push: by default they get preload links
+    ({"push_early_hints": False}, []),
+])
+def test_early_hints_are_on_by_default(serve, h2_client, options, expected_hints):
     PushingHandler.results = []
-    server = serve(PushingHandler)
+    server = serve(PushingHandler, **options)
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
     got = client.response(stream_id)
     assert got.headers[":status"] == "200"
     assert PushingHandler.results == [[False, False, False, False]]
     hints = informational(got.events, stream_id)
-    assert [status for status, _ in hints] == ["103"]
-    assert link_values(hints[0][1]) == EXPECTED_LINKS
-
-
-def test_no_early_hints_when_turned_off(serve, h2_client):
-    PushingHandler.results = []
-    server = serve(PushingHandler, push_early_hints=False)
-    client = h2_client(server.port, enable_push=False)
-    stream_id = client.request("/")
-    got = client.response(stream_id)
-    assert got.headers[":status"] == "200"
-    assert PushingHandler.results == [[False, False, False, False]]
-    assert informational(got.events, stream_id) == []
+    assert [status for status, _ in hints] == ["103"] * len(expected_hints)
+    assert [link_values(fields) for _, fields in hints] == expected_hints
 
 
 def test_push_early_hints_still_pushes_when_the_client_allows_push(serve, h2_client):
