@@ -270,7 +270,8 @@ cdef class WebSocket:
         A message larger than ``max_message_size`` bytes (decompressed)
         closes the WebSocket with ``1009``. ``ping_interval`` (seconds, None:
         off) sends a ping that often; without a pong within ``ping_timeout``
-        the WebSocket is closed with ``1011`` and the stream reset.
+        the WebSocket is closed with ``1011`` (and the stream reset if the
+        client does not answer that either).
         ``close_timeout``: how long to wait for the client's side of the
         closing handshake before resetting the stream. ``await send()``
         waits while more than ``write_limit`` bytes wait to be sent.
@@ -804,8 +805,9 @@ cdef class WebSocket:
         if self.state != WS_OPEN:
             return
         if self.ping_outstanding:
+            # The close frame goes out; the close timer resets the stream if
+            # the client stays silent.
             self.fail(1011, "keepalive ping timeout")
-            self.stream.protocol.reset_stream(self.stream, NGHTTP2_CANCEL)
             self.stream.protocol.after_app_work()
             return
         self.ping_outstanding = True

@@ -60,6 +60,7 @@ class ClientWebSocket:
 
     client: H2WebSocketClient
     stream_id: int
+    deflate: PerMessageDeflate | None = None
     protocol: FrameProtocol | None = None
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,7 @@ class ClientWebSocket:
     reset: int | None = None
     received_bytes: int = 0
     local_ended: bool = False
+    auto_pong: bool = True
     _parts: list = field(default_factory=list)
 
     # -- sending ---------------------------------------------------------------------
@@ -105,7 +107,8 @@ class ClientWebSocket:
         for frame in self.protocol.received_frames():
             if frame.opcode is Opcode.PING:
                 self.pings.append(bytes(frame.payload))
-                self.send_raw(bytes(self.protocol.pong(frame.payload)))
+                if self.auto_pong:
+                    self.send_raw(bytes(self.protocol.pong(frame.payload)))
             elif frame.opcode is Opcode.PONG:
                 self.pongs.append(bytes(frame.payload))
             elif frame.opcode is Opcode.CLOSE:
@@ -201,20 +204,16 @@ class H2WebSocketClient:
         if subprotocols:
             headers.append(("sec-websocket-protocol", ", ".join(subprotocols)))
         if deflate is not None:
-            headers.append(("sec-websocket-extensions", deflate.offer()))
+            offer = deflate.offer()
+            headers.append(("sec-websocket-extensions", deflate.name if offer is True
+                            else f"{deflate.name}; {offer}"))
         headers.extend(extra)
-        ws = ClientWebSocket(self, stream_id)
+        ws = ClientWebSocket(self, stream_id, deflate=deflate)
         self.websockets[stream_id] = ws
         self.conn.send_headers(stream_id, headers)
         self.flush()
         if wait:
             self.wait(lambda: ws.status is not None or ws.reset is not None)
-            if ws.status == 200:
-                extensions = []
-                if deflate is not None and "sec-websocket-extensions" in ws.headers:
-                    deflate.finalize(ws.headers["sec-websocket-extensions"])
-                    extensions.append(deflate)
-                ws.protocol = FrameProtocol(client=True, extensions=extensions)
         return ws
 
     def get(self, path: str) -> int:
@@ -264,6 +263,12 @@ class H2WebSocketClient:
             if ws is not None:
                 ws.status = int(headers[":status"])
                 ws.headers = headers
+                if ws.status == 200:
+                    extensions = []
+                    if ws.deflate is not None and "sec-websocket-extensions" in headers:
+                        ws.deflate.finalize(headers["sec-websocket-extensions"])
+                        extensions.append(ws.deflate)
+                    ws.protocol = FrameProtocol(client=True, extensions=extensions)
             elif response is not None:
                 response["status"] = int(headers[":status"])
         elif isinstance(event, h2.events.DataReceived):
