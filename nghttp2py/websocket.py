@@ -140,7 +140,7 @@ def negotiate_deflate(headers: Iterable[tuple[bytes, bytes]],
             seen[key] = value
         if not valid:
             continue
-        if any(seen.get(key, None) is not None for key in (b"server_no_context_takeover",
+        if any(seen.get(key) is not None for key in (b"server_no_context_takeover",
                                                            b"client_no_context_takeover")):
             continue
         server_bits = window_bits

@@ -351,7 +351,7 @@ def test_an_app_that_does_not_receive_stops_only_its_stream(serve, client):
         c.read_once(0.05)
     assert c.conn.local_flow_control_window(slow.stream_id) < 20000
     # ... while the other WebSocket on the connection goes on.
-    for i in range(50):
+    for _ in range(50):
         fast.send(chunk)
         assert fast.receive() == [chunk]
     taken.set()

@@ -13,7 +13,8 @@ import random
 import pytest
 from wsh2 import H2WebSocketClient, raw_frame
 
-from nghttp2py import BaseRequestHandler
+from conftest import ServerThread
+from nghttp2py import BaseRequestHandler, HTTP2Server
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -28,10 +29,6 @@ class Echo(BaseRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    from conftest import ServerThread
-
-    from nghttp2py import HTTP2Server
-
     thread = ServerThread(HTTP2Server(("127.0.0.1", 0), Echo, shutdown_timeout=2.0)).start()
     yield thread
     thread.stop()
