@@ -271,6 +271,7 @@ cdef class HTTPProtocol:
 
     # Shared by every protocol.
     cdef BaseRequestHandler new_handler(self, int32_t stream_id)
+    cdef void close_websockets(self) except *
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc)
     cdef void process_failures(self) except *
     cdef void after_app_work(self) except *

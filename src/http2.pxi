@@ -197,6 +197,7 @@ cdef class Session(HTTPProtocol):
         nghttp2_submit_shutdown_notice(self.session)
         nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, NULL)
         self.ping_outstanding = True
+        self.close_websockets()
         self.flush()
 
     def finish_shutdown(self):
