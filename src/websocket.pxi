@@ -276,9 +276,10 @@ cdef class WebSocket:
         closing handshake before resetting the stream. ``await send()``
         waits while more than ``write_limit`` bytes wait to be sent.
 
-        An invalid handshake is answered with ``400`` (or ``426`` for a wrong
-        ``sec-websocket-version``) and raises :class:`WebSocketClosed`.
-        Returns the WebSocket.
+        Returns the WebSocket. An invalid handshake is answered with ``400``
+        (or ``426`` for a wrong ``sec-websocket-version``) instead, and the
+        WebSocket returned is closed (``close_code`` 1002): ``receive()``
+        raises :class:`WebSocketClosed` and ``async for`` ends at once.
         """
         cdef BaseRequestHandler stream = self.stream
         if self.state != WS_CONNECTING:
@@ -292,9 +293,11 @@ cdef class WebSocket:
             self.state = WS_CLOSED
             self._close_code = 1002
             self._close_reason = str(error)
+            _logger.info("refused WebSocket on stream %d from %s: %s", stream.stream_id,
+                         stream.client_address, error)
             stream.send_response(error.status, error.headers + [(b"content-type", b"text/plain")],
                                  str(error) + "\n")
-            raise _WebSocketClosed(1002, str(error)) from None
+            return self
         if headers:
             response.extend(headers)
         self.max_message_size = max_message_size

@@ -222,13 +222,13 @@ def test_handshake_checks(serve, client):
     chosen = []
 
     class Handler(BaseRequestHandler):
-        def on_headers(self):
-            try:
-                ws = self.accept_websocket(subprotocol="superchat")
-            except WebSocketClosed as closed:
-                chosen.append(closed.code)
-            else:
-                chosen.append(ws.subprotocol)
+        async def on_headers(self):
+            ws = self.accept_websocket(subprotocol="superchat")
+            chosen.append(ws.subprotocol if ws.state == "OPEN" else ws.close_code)
+            async for _ in ws:
+                pass
+            with pytest.raises(WebSocketClosed):
+                await ws.receive()
 
     server = serve(Handler)
     c = client(server.port)
@@ -239,6 +239,40 @@ def test_handshake_checks(serve, client):
     assert bad.status == 426
     assert bad.headers["sec-websocket-version"] == "13"
     assert chosen == ["superchat", 1002]
+    ws.close()
+    assert ws.wait_closed().code == 1000
+
+
+def test_close_timeout_resets_a_silent_client(serve, client):
+    class Handler(SyncEcho):
+        options = {"close_timeout": 0.2}
+
+    server = serve(Handler)
+    ws = client(server.port).open("/")
+    ws.send("close please")
+    ws.client.wait(lambda: ws.closed is not None)
+    # No close frame back, no END_STREAM: the server resets the stream.
+    ws.client.wait(lambda: ws.reset is not None)
+    assert ws.reset == 8  # CANCEL
+
+
+def test_a_failing_hook_closes_with_1011(serve, client):
+    class Handler(SyncEcho):
+        def on_message(self, message):
+            if message == "boom":
+                raise RuntimeError("boom")
+            self.websocket.send(message)
+
+    server = serve(Handler)
+    c = client(server.port)
+    ws = c.open("/")
+    ws.send("fine")
+    assert ws.receive() == ["fine"]
+    ws.send("boom")
+    assert ws.wait_closed().code == 1011
+    other = c.open("/")  # the connection is unharmed
+    other.send("still fine")
+    assert other.receive() == ["still fine"]
 
 
 def test_accept_key_and_deflate_negotiation():
