@@ -12,6 +12,7 @@ include "headers.pxi"     # header blocks handed to libnghttp2, validation
 include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "websocket.pxi"   # WebSocket: RFC 6455 messages on a stream
 include "memory.pxi"      # the memory allocator of each nghttp2 session
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
@@ -19,6 +20,6 @@ include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
-    "BaseRequestHandler", "HTTPProtocol", "Session", "HDDeflater", "HDInflater",
+    "BaseRequestHandler", "HTTPProtocol", "Session", "WebSocket", "HDDeflater", "HDInflater",
     "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]

@@ -601,8 +601,8 @@ def test_server_settings_are_announced(serve, raw_client):
             announced.update(f.settings)
     # RFC 9113 6.5.2: MAX_CONCURRENT_STREAMS=3, INITIAL_WINDOW_SIZE=4, MAX_FRAME_SIZE=5,
     # MAX_HEADER_LIST_SIZE=6, HEADER_TABLE_SIZE=1; a server never sends ENABLE_PUSH=2;
-    # NO_RFC7540_PRIORITIES=9 (RFC 9218) is 1.
-    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048, 9: 1}
+    # NO_RFC7540_PRIORITIES=9 (RFC 9218) is 1, ENABLE_CONNECT_PROTOCOL=8 (RFC 8441) is 1.
+    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048, 9: 1, 8: 1}
     assert status_of(frames, 1) == b"200"
 
 
