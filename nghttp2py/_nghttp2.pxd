@@ -246,6 +246,13 @@ cdef class HTTPProtocol:
     # A KeyboardInterrupt or SystemExit from application code, raised again
     # once the failures around it are answered and the output is flushed.
     cdef object escape
+    # Output being batched: a bytes object we alone hold, filled in place
+    # (see write_output).
+    cdef PyObject *output
+    cdef size_t output_length
+    cdef size_t output_capacity
+    cdef bint writing_paused
+    cdef readonly double last_activity
 
     # The stream interface, downwards: each protocol implements these.
     cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1
@@ -261,6 +268,9 @@ cdef class HTTPProtocol:
     cdef void request_flush(self)
 
     # Shared by every protocol.
+    cdef int reserve_output(self, size_t n) noexcept
+    cdef void write_output(self) except *
+    cdef void release_output(self) noexcept
     cdef BaseRequestHandler new_handler(self, int32_t stream_id)
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc)
     cdef void process_failures(self) except *
@@ -276,26 +286,17 @@ cdef class Session(HTTPProtocol):
     # A BaseException from a callback that is not a handler's: handled once
     # the C call has returned.
     cdef object fatal
-    cdef bint writing_paused
     cdef bint received_data
     cdef double reset_tokens
     cdef double reset_stamp
     cdef readonly bint preface_received
     cdef readonly bint settings_acked
-    cdef readonly double last_activity
     cdef readonly bint shutting_down
     cdef readonly bint ping_outstanding
     cdef bint shutdown_ping_acked
     cdef bint final_goaway_sent
-    # Output being batched: a bytes object we alone hold, filled in place
-    # (see _write_output).
-    cdef PyObject *output
-    cdef size_t output_length
-    cdef size_t output_capacity
 
     cdef int _create(self, dict settings) except -1
-    cdef int _reserve(self, size_t n) noexcept
-    cdef void _write_output(self) except *
     cdef void _after_callbacks(self) except *
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
