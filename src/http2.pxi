@@ -23,6 +23,12 @@ cdef bytes _HTTP1_REPLY = (
     b"content-type: text/plain; charset=utf-8\r\n"
     b"content-length: " + str(len(_HTTP1_REPLY_BODY)).encode() + b"\r\n"
     b"connection: close\r\n\r\n" + _HTTP1_REPLY_BODY)
+# RFC 9113 section 3.4: an invalid preface is a connection error of type
+# PROTOCOL_ERROR. The server's preface (an empty SETTINGS) comes first, then
+# GOAWAY (last stream 0): written as bytes, past the session that failed.
+cdef bytes _BAD_PREFACE_REPLY = (
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" b"\x00\x00\x00\x00" b"\x00\x00\x00\x01")
 
 
 # The callbacks and options every session is created with; nghttp2 copies both
@@ -109,6 +115,38 @@ cdef class Session(HTTPProtocol):
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
+
+    cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1:
+        """Take over from HTTP/1.1 (h2c upgrade): ``handler``'s request becomes stream 1.
+
+        ``settings_payload`` is the decoded HTTP2-Settings field. Raises if
+        nghttp2 refuses it; then nothing has changed.
+        """
+        check(nghttp2_session_upgrade2(
+            self.session, <const uint8_t *>PyBytes_AS_STRING(settings_payload),
+            PyBytes_GET_SIZE(settings_payload), handler.method == _HEAD, <void *>handler))
+        handler.attach(self, 1)
+        self.streams[1] = handler
+        return 0
+
+    cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1:
+        """Hand the upgraded request (read whole, ``body`` included) to its handler;
+        send the server preface and what the handler answers."""
+        self.in_feed = True
+        try:
+            handler.headers_received(True)
+            if body:
+                handler.data_received(<const uint8_t *>PyBytes_AS_STRING(body),
+                                      PyBytes_GET_SIZE(body))
+            handler.request_received()
+        finally:
+            self.in_feed = False
+        try:
+            self._after_callbacks()
+            self.flush()
+        finally:
+            self.raise_escape()
+        return 0
 
     # -- the connection's side ----------------------------------------------
 
@@ -292,16 +330,19 @@ cdef class Session(HTTPProtocol):
             self.transport.close()
 
     cdef void _reject_preface(self, const char *data, Py_ssize_t length):
-        """Not an HTTP/2 client: tell an HTTP/1 client why, then close."""
+        """Not an HTTP/2 client: tell an HTTP/1 client why, anyone else GOAWAY; then close."""
         cdef Py_ssize_t i = 0
         while i < length and b'A' <= data[i] <= b'Z':
             i += 1
-        looks_http1 = not self.received_data and 0 < i < length and data[i] == b' '
+        looks_http1 = (not self.received_data and 0 < i < length and data[i] == b' '
+                       and not (i == 3 and memcmp(data, b"PRI", 3) == 0))
         _logger.info("closing connection from %s: %s", self.client_address,
                      "HTTP/1 request on an HTTP/2-only port" if looks_http1
                      else "bad HTTP/2 connection preface")
         if looks_http1 and self.scheme == b"http":
             self.transport.write(_HTTP1_REPLY)
+        else:
+            self.transport.write(_BAD_PREFACE_REPLY)
         self.transport.close()
 
     # -- the stream interface ------------------------------------------------------
