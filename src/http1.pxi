@@ -716,18 +716,23 @@ cdef class HTTP1Connection(HTTPProtocol):
         cdef ssize_t n
         cdef uint32_t flags
         cdef Py_ssize_t size
+        cdef Py_ssize_t overhead = CHUNK_OVERHEAD if chunked else 0
         while not self.writing_paused and not (self.response_state & RESP_DONE):
             if stream.body is None:
                 self.response_state |= RESP_DONE | RESP_CLOSE
                 return 0
-            # As much as a chunk holds, or what the head announced; once that is
-            # all sent, one byte more to see that the body ends there.
-            size = self.response_remaining
-            if size < 0 or size > MAX_CHUNK:
+            # What fills the batch up to WRITE_BATCH_SIZE (so that the buffer
+            # never grows), at most a chunk, at most what the head announced;
+            # once that is all sent, one byte more to see that the body ends.
+            size = WRITE_BATCH_SIZE - <Py_ssize_t>self.output_length - overhead
+            if size < SMALL_WRITE:
+                self.write_output()
+                size = WRITE_BATCH_SIZE - <Py_ssize_t>self.output_length - overhead
+            if chunked and size > MAX_CHUNK:
                 size = MAX_CHUNK
-            elif size == 0:
-                size = 1
-            if self.reserve_output(size + CHUNK_OVERHEAD) < 0:
+            if self.response_remaining >= 0 and size > self.response_remaining:
+                size = self.response_remaining or 1
+            if self.reserve_output(size + overhead) < 0:
                 raise MemoryError()
             start = bytes_data(self.output) + self.output_length
             data = <uint8_t *>start + (CHUNK_HEADER if chunked else 0)

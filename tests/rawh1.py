@@ -66,7 +66,7 @@ class RawH1:
             self.sock = tls_context.wrap_socket(self.sock, server_hostname="localhost")
         self.timeout = timeout
         self.collector = _Collector()
-        self.received = b""
+        self.received = bytearray()  # everything the server sent
         self.parse_error: Exception | None = None
         self.closed = False
 
