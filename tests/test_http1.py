@@ -599,3 +599,90 @@ def test_hashes_match_for_a_large_download(serve, client):
     first, second = conn.responses(2)
     assert first.body == payload and second.body == payload
     assert first.headers["content-length"] == str(len(payload))
+
+
+# -- handlers that fail, stream closes, graceful shutdown -----------------------------------------
+
+
+class FailingHandler(BaseRequestHandler):
+    """``/raise`` raises before answering, ``/late`` after its response started."""
+
+    closed: list = []
+
+    def on_headers(self):
+        if self.path == b"/raise":
+            raise RuntimeError("boom")
+        if self.path == b"/late":
+            self.send_response(200, body=lambda n: (_ for _ in ()).throw(RuntimeError("late")))
+            return
+        self.send_response(200, body=b"fine")
+
+    def on_close(self, error_code):
+        FailingHandler.closed.append((self.path, int(error_code)))
+
+
+def test_failing_handler_gets_500_and_the_connection_goes_on(serve, client, log_records):
+    FailingHandler.closed = []
+    server = serve(FailingHandler)
+    conn = client(server.port)
+    conn.send(get("/raise") + get("/ok"))
+    failed, fine = conn.responses(2)
+    assert (failed.status, fine.status, fine.body) == (500, 200, b"fine")
+    assert wait_for(lambda: len(FailingHandler.closed) == 2)
+    assert FailingHandler.closed == [(b"/raise", 0), (b"/ok", 0)]
+
+
+def test_body_failing_after_the_head_closes_the_connection(serve, client):
+    FailingHandler.closed = []
+    server = serve(FailingHandler)
+    conn = client(server.port)
+    conn.send(get("/late") + get("/ok"))
+    assert conn.is_closed(5)
+    head, _, rest = bytes(conn.received).partition(b"\r\n\r\n")
+    # The head went out, the chunked body never ended: the client sees it cut short.
+    assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in head
+    assert not rest.endswith(b"0\r\n\r\n") and b"fine" not in rest
+    assert wait_for(lambda: FailingHandler.closed)
+    assert FailingHandler.closed[0] == (b"/late", 2)  # INTERNAL_ERROR
+
+
+def test_client_gone_mid_request_closes_the_stream_with_cancel(serve, client):
+    FailingHandler.closed = []
+    server = serve(FailingHandler)
+    conn = client(server.port)
+    conn.send(b"POST /partial HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+    assert conn.response().status == 200  # answered early, from on_headers
+    conn.close()
+    assert wait_for(lambda: FailingHandler.closed)
+    # Its response was complete: a clean close, though the body never came.
+    assert FailingHandler.closed == [(b"/partial", 0)]
+
+
+class SlowHandler(BaseRequestHandler):
+    async def on_request_done(self):
+        await asyncio.sleep(0.3)
+        self.send_response(200, body=b"slow done")
+
+
+def test_graceful_shutdown_finishes_the_request_then_closes(serve, client):
+    server = serve(SlowHandler)
+    busy = client(server.port)
+    idle = client(server.port)
+    idle.send(get("/warm"))
+    assert idle.response().body == b"slow done"
+    busy.send(get("/slow"))
+    time.sleep(0.1)
+    server.loop.call_soon_threadsafe(server.server.close)
+    assert idle.is_closed(2)  # idle: closed at once
+    responses = busy.until_closed(5)
+    assert [(r.status, r.body) for r in responses] == [(200, b"slow done")]
+    assert responses[0].headers["connection"] == "close"
+
+
+def test_pipelining_beyond_the_waiting_limit_is_answered_in_order(serve, client):
+    SlowFirstHandler.started = []
+    server = serve(SlowFirstHandler, settings=ServerSettings(max_concurrent_streams=4))
+    conn = client(server.port)
+    conn.send(get("/slow") + b"".join(get(f"/{n}") for n in range(50)))
+    responses = conn.responses(51)
+    assert [r.body for r in responses] == [b"/slow"] + [f"/{n}".encode() for n in range(50)]
