@@ -411,6 +411,7 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef int answer_error(self, BaseRequestHandler handler, int status) except -1
     cdef void advance(self) except *
     cdef int pull_body(self) except -1
+    cdef int lend_body(self, BaseRequestHandler stream) except -1
     cdef int end_body(self, BaseRequestHandler stream) except -1
     cdef int write_head(self, HeaderBlock block, bint skip_length, bytes framing,
                         bytes connection) except -1

@@ -30,6 +30,9 @@ cdef enum:
     CHUNK_OVERHEAD = CHUNK_HEADER + 2
     # Header names up to this long are lower-cased on the stack.
     SHORT_NAME = 64
+    # A bytes body with at least this much left is handed to the transport
+    # as a memoryview instead of being copied into the output.
+    LEND_THRESHOLD = 16384
 
 cdef list _STATUS_LINES = [None] * 600
 cdef list _ERROR_BODIES = [None] * 600
@@ -721,6 +724,11 @@ cdef class HTTP1Connection(HTTPProtocol):
             if stream.body is None:
                 self.response_state |= RESP_DONE | RESP_CLOSE
                 return 0
+            if not chunked and type(stream.body) is BytesBody \
+                    and (<BytesBody>stream.body).length - (<BytesBody>stream.body).offset \
+                    >= LEND_THRESHOLD:
+                self.lend_body(stream)
+                continue
             # What fills the batch up to WRITE_BATCH_SIZE (so that the buffer
             # never grows), at most a chunk, at most what the head announced;
             # once that is all sent, one byte more to see that the body ends.
@@ -761,6 +769,21 @@ cdef class HTTP1Connection(HTTPProtocol):
                 self.end_body(stream)
             if self.output_length >= WRITE_BATCH_SIZE:
                 self.write_output()
+        return 0
+
+    cdef int lend_body(self, BaseRequestHandler stream) except -1:
+        """The rest of a large bytes body goes to the transport as it is, not copied:
+        it is in memory already, and the transport holds it while it sends."""
+        cdef BytesBody body = <BytesBody>stream.body
+        cdef Py_ssize_t start = body.offset
+        cdef uint32_t flags = 0
+        # A read this large never copies (NO_COPY): it only counts what is sent.
+        cdef ssize_t n = stream.read_body(NULL, body.length - start, &flags)
+        body.take(n)
+        self.response_remaining -= n
+        self.write_output()
+        self.transport.write(memoryview(body.data)[start:start + n])
+        self.end_body(stream)
         return 0
 
     cdef int end_body(self, BaseRequestHandler stream) except -1:
