@@ -126,3 +126,9 @@ class RawH1:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> RawH1:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import http.client
 import json
+import logging
+import random
 import socket
 import time
 
@@ -686,3 +688,118 @@ def test_pipelining_beyond_the_waiting_limit_is_answered_in_order(serve, client)
     conn.send(get("/slow") + b"".join(get(f"/{n}") for n in range(50)))
     responses = conn.responses(51)
     assert [r.body for r in responses] == [b"/slow"] + [f"/{n}".encode() for n in range(50)]
+
+
+# -- no leaks, no wedges ---------------------------------------------------------------------------
+
+
+def test_http1_objects_are_freed_by_reference_counting(serve, client, tmp_path):
+    """As for HTTP/2 (test_leaks.py): nothing of a request or a connection waits for the
+    cycle collector, the parser's callbacks into its connection included."""
+    import gc
+
+    from conftest import run_peer
+    from test_leaks import Mixed, live
+
+    from nghttp2py._nghttp2 import HTTP1Connection
+    from nghttp2py.connection import ServerConnection
+
+    server = serve(Mixed)
+    uris = tmp_path / "uris.txt"
+    base = server.url("")
+    uris.write_text("".join(f"{base}{p}\n" for p in
+                            ("/", "/async-body", "/deferred", "/async-hook", "/x")))
+    counted = lambda: (live(Mixed), live(HTTP1Connection), live(ServerConnection))  # noqa: E731
+    gc.collect()
+    baseline = server.call(counted)
+    gc.disable()
+    try:
+        result = run_peer("h2load", "--h1", "-n", "2000", "-c", "8", "-m", "10", "-i", str(uris))
+        assert "2000 succeeded, 0 failed" in result.stdout, result.stdout
+        # Connections dropped mid-request, mid-body, and with requests waiting.
+        for request in (b"GET /async-body HTTP/1.1\r\nHost: h\r\n\r\n",
+                        b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nabc",
+                        get("/async-hook") * 5, b"GET / HTTP/1.1\r\nHo"):
+            conn = client(server.port)
+            conn.send(request)
+            time.sleep(0.05)
+            conn.close()
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+        counts = server.call(counted)
+    finally:
+        gc.enable()
+    assert counts == baseline
+
+
+class Counted(BaseRequestHandler):
+    live = 0
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        Counted.live += 1
+
+    def on_data(self, data):
+        pass
+
+    def on_request_done(self):
+        self.send_response(200, body=b"fine", trailers=[("x-done", "1")]
+                           if self.method == b"POST" else None)
+
+    def on_close(self, error_code):
+        Counted.live -= 1
+
+
+def mangled_requests(rng) -> bytes:
+    """Legal requests, pipelined, some of them cut, doubled or with bytes changed."""
+    out = bytearray()
+    for _ in range(rng.randrange(1, 12)):
+        method = rng.choice([b"GET", b"POST", b"HEAD", b"BREW", b"OPTIONS"])
+        request = bytearray(method + b" /" + rng.choice([b"", b"x?q=1", b"%00", b"a" * 300])
+                            + rng.choice([b" HTTP/1.1", b" HTTP/1.0", b" HTTP/1.1"]) + b"\r\n")
+        request += b"Host: fuzz\r\n" + b"X-H: v\r\n" * rng.randrange(3)
+        if method == b"POST":
+            body = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+            if rng.random() < 0.5:
+                request += b"Content-Length: %d\r\n\r\n" % len(body) + body
+            else:
+                request += (b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(body) + body
+                            + b"\r\n0\r\n" + rng.choice([b"", b"X-T: 1\r\n"]) + b"\r\n")
+        else:
+            request += b"\r\n"
+        roll = rng.random()
+        if roll < 0.15:
+            position = rng.randrange(len(request))
+            request[position] = rng.randrange(256)
+        elif roll < 0.2:
+            del request[rng.randrange(len(request)):]
+        elif roll < 0.25:
+            request.insert(rng.randrange(len(request)), rng.choice(b"\r\n :\t\x00"))
+        out += request
+    return bytes(out)
+
+
+def test_mangled_requests_never_wedge_the_server(serve, log_records):
+    Counted.live = 0
+    server = serve(Counted, timeouts=Timeouts(handshake=1))
+    rng = random.Random(1234)
+    for _ in range(150):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            data = mangled_requests(rng)
+            piece = rng.choice([len(data), 7, 100])
+            try:
+                for start in range(0, len(data), piece):
+                    sock.sendall(data[start:start + piece])
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(3)
+                while sock.recv(65536):
+                    pass
+            except socket.timeout:
+                raise AssertionError(f"no close after {data!r}") from None
+            except OSError:  # not a timeout: the server answered a bad request and closed
+                pass
+    with RawH1(server.port) as conn:
+        conn.send(get("/after"))
+        assert conn.response().body == b"fine"
+    assert wait_for(lambda: Counted.live == 0)
+    errors = [r for r in log_records.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
