@@ -548,7 +548,7 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.reading = None
         self.reading_flags = flags
         if flags & REQ_UPGRADE_H2C and self.scheme == b"http" and handler is self.active \
-                and not self.waiting and self.http2_settings is not None:
+                and not self.waiting and self.http2_settings:
             try:
                 payload = _base64.urlsafe_b64decode(
                     self.http2_settings + b"=" * (-len(self.http2_settings) % 4))

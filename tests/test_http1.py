@@ -803,3 +803,58 @@ def test_mangled_requests_never_wedge_the_server(serve, log_records):
     assert wait_for(lambda: Counted.live == 0)
     errors = [r for r in log_records.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+# -- upgrades that are not taken ------------------------------------------------------------------
+
+H2C_UPGRADE = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: {}\r\n"
+
+
+@pytest.mark.parametrize("settings", ["", "not base64!", "AAMAAA", "AAMAAABkAA"],
+                         ids=["empty", "garbage", "truncated", "bad-length"])
+def test_h2c_upgrade_with_bad_settings_is_served_as_http1(serve, client, settings):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(get("/up", extra=H2C_UPGRADE.format(settings)) + get("/next"))
+    first, second = conn.responses(2)
+    assert (first.status, json.loads(first.body)["version"]) == (200, "1.1")
+    assert json.loads(second.body)["path"] == "/next"
+
+
+def test_h2c_upgrade_behind_a_pipelined_request_is_served_as_http1(serve, client):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(get("/first") + get("/up", extra=H2C_UPGRADE.format("AAMAAABkAAQCAAAAAAIAAAAA")))
+    first, second = conn.responses(2)
+    assert [json.loads(r.body)["path"] for r in (first, second)] == ["/first", "/up"]
+    assert json.loads(second.body)["version"] == "1.1"
+
+
+def test_h2c_upgrade_over_tls_is_ignored(serve, client, server_ssl_context):
+    import ssl
+    server = serve(EchoHandler, ssl=server_ssl_context)
+    context = ssl._create_unverified_context()
+    context.set_alpn_protocols(["http/1.1"])
+    conn = client(server.port, tls_context=context)
+    conn.send(get("/up", extra=H2C_UPGRADE.format("AAMAAABkAAQCAAAAAAIAAAAA")))
+    info = json.loads(conn.response().body)
+    assert (info["version"], info["scheme"]) == ("1.1", "https")
+
+
+def test_websocket_upgrade_is_served_as_http1(serve, client):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(b"POST /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Content-Length: 5\r\n\r\nhello" + get("/next"))
+    first, second = conn.responses(2)
+    assert json.loads(first.body)["body"] == digest(b"hello")
+    assert json.loads(second.body)["path"] == "/next"
+
+
+def test_connect_is_answered_then_the_connection_closes(serve, client):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n"
+              b"\x16\x03\x01 tunnel bytes")
+    responses = conn.until_closed()
+    assert [(r.status, json.loads(r.body)["method"]) for r in responses] == [(200, "CONNECT")]
