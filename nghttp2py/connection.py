@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
 from typing import Union
 
 from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
