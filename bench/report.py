@@ -118,6 +118,10 @@ def targets(results: list[tuple[Scenario, Case, list[Outcome]]]) -> list[tuple[s
              _compare(results, "1a", server, "granian", "value", lambda a, b: a >= 5 * b)),
             (f"tiny GET h2c (1a), {loop}: server CPU per request <= 1.5x nghttpd's",
              _compare(results, "1a", server, "nghttpd", "cpu_us", lambda a, b: a <= 1.5 * b)),
+            (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request <= 0.5x Uvicorn's",
+             _compare(results, "8a", server, "uvicorn", "cpu_us", lambda a, b: a <= 0.5 * b)),
+            (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request < Granian's",
+             _compare(results, "8a", server, "granian", "cpu_us", lambda a, b: a < b)),
         ]
     best_tls = max((o for o in (_ok(_case(results, "2"), REFERENCE),
                                 _ok(_case(results, "2"), UVLOOP)) if o), key=lambda o: o.value,

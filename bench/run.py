@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 from h2load import H2loadError  # noqa: E402
-from scenarios import MEASURE, Case, Outcome, Scenario, Settings, scenarios  # noqa: E402
+from scenarios import (MEASURE, NUMBERS, Case, Outcome, Scenario, Settings,  # noqa: E402
+                       scenarios)
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit  # noqa: E402
 from servers.peers import (BENCH, BENCH_PY, REFERENCE, REPO, SERVERS, Paths,  # noqa: E402
                            Server)
@@ -31,8 +32,8 @@ RAW = RESULTS / "raw"
 CERTS = BENCH / ".certs"
 REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
-PEER_PACKAGES = ["hypercorn", "twisted", "granian", "pynghttp2", "uvloop", "h2", "matplotlib",
-                 "psutil"]
+PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "pynghttp2", "uvloop",
+                 "h2", "matplotlib", "psutil"]
 
 
 def log(message: str) -> None:
@@ -167,18 +168,18 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     outcomes: dict[str, list[Outcome]] = {case.key: [] for case in scenario.cases}
     log(f"scenario {scenario.number}: {scenario.title}")
     for server in servers:
-        reason = unavailable.get(server.name) or ("" if server.supports(scenario.tls)
-                                                  else server.why_not)
+        reason = unavailable.get(server.name) or server.unsupported(scenario.tls,
+                                                                    scenario.http1)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))
             continue
         port = free_port()
-        command = server.command(port, scenario.tls, paths, sys.executable)
+        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1)
         server_log = RAW / "logs" / f"s{scenario.number}-{server.name}.log"
         with ServerProcess(command, server.env(), server_log, REPO) as running:
             try:
-                running.wait_ready(port, scenario.tls)
+                running.wait_ready(port, scenario.tls, http1=scenario.http1)
             except ServerError as exc:
                 for case in scenario.cases:
                     outcomes[case.key].append(Outcome(server=server.name, status="failed",
@@ -198,10 +199,12 @@ def server_commands(paths: Paths) -> dict[str, dict[str, list[str]]]:
     def shown(arg: str) -> str:
         return arg.replace(str(sentinel), "PORT").replace(f"{REPO}/", "")
 
-    return {server.name: {("tls" if tls else "h2c"): [
+    return {server.name: {transport: [
         shown(arg) for arg in ["taskset", "-c", "0",
-                               *server.command(sentinel, tls, paths, sys.executable)]]
-        for tls in (False, True) if server.supports(tls)} for server in SERVERS}
+                               *server.command(sentinel, tls, paths, sys.executable, http1)]]
+        for transport, tls, http1 in (("h2c", False, False), ("tls", True, False),
+                                      ("http/1.1", False, True))
+        if server.supports(tls, http1)} for server in SERVERS}
 
 
 def parse_args() -> argparse.Namespace:
@@ -210,7 +213,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="scenario 1 only, 1 round after warm-up, results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
-    parser.add_argument("--scenario", type=int, action="append", choices=range(1, 8),
+    parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
     parser.add_argument("--servers", help="comma-separated subset of: "
                         + ",".join(s.name for s in SERVERS))
@@ -223,7 +226,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = [1] if args.quick else (args.scenario or list(range(1, 8)))
+    selected = [1] if args.quick else (args.scenario or list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 
@@ -255,7 +258,7 @@ def main() -> int:
     data = report.record(results, meta)
     print(text)
     print_cpu_summary(results)
-    if args.quick or set(selected) != set(range(1, 8)) or wanted != {s.name for s in SERVERS}:
+    if args.quick or set(selected) != set(NUMBERS) or wanted != {s.name for s in SERVERS}:
         name = "quick.json" if args.quick else "partial.json"
         report.write_json(RAW / name, data)
         log(f"wrote {RAW / name}")

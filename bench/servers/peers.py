@@ -29,12 +29,23 @@ class Server:
     h2c: bool = True
     tls: bool = True
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
+    http1: bool = True  # serves HTTP/1.1 over cleartext (the HTTP/1.1 scenarios)
+    why_not_http1: str = "HTTP/2 only"
 
-    def supports(self, tls: bool) -> bool:
-        """True if the server speaks HTTP/2 over the given transport."""
+    def supports(self, tls: bool, http1: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport."""
+        if http1:
+            return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def command(self, port: int, tls: bool, paths: Paths, main_python: str) -> list[str]:
+    def unsupported(self, tls: bool, http1: bool = False) -> str:
+        """Why a scenario is n/a for this server ('' if it is not)."""
+        if self.supports(tls, http1):
+            return ""
+        return self.why_not_http1 if http1 else self.why_not
+
+    def command(self, port: int, tls: bool, paths: Paths, main_python: str,
+                http1: bool = False) -> list[str]:
         """Command line (without CPU pinning) serving on 127.0.0.1:port."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
         ours = str(BENCH / "servers" / "nghttp2py_server.py")
@@ -49,10 +60,15 @@ class Server:
         if self.name == "granian":  # default backpressure (1024) caps open connections
             extra = (["--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key)]
                      if tls else [])
-            return [str(BENCH_BIN / "granian"), "--interface", "asgi", "--http", "2",
+            return [str(BENCH_BIN / "granian"), "--interface", "asgi",
+                    "--http", "1" if http1 else "2",
                     "--workers", "1", "--runtime-threads", "1", "--blocking-threads", "1",
                     "--backpressure", "8192", "--no-log", "--host", "127.0.0.1",
                     "--port", str(port), *extra, ASGI_APP]
+        if self.name == "uvicorn":  # its fastest setup: httptools and uvloop
+            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--loop", "uvloop",
+                    "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1",
+                    "--port", str(port), ASGI_APP]
         if self.name == "twisted":
             return [str(BENCH_PY), str(BENCH / "servers" / "twisted_server.py"), str(port),
                     *tls_args]
@@ -75,10 +91,14 @@ REFERENCE = "nghttp2py"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
     Server("nghttp2py-uvloop"),
-    Server("hypercorn"),
+    Server("hypercorn", http1=False,
+           why_not_http1="h2load --h1 counts Hypercorn's responses as failed: its status line "
+                         "has no reason phrase (\"HTTP/1.1 200 \")"),
     Server("granian"),
-    Server("twisted", h2c=False,
+    Server("uvicorn", h2c=False, tls=False, why_not="Uvicorn speaks HTTP/1.1 only"),
+    Server("twisted", h2c=False, http1=False,
            why_not="Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior knowledge)"),
-    Server("pynghttp2", tls=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd"),
+    Server("pynghttp2", tls=False, http1=False,
+           why_not="pynghttp2 0.3 has no server-side TLS"),
+    Server("nghttpd", http1=False),
 ]
