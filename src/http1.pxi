@@ -279,7 +279,10 @@ cdef class HTTP1Connection(HTTPProtocol):
                 # A second one makes the upgrade invalid.
                 self.http2_settings = value if self.http2_settings is None else b"!"
         elif size == 17 and memcmp(text, b"transfer-encoding", 17) == 0:
-            # llhttp accepts a request's Transfer-Encoding only with chunked last.
+            # llhttp accepts a request's Transfer-Encoding only with chunked last;
+            # RFC 9112 section 6.1: a coding before it we cannot undo gets 501.
+            if value.strip().lower() != b"chunked":
+                self.stop_parsing(501)
             self.reading_flags |= REQ_CHUNKED
         elif size == 7 and memcmp(text, b"upgrade", 7) == 0:
             self.reading_flags |= REQ_UPGRADE_FIELD

@@ -395,6 +395,15 @@ def test_unsupported_version(serve, client, version, status):
     assert conn.received.startswith(b"HTTP/1.1 " + status + b" ")
 
 
+def test_transfer_coding_other_than_chunked_gets_501(serve, client):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+              b"0\r\n\r\n")
+    assert conn.is_closed(5)
+    assert conn.received.startswith(b"HTTP/1.1 501 ")
+
+
 def test_broken_http2_preface_gets_goaway_protocol_error(serve, client):
     server = serve(EchoHandler)
     conn = client(server.port)
