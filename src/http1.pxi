@@ -151,7 +151,13 @@ cdef class HTTP1Connection(HTTPProtocol):
         if self.transport is None:
             return
         try:
-            self.advance()
+            # Responses submitted meanwhile are sent by this same call: no
+            # other flush needs scheduling (request_flush looks at in_feed).
+            self.in_feed = True
+            try:
+                self.advance()
+            finally:
+                self.in_feed = False
             if self.transport is not None:
                 self.write_output()
                 if not self.streams:
@@ -210,8 +216,8 @@ cdef class HTTP1Connection(HTTPProtocol):
         cdef int32_t stream_id = self.next_stream_id
         if self.stopped:
             raise _StopParsing()
-        if self.active is not None and self.response_state & RESP_DONE:
-            self.advance()  # the previous answer is out: this request may go first
+        if self.active is not None and self.response_state & RESP_HEAD:
+            self.advance()  # if the previous answer can be finished, this request goes next
         self.next_stream_id += 2
         handler = self.new_handler(stream_id)
         if handler is None:

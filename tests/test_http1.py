@@ -830,13 +830,26 @@ def test_h2c_upgrade_with_bad_settings_is_served_as_http1(serve, client, setting
     assert json.loads(second.body)["path"] == "/next"
 
 
-def test_h2c_upgrade_behind_a_pipelined_request_is_served_as_http1(serve, client):
+def test_h2c_upgrade_behind_a_pending_request_is_served_as_http1(serve, client):
+    server = serve(SlowFirstHandler)
+    conn = client(server.port)
+    conn.send(get("/slow") + get("/up", extra=H2C_UPGRADE.format("AAMAAABkAAQCAAAAAAIAAAAA")))
+    first, second = conn.responses(2)
+    assert (first.body, second.body) == (b"/slow", b"/up")
+    assert b" 101 " not in conn.received
+
+
+def test_h2c_upgrade_after_an_answered_request_is_taken(serve, client):
     server = serve(EchoHandler)
     conn = client(server.port)
-    conn.send(get("/first") + get("/up", extra=H2C_UPGRADE.format("AAMAAABkAAQCAAAAAAIAAAAA")))
-    first, second = conn.responses(2)
-    assert [json.loads(r.body)["path"] for r in (first, second)] == ["/first", "/up"]
-    assert json.loads(second.body)["version"] == "1.1"
+    conn.send(get("/first"))
+    assert json.loads(conn.response().body)["version"] == "1.1"
+    conn.send(get("/up", extra=H2C_UPGRADE.format("AAMAAABkAAQCAAAAAAIAAAAA")))
+    conn.sock.settimeout(5)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += conn.sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
 
 
 def test_h2c_upgrade_over_tls_is_ignored(serve, client, server_ssl_context):
