@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeVar, Union
 
 from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
 from .settings import Timeouts
@@ -23,6 +23,7 @@ _SETTINGS_TIMEOUT = 0x4  # HTTP/2 error code
 _PREFACE_START = b"PRI "
 
 _Protocol = Union[Session, HTTP1Connection]
+_P = TypeVar("_P", Session, HTTP1Connection)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         # else: the first bytes tell (buffer_updated), over TLS without ALPN too.
         self._check_timeouts()
 
-    def _start(self, protocol_class: type[_Protocol]) -> _Protocol:
+    def _start(self, protocol_class: type[_P]) -> _P:
         config = self._config
         assert self._transport is not None
         protocol = protocol_class(
@@ -142,8 +143,10 @@ class ServerConnection(asyncio.BufferedProtocol):
                 data = self._prefix + bytes(self._config.read_buffer[:nbytes])
                 nbytes = len(data)
                 self._prefix = b""
-            protocol = self._start(Session if first.startswith(_PREFACE_START)
-                                   else HTTP1Connection)
+            if first.startswith(_PREFACE_START):
+                protocol = self._start(Session)
+            else:
+                protocol = self._start(HTTP1Connection)
             self._rearm()  # that protocol's timeouts
         upgraded = protocol.feed(data, nbytes)
         if upgraded is not None:

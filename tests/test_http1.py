@@ -718,7 +718,7 @@ def test_http1_objects_are_freed_by_reference_counting(serve, client, tmp_path):
     base = server.url("")
     uris.write_text("".join(f"{base}{p}\n" for p in
                             ("/", "/async-body", "/deferred", "/async-hook", "/x")))
-    counted = lambda: (live(Mixed), live(HTTP1Connection), live(ServerConnection))  # noqa: E731
+    counted = lambda: (live(Mixed), live(HTTP1Connection), live(ServerConnection))
     gc.collect()
     baseline = server.call(counted)
     gc.disable()
