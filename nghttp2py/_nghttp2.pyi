@@ -3,20 +3,27 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import Any
 
-_Text = Union[str, bytes]
+from typing_extensions import disjoint_base
+
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HDDeflater",
+           "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
+           "NGHTTP2_LIB_VERSION"]
+
+_Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
-_BodyGenerator = Callable[[int], tuple[Union[bytes, str, None], int]]
-_Body = Union[None, str, bytes, bytearray, memoryview, io.IOBase, _BodyGenerator,
-              AsyncIterable[Union[bytes, str]]]
+_BodyGenerator = Callable[[int], tuple[bytes | str | None, int]]
+_Body = (None | str | bytes | bytearray | memoryview | io.IOBase | _BodyGenerator
+         | AsyncIterable[bytes | str])
 
 NGHTTP2_LIB_VERSION: str
 DATA_OK: int
 DATA_EOF: int
 DATA_DEFERRED: int
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class BaseRequestHandler:
     """Handles one request stream; subclass it and override the ``on_*`` hooks."""
 
@@ -50,6 +57,7 @@ class BaseRequestHandler:
     @property
     def reading_paused(self) -> bool: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
@@ -66,6 +74,7 @@ class HTTPProtocol:
     def push_early_hints(self) -> bool: ...
     last_activity: float
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
@@ -89,6 +98,7 @@ class Session(HTTPProtocol):
     shutting_down: bool
     ping_outstanding: bool
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HTTP1Connection(HTTPProtocol):
     """The HTTP/1.1 server side of one connection (used by nghttp2py.connection)."""
 
@@ -115,6 +125,7 @@ class HTTP1Connection(HTTPProtocol):
     head_started: float
     shutting_down: bool
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDTableEntry:
     """One entry of an HPACK dynamic table."""
     def __init__(self, name: bytes, value: bytes) -> None: ...
@@ -129,6 +140,7 @@ class HDTableEntry:
     @property
     def space(self) -> int: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDDeflater:
     """HPACK encoder: compresses header lists into header blocks."""
     def __init__(self, hd_table_bufsize_max: int = 4096) -> None: ...
@@ -136,11 +148,10 @@ class HDDeflater:
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDInflater:
     """HPACK decoder: decompresses header blocks into header lists."""
     def __init__(self) -> None: ...
     def inflate(self, data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]: ...
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
-
-__all__: Sequence[str]

@@ -15,9 +15,9 @@ import socket
 import time
 
 import pytest
-from conftest import digest, wait_for
 from rawh1 import RawH1
 
+from conftest import digest, wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings, Timeouts
 
 
@@ -707,9 +707,9 @@ def test_http1_objects_are_freed_by_reference_counting(serve, client, tmp_path):
     cycle collector, the parser's callbacks into its connection included."""
     import gc
 
-    from conftest import run_peer
     from test_leaks import Mixed, live
 
+    from conftest import run_peer
     from nghttp2py._nghttp2 import HTTP1Connection
     from nghttp2py.connection import ServerConnection
 
@@ -718,7 +718,9 @@ def test_http1_objects_are_freed_by_reference_counting(serve, client, tmp_path):
     base = server.url("")
     uris.write_text("".join(f"{base}{p}\n" for p in
                             ("/", "/async-body", "/deferred", "/async-hook", "/x")))
-    counted = lambda: (live(Mixed), live(HTTP1Connection), live(ServerConnection))
+    def counted() -> tuple[int, int, int]:
+        return live(Mixed), live(HTTP1Connection), live(ServerConnection)
+
     gc.collect()
     baseline = server.call(counted)
     gc.disable()

@@ -10,10 +10,10 @@ import ssl
 import subprocess
 
 import pytest
-from conftest import digest, require, run_peer
 from served import EXAMPLES, PEER_ENV, ServedPrograms
-from test_peers import curl, h2load_summary
+from test_peers import h2load_summary
 
+from conftest import ROOT, curl, digest, require, run_peer
 from nghttp2py import BaseRequestHandler
 
 
@@ -35,37 +35,43 @@ def expected(version: str, path: str = "/", method: str = "GET", body: bytes = b
     return f"{version} {method} {path} {digest(body)}\n"
 
 
+def fetch(*args: str) -> tuple[str, int, str]:
+    """curl's (body, status, HTTP version of the response)."""
+    result = curl(*args)
+    return result.body.decode(), result.status, result.http_version
+
+
 # -- curl, every mode, one port ------------------------------------------------------------
 
 
 def test_curl_every_cleartext_mode_on_one_port(serve):
     server = serve(VersionHandler)
     url = server.url("/x")
-    assert curl(url)[:3] == (expected("1.1", "/x"), "200", "1.1")
-    assert curl("--http1.1", url)[:3] == (expected("1.1", "/x"), "200", "1.1")
+    assert fetch(url) == (expected("1.1", "/x"), 200, "1.1")
+    assert fetch("--http1.1", url) == (expected("1.1", "/x"), 200, "1.1")
     # Upgrade: h2c, answered on stream 1 over HTTP/2.
-    assert curl("--http2", url)[:3] == (expected("2", "/x"), "200", "2")
-    assert curl("--http2-prior-knowledge", url)[:3] == (
-        expected("2", "/x"), "200", "2")
+    assert fetch("--http2", url) == (expected("2", "/x"), 200, "2")
+    assert fetch("--http2-prior-knowledge", url) == (
+        expected("2", "/x"), 200, "2")
 
 
 def test_curl_every_tls_mode_on_one_port(serve, server_ssl_context):
     server = serve(VersionHandler, ssl=server_ssl_context)
     url = server.url("/t")
-    assert curl("-k", url)[:3] == (expected("2", "/t"), "200", "2")
-    assert curl("-k", "--http1.1", url)[:3] == (expected("1.1", "/t"), "200", "1.1")
+    assert fetch("-k", url) == (expected("2", "/t"), 200, "2")
+    assert fetch("-k", "--http1.1", url) == (expected("1.1", "/t"), 200, "1.1")
     # (curl reports the version of the response: the server answers as HTTP/1.1.)
-    assert curl("-k", "--http1.0", url)[:3] == (expected("1.1", "/t"), "200", "1.1")
+    assert fetch("-k", "--http1.0", url) == (expected("1.1", "/t"), 200, "1.1")
 
 
 def test_curl_h2c_upgrade_carries_the_request_body(serve, tmp_path):
     server = serve(VersionHandler)
     payload = bytes(range(256)) * 300
     (tmp_path / "payload").write_bytes(payload)
-    body, status, version, _ = curl("--http2", "--data-binary", f"@{tmp_path / 'payload'}",
-                                    server.url("/upload"))
-    # curl upgrades requests with a body too; either way the body arrives whole.
-    assert (body, status) == (expected(version, "/upload", "POST", payload), "200")
+    body, status, version = fetch("--http2", "--data-binary", f"@{tmp_path / 'payload'}",
+                                  server.url("/upload"))
+    # curl upgrades a request with a body too, which arrives whole on stream 1.
+    assert (body, status, version) == (expected("2", "/upload", "POST", payload), 200, "2")
 
 
 def test_curl_many_requests_on_one_keep_alive_connection(serve):
@@ -130,7 +136,7 @@ def test_httpx_http1_and_http2_on_one_server(serve, server_ssl_context, certific
     server = serve(VersionHandler, ssl=server_ssl_context)
     context = ssl.create_default_context(cafile=str(certificate[0]))
 
-    async def fetch(http2: bool):
+    async def fetch_all(http2: bool):
         async with httpx.AsyncClient(http1=True, http2=http2, verify=context,
                                      trust_env=False, timeout=10) as client:
             responses = await asyncio.gather(*(
@@ -139,7 +145,7 @@ def test_httpx_http1_and_http2_on_one_server(serve, server_ssl_context, certific
             return [(r.http_version, r.text) for r in responses]
 
     for http2, version in ((False, "1.1"), (True, "2")):
-        results = asyncio.run(fetch(http2))
+        results = asyncio.run(fetch_all(http2))
         assert results == [(f"HTTP/{version}", expected(version, f"/{n}", "POST", b"b" * n))
                            for n in range(30)]
 
@@ -238,18 +244,17 @@ def test_site_in_headless_chromium_over_http1(tmp_path, certificate):
 
 def test_the_http1_page_example_runs(tmp_path):
     """docs/http1.md's example, run as its reader would, with the clients it names."""
-    from conftest import ROOT
     page = (ROOT / "docs" / "http1.md").read_text()
     script = tmp_path / "http1_demo.py"
     script.write_text(re.search(r"```python\n(.*?)```", page, re.DOTALL).group(1))
     programs = ServedPrograms(tmp_path)
     try:
         server = programs([script])
-        assert curl(server.url)[:3] == ("HTTP/1.1 GET / (0 bytes)\n", "200", "1.1")
-        assert curl("--http2", "-d", "hello", server.url)[:3] == (
-            "HTTP/2 POST / (5 bytes)\n", "200", "2")
-        assert curl("--http2-prior-knowledge", server.url)[:3] == (
-            "HTTP/2 GET / (0 bytes)\n", "200", "2")
+        assert fetch(server.url) == ("HTTP/1.1 GET / (0 bytes)\n", 200, "1.1")
+        assert fetch("--http2", "-d", "hello", server.url) == (
+            "HTTP/2 POST / (5 bytes)\n", 200, "2")
+        assert fetch("--http2-prior-knowledge", server.url) == (
+            "HTTP/2 GET / (0 bytes)\n", 200, "2")
         load = run_peer("h2load", "--h1", "-n", "1000", "-c", "2", "-m", "10", server.url,
                         timeout=60)
         assert h2load_summary(load.stdout) == (1000, 0, 0, 0, 1000)
