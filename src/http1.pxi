@@ -310,7 +310,9 @@ cdef class HTTP1Connection(HTTPProtocol):
             flags |= REQ_HTTP10
         elif version != "1.1":
             self.stop_parsing(505)
-        if parser.should_keep_alive():
+        # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing,
+        # so the connection closes after this request.
+        if parser.should_keep_alive() and not (flags & REQ_HTTP10 and flags & REQ_CHUNKED):
             flags |= REQ_KEEP_ALIVE
         if handler.host is None and not (flags & REQ_HTTP10):
             self.stop_parsing(400)  # RFC 9112 section 3.2: HTTP/1.1 requires Host

@@ -395,6 +395,16 @@ def test_unsupported_version(serve, client, version, status):
     assert conn.received.startswith(b"HTTP/1.1 " + status + b" ")
 
 
+def test_http10_with_transfer_encoding_is_answered_then_closed(serve, client):
+    server = serve(EchoHandler)
+    conn = client(server.port)
+    conn.send(b"POST /old HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked"
+              b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + b"GET /smuggled HTTP/1.0\r\n\r\n")
+    responses = conn.until_closed()
+    assert [json.loads(r.body)["body"] for r in responses] == [digest(b"hello")]
+    assert responses[0].headers["connection"] == "close"
+
+
 def test_transfer_coding_other_than_chunked_gets_501(serve, client):
     server = serve(EchoHandler)
     conn = client(server.port)
