@@ -273,3 +273,18 @@ def test_json_examples_over_http1(example):
     book = json.loads(conn.getresponse().read())
     assert book["id"] == ids[0]
     store.stop()
+
+
+def test_command_line_no_http1_serves_http2_only(tmp_path):
+    programs = ServedPrograms(tmp_path)
+    try:
+        server = programs(["-m", "nghttp2py", "examples.hello:Handler", "--no-http1"])
+        refused = curl(server.url)
+        assert (refused.status, refused.header("connection")) == (505, "close")
+        assert fetch("--http2-prior-knowledge", server.url) == ("nghttp2 FTW\n", 200, "2")
+        server.stop()
+        server = programs(["-m", "nghttp2py", "examples.hello:Handler"])
+        assert fetch(server.url) == ("nghttp2 FTW\n", 200, "1.1")
+        server.stop()
+    finally:
+        programs.kill()
