@@ -161,7 +161,9 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._check_timeouts()
 
     def eof_received(self) -> bool:
-        return False
+        # An HTTP/1.1 client may shut its side once its requests are sent.
+        protocol = self._session
+        return isinstance(protocol, HTTP1Connection) and protocol.eof_received()
 
     def pause_writing(self) -> None:
         if self._session is not None:

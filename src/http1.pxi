@@ -176,6 +176,17 @@ cdef class HTTP1Connection(HTTPProtocol):
         else:
             self.update_reading()
 
+    def eof_received(self):
+        """The client has shut its side: answer what has arrived, then close.
+
+        Returns whether the transport is to stay open meanwhile (False: a
+        request was cut short, or nothing is left to answer).
+        """
+        if self.reading is not None or not self.streams or self.transport is None:
+            return False
+        self.shutdown()
+        return True
+
     def request_timeout(self):
         """A request head did not arrive in time: ``408`` if nothing is being answered; close."""
         cdef BaseRequestHandler handler = self.reading

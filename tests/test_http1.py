@@ -700,6 +700,16 @@ def test_graceful_shutdown_finishes_the_request_then_closes(serve, client):
     assert responses[0].headers["connection"] == "close"
 
 
+def test_client_that_shuts_its_side_still_gets_its_answers(serve, client):
+    server = serve(SlowFirstHandler)
+    conn = client(server.port)
+    conn.send(get("/slow") + get("/then"))
+    conn.sock.shutdown(socket.SHUT_WR)
+    responses = conn.until_closed()
+    assert [r.body for r in responses] == [b"/slow", b"/then"]
+    assert responses[-1].headers["connection"] == "close"
+
+
 def test_pipelining_beyond_the_waiting_limit_is_answered_in_order(serve, client):
     SlowFirstHandler.started = []
     server = serve(SlowFirstHandler, settings=ServerSettings(max_concurrent_streams=4))
