@@ -34,15 +34,22 @@ cdef enum:
     # as a memoryview instead of being copied into the output.
     LEND_THRESHOLD = 16384
 
-cdef list _STATUS_LINES = [None] * 600
-cdef list _ERROR_BODIES = [None] * 600
-for _code in range(100, 600):
-    try:
-        _phrase = _HTTPStatus(_code).phrase
-    except ValueError:
-        _phrase = ""
-    _STATUS_LINES[_code] = f"HTTP/1.1 {_code} {_phrase}\r\n".encode("latin-1")
-    _ERROR_BODIES[_code] = f"{_phrase}\n".encode("latin-1")
+
+cdef list _status_texts(str form):
+    """``form`` filled with each status 100-599 and its reason phrase, as bytes."""
+    cdef list texts = [None] * 600
+    for code in range(100, 600):
+        try:
+            phrase = _HTTPStatus(code).phrase
+        except ValueError:
+            phrase = ""  # no reason phrase: allowed (RFC 9112 section 4)
+        texts[code] = form.format(code=code, phrase=phrase).encode("latin-1")
+    return texts
+
+
+# "HTTP/1.1 404 Not Found\r\n", and the body of an error the server answers itself.
+cdef list _STATUS_LINES = _status_texts("HTTP/1.1 {code} {phrase}\r\n")
+cdef list _ERROR_BODIES = _status_texts("{phrase}\n")
 
 cdef bytes _CHUNKED = b"transfer-encoding: chunked\r\n"
 cdef bytes _CLOSE = b"connection: close\r\n"
