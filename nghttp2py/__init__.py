@@ -1,5 +1,8 @@
-"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
+"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server and client API."""
+from typing import Any
+
 from ._nghttp2 import NGHTTP2_LIB_VERSION
+from .client import BaseResponseHandler, Client, HTTP2Client, PushPromise, Response, Timeout
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -33,6 +36,8 @@ __all__ = [
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "NGHTTP2_LIB_VERSION",
     "BaseRequestHandler",
+    "BaseResponseHandler",
+    "Client",
     "ErrorCode",
     "FlowControlError",
     "HDDeflater",
@@ -40,14 +45,27 @@ __all__ = [
     "HDTableEntry",
     "HPACKError",
     "HTTP2Error",
+    "HTTP2Client",
     "HTTP2Server",
+    "HTTPXTransport",
     "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
+    "PushPromise",
+    "Response",
     "ResponseStateError",
     "ServerSettings",
     "StreamClosedError",
+    "Timeout",
     "Timeouts",
     "__version__",
     "print_hd_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx is optional: its transport is imported on first use.
+    if name == "HTTPXTransport":
+        from .client import HTTPXTransport
+        return HTTPXTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
