@@ -14,12 +14,17 @@ import ssl as _ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import EllipsisType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from .._nghttp2 import BaseResponseHandler, PushPromise
 from ..errors import ErrorCode
-from .connection import ClientConnection, Origin, client_settings, client_ssl_context, path_of
+from .connection import (
+    ClientConnection,
+    Origin,
+    client_settings,
+    client_ssl_context,
+    path_of,
+)
 from .errors import (
     GoAwayError,
     IncompleteResponseError,
@@ -39,6 +44,9 @@ _HIGH_WATER = 1 << 20
 _LOW_WATER = 256 << 10
 
 _USER_AGENT = ("user-agent", "nghttp2py")
+
+_Text = Union[str, bytes]
+_Headers = Union[Mapping[_Text, _Text], Iterable[tuple[_Text, _Text]], None]
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class _ResponseStream(BaseResponseHandler):
     """The engine's side of a Response: passes each event on to it."""
 
     __slots__ = ("response",)
+    response: Response
 
     def on_headers(self) -> None:
         self.response._event(_HEADERS)
@@ -174,9 +183,9 @@ class Response:
 
     @property
     def headers(self) -> Headers:
-        if self._headers is None:
+        if self._headers is None and self._state != _WAITING:
             self._headers = Headers(self._stream.headers)
-        return self._headers
+        return self._headers or Headers([])
 
     @property
     def trailers(self) -> Headers:
@@ -378,7 +387,7 @@ class Client:
 
     def __init__(self, url: str, *, ssl: _ssl.SSLContext | None = None,
                  cafile: str | None = None, timeout: Timeout | float | None = Timeout(),
-                 headers: Iterable[tuple[str, str]] | None = None, push: bool = False) -> None:
+                 headers: _Headers = None, push: bool = False) -> None:
         self.origin = Origin.from_url(url)
         if self.origin.scheme == "http" and (ssl is not None or cafile is not None):
             raise ValueError("ssl and cafile are for https:// URLs")
@@ -390,7 +399,7 @@ class Client:
             ssl = client_ssl_context(cafile)
         self._ssl = ssl
         self.timeout = Timeout.of(timeout)
-        self.headers = [_USER_AGENT, *(headers or ())]
+        self.headers = [_USER_AGENT, *header_list(headers)]
         self.push = push
         self._settings = client_settings(push)
         self._connection: ClientConnection | None = None
@@ -417,8 +426,8 @@ class Client:
     # -- requests ----------------------------------------------------------------------
 
     async def request(self, method: str, url: str, *,
-                      headers: Iterable[tuple[str, str]] | None = None, body: Any = None,
-                      timeout: Timeout | float | None | EllipsisType = ...) -> Response:
+                      headers: _Headers = None, body: Any = None,
+                      timeout: Any = ...) -> Response:
         """Send a request and return its :class:`Response` once its headers have arrived.
 
         ``url`` is a path or a URL on this client's origin. ``body`` is
@@ -428,7 +437,7 @@ class Client:
         overrides the client's.
         """
         path = path_of(url, self.origin)
-        all_headers = [*self.headers, *(headers or ())]
+        all_headers = [*self.headers, *header_list(headers)]
         request_timeout = self.timeout if timeout is ... else Timeout.of(timeout)
         replayable = body is None or isinstance(body, (bytes, str))
         while True:
@@ -477,3 +486,11 @@ class Client:
 
     def _url(self, path: str) -> str:
         return f"{self.origin}{path}"
+
+
+def header_list(headers: _Headers) -> list:
+    """``headers`` (pairs or a mapping) as pairs with lower-case names, as HTTP/2 wants."""
+    if headers is None:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(name.lower(), value) for name, value in pairs]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as _ssl
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .._nghttp2 import BaseResponseHandler, ClientSession
@@ -131,7 +132,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         return self.session.open_streams
 
     def request(self, handler: BaseResponseHandler, method: str | bytes, path: str | bytes,
-                headers: list | None = None, body: object = None) -> int:
+                headers: Iterable[tuple[Any, Any]] | None = None, body: Any = None) -> int:
         """Send a request; ``handler`` receives the response. Returns its stream id."""
         if self.error is not None:
             raise self.error
