@@ -66,6 +66,6 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # httpx is optional: its transport is imported on first use.
     if name == "HTTPXTransport":
-        from .client import HTTPXTransport
+        from .client.httpx_transport import HTTPXTransport
         return HTTPXTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

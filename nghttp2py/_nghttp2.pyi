@@ -92,8 +92,6 @@ class Session(HTTPProtocol):
 class BaseResponseHandler:
     """Receives the response to one request; subclass it and override the ``on_*`` hooks."""
 
-    @property
-    def stream_id(self) -> int: ...
     status: int
     headers: list[tuple[bytes, bytes]]
     trailers: list[tuple[bytes, bytes]] | None
@@ -102,14 +100,13 @@ class BaseResponseHandler:
     host: bytes | None
     path: bytes | None
     error: BaseException | None
-    @property
-    def pushed(self) -> bool: ...
-    @property
-    def server_address(self) -> Any: ...
-    @property
-    def response_done(self) -> bool: ...
-    @property
-    def closed_stream(self) -> bool: ...
+    # Read-only:
+    stream_id: int
+    pushed: bool
+    server_address: Any
+    response_done: bool
+    closed_stream: bool
+    reading_paused: bool
     def on_headers(self) -> None: ...
     def on_data(self, data: bytes) -> None: ...
     def on_response_done(self) -> None: ...
@@ -121,27 +118,19 @@ class BaseResponseHandler:
     def reject_push(self, push_promise: PushPromise) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
-    @property
-    def reading_paused(self) -> bool: ...
     def cancel(self, error_code: int = 8) -> None: ...
 
 class PushPromise:
     """A response the server promises to push, and the request it answers."""
 
-    @property
-    def parent(self) -> BaseResponseHandler | None: ...
-    @property
-    def stream_id(self) -> int: ...
-    @property
-    def method(self) -> bytes | None: ...
-    @property
-    def scheme(self) -> bytes | None: ...
-    @property
-    def host(self) -> bytes | None: ...
-    @property
-    def path(self) -> bytes | None: ...
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]: ...
+    # All read-only.
+    parent: BaseResponseHandler | None
+    stream_id: int
+    method: bytes | None
+    scheme: bytes | None
+    host: bytes | None
+    path: bytes | None
+    headers: list[tuple[bytes, bytes]]
 
 class ClientSession(Session):
     """The HTTP/2 client side of one connection (used by nghttp2py.client)."""

@@ -30,6 +30,21 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class Digest:
+    """conftest.digest() of data seen in pieces: ``str(Digest)`` is ``"<length> <sha256>"``."""
+
+    def __init__(self) -> None:
+        self.length = 0
+        self.sha = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self.length += len(data)
+        self.sha.update(data)
+
+    def __str__(self) -> str:
+        return f"{self.length} {self.sha.hexdigest()}"
+
+
 class ScriptedServer:
     """A cleartext HTTP/2 server on the h2 package whose answers a test scripts.
 

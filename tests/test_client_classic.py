@@ -145,7 +145,7 @@ def test_a_failing_hook_resets_only_its_stream(server, log_records):
 
     async def main():
         client = HTTP2Client(("127.0.0.1", server.port))
-        failing = client.send_request(url="/x", handler=Failing)
+        failing = client.send_request(url="/big", handler=Failing)  # still open: reset
         fine = client.send_request(url="/y", handler=Recorder)
         await asyncio.gather(failing.closed.wait(), fine.closed.wait())
         assert failing.events[-1] == ("close", ErrorCode.CANCEL)

@@ -20,15 +20,15 @@ class Handler(BaseRequestHandler):
         self.received = bytearray()
         path = self.path.decode()
         headers = dict(self.headers)
-        if path == "/login":
-            self.send_response(303, [("location", "/home"), ("set-cookie", "session=abc; Path=/")])
-        elif path == "/home":
+        if self.method != b"GET":
+            return  # answered once the body is in
+        if path == "/home":
             self.send_response(200, body=b"cookie=" + headers.get(b"cookie", b"-"))
         elif path == "/big":
             self.send_response(200, [("content-type", "application/octet-stream")], BIG)
         elif path == "/slow":
             asyncio.get_running_loop().call_later(2, self.send_response, 200)
-        elif self.method == b"GET":
+        else:
             self.send_response(200, [("content-type", "application/json")],
                                json.dumps({k.decode(): v.decode() for k, v in self.headers}))
 
@@ -36,7 +36,9 @@ class Handler(BaseRequestHandler):
         self.received += data
 
     def on_request_done(self):
-        if self.method != b"GET":
+        if self.path == b"/login":
+            self.send_response(303, [("location", "/home"), ("set-cookie", "session=abc; Path=/")])
+        elif self.method != b"GET":
             self.send_response(200, body=digest(bytes(self.received)))
 
 

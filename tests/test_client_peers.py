@@ -171,7 +171,7 @@ def test_nghttpd_upload_under_flow_control(nghttpd, docroot):
 
 @pytest.fixture
 def h2o(docroot, certificate, tmp_path):
-    """An h2o serving docroot over TLS (ALPN h2), with a preload link on /index.html."""
+    """An h2o serving docroot over TLS (ALPN h2)."""
     port = free_port()
     config = tmp_path / "h2o.conf"
     config.write_text(textwrap.dedent(f"""\
@@ -187,9 +187,6 @@ def h2o(docroot, certificate, tmp_path):
         hosts:
           default:
             paths:
-              /index.html:
-                file.file: {docroot / "index.html"}
-                header.add: "link: </style.css>; rel=preload"
               /:
                 file.dir: {docroot}
         """))
@@ -200,16 +197,6 @@ def h2o(docroot, certificate, tmp_path):
 
 def test_h2o_files_of_every_size_over_tls(h2o, docroot, certificate):
     assert_files(docroot, run(fetch_all(h2o, cafile=str(certificate[0]))))
-
-
-def test_h2o_push_from_a_preload_link(h2o, certificate):
-    async def main():
-        async with Client(h2o, cafile=str(certificate[0]), push=True) as client:
-            response = await client.get("/index.html")
-            await response.read()
-            assert [p.url for p in response.pushed] == [f"{h2o}/style.css"]
-            assert await response.pushed[0].read() == b"body { color: green }\n"
-    run(main())
 
 
 ASGI_APP = '''

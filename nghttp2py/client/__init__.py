@@ -1,12 +1,11 @@
-"""The HTTP/2 client: the callback API (:class:`HTTP2Client`, :class:`BaseResponseHandler`),
-the async/await API (:class:`Client`, :class:`Response`) and an httpx transport
-(:class:`HTTPXTransport`, imported on first use so that httpx stays optional).
+"""The HTTP/2 client: the callback API (:class:`HTTP2Client`, :class:`BaseResponseHandler`)
+and the async/await API (:class:`Client`, :class:`Response`). The httpx transport
+is in :mod:`nghttp2py.client.httpx_transport` (``nghttp2py.HTTPXTransport``), so that
+httpx stays optional.
 
 ``python -m nghttp2py.client URL`` is a small command-line client (see __main__.py).
 """
 from __future__ import annotations
-
-from typing import Any
 
 from .._nghttp2 import BaseResponseHandler, PushPromise
 from .aio import Client, Headers, Response, Timeout
@@ -35,7 +34,6 @@ __all__ = [
     "ConnectionClosedError",
     "GoAwayError",
     "HTTP2Client",
-    "HTTPXTransport",
     "Headers",
     "IncompleteResponseError",
     "PushPromise",
@@ -47,9 +45,3 @@ __all__ = [
     "TotalTimeoutError",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "HTTPXTransport":
-        from .httpx_transport import HTTPXTransport
-        return HTTPXTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

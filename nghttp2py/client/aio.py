@@ -270,7 +270,11 @@ class Response:
             await self._wait()
 
     async def _wait(self) -> None:
-        """Until the stream's next event; raise its error once there is one."""
+        """Until the stream's next event; raise the stream's error if it has one.
+
+        Callers wait in a loop for a state: once it is reached, an error that
+        came after it is raised only by whoever waits for more.
+        """
         if self._error is not None:
             raise self._error
         loop = self._client._loop
@@ -285,8 +289,6 @@ class Response:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if self._error is not None and self._state != _DONE:
-            raise self._error
 
     def _next_deadline(self) -> float:
         read = self._timeout.read
@@ -299,6 +301,8 @@ class Response:
             return
         loop = self._client._loop
         now = loop.time()
+        if self._connection is not None and not self._connection.connected:
+            self._last_event = now  # while connecting, the connect timeout counts
         if self._deadline is not None and now >= self._deadline:
             self._fail(TotalTimeoutError(
                 f"{self.method} {self.url} took longer than {self._timeout.total} s"))
@@ -354,7 +358,7 @@ class Response:
             return stream.error
         goaway = self._connection.session.goaway if self._connection is not None else None
         if error_code == ErrorCode.REFUSED_STREAM and goaway is not None:
-            return GoAwayError(*goaway, retryable=True)
+            return GoAwayError.from_frame(goaway, retryable=True)
         if error_code != ErrorCode.NO_ERROR:
             return StreamResetError(stream.stream_id, error_code)
         return IncompleteResponseError(
@@ -381,8 +385,9 @@ class Client:
 
     Every request is multiplexed on one connection, opened on first use (or
     by ``async with``); a new one replaces it once the server has sent
-    GOAWAY. A request the server refused unprocessed because of a GOAWAY is
-    sent again once, on the new connection, when its body can be replayed.
+    GOAWAY. A request the server did not process (refused by a GOAWAY, or
+    reset with ``REFUSED_STREAM``) is sent again, up to three times, when its
+    body (``None``, ``bytes``, ``str``) can be.
     """
 
     def __init__(self, url: str, *, ssl: _ssl.SSLContext | None = None,
@@ -439,16 +444,18 @@ class Client:
         path = path_of(url, self.origin)
         all_headers = [*self.headers, *header_list(headers)]
         request_timeout = self.timeout if timeout is ... else Timeout.of(timeout)
-        replayable = body is None or isinstance(body, (bytes, str))
+        # A request the server did not process (a GOAWAY above its stream, a
+        # REFUSED_STREAM) is sent again, a few times, if its body can be.
+        retries = 3 if body is None or isinstance(body, (bytes, str)) else 0
         while True:
             connection = self._current_connection()
             response = Response(self, method, self._url(path), request_timeout)
             response._send(connection, path, all_headers, body)
             try:
                 await response._wait_headers()
-            except GoAwayError as exc:
-                if exc.retryable and replayable:
-                    replayable = False  # once
+            except (GoAwayError, StreamResetError) as exc:
+                if exc.retryable and retries:
+                    retries -= 1
                     continue
                 raise
             except BaseException:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl as _ssl
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -110,8 +111,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         except _ssl.SSLError as exc:
             self._lost(ConnectError(f"TLS with {self.origin} failed: {exc}"))
         except OSError as exc:
-            self._lost(ConnectError(f"could not connect to {self.origin}: "
-                                    f"{exc.strerror or exc}"))
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            self._lost(ConnectError(f"could not connect to {self.origin}: {reason}"))
 
     async def wait_connected(self) -> None:
         """Wait until the connection is up; raise its error if it could not be opened."""
@@ -121,6 +122,11 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up (TCP, TLS and ALPN done) and not lost."""
+        return self._transport is not None
 
     @property
     def accepting_requests(self) -> bool:
@@ -155,8 +161,7 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     # -- asyncio.BufferedProtocol -------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
             self.error = ALPNError(
@@ -198,6 +203,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _closed_error(self, exc: Exception | None) -> ConnectionClosedError:
         goaway = self.session.goaway
         if goaway is not None:
-            return GoAwayError(*goaway)
+            return GoAwayError.from_frame(goaway)
         reason = f": {exc}" if exc is not None else ""
         return ConnectionClosedError(f"{self.origin} closed the connection{reason}")

@@ -70,14 +70,26 @@ class GoAwayError(ConnectionClosedError):
         self.debug_data = debug_data
         self.retryable = retryable
 
+    @classmethod
+    def from_frame(cls, goaway: tuple[int, int, bytes], *, retryable: bool = False,
+                   ) -> GoAwayError:
+        """From ``ClientSession.goaway``: ``(last_stream_id, error_code, debug_data)``."""
+        last_stream_id, error_code, debug_data = goaway
+        return cls(error_code, last_stream_id, debug_data, retryable=retryable)
+
 
 class StreamResetError(ClientError):
-    """The server reset the request's stream (RST_STREAM); ``error_code`` says why."""
+    """The server reset the request's stream (RST_STREAM); ``error_code`` says why.
+
+    ``retryable`` is true for ``REFUSED_STREAM``: the server did not process
+    the request (RFC 9113 section 8.7), so sending it again is safe.
+    """
 
     def __init__(self, stream_id: int, error_code: int) -> None:
         super().__init__(f"stream {stream_id} was reset: RST_STREAM {error_name(error_code)}")
         self.stream_id = stream_id
         self.error_code = error_code
+        self.retryable = error_code == ErrorCode.REFUSED_STREAM
 
 
 class IncompleteResponseError(ClientError):
