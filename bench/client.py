@@ -4,9 +4,11 @@ Against examples/bookstore.py (one server process, h2c):
 
 1. Wall time of a whole client process fetching the index and the 3000 books,
    start-up included: examples/bookstore_client.py (nghttp2py.Client,
-   multiplexed) against the same program on httpx (``http2=True``).
+   multiplexed) against the same program on httpx (``http2=True``, prior
+   knowledge: ``http1=False``).
 2. CPU time (user + system) per request of a 100,000-request run at 100
-   streams in flight on one connection: nghttp2py's Client against h2load.
+   streams in flight on one connection: nghttp2py's Client (async/await) and
+   HTTP2Client (callbacks) against h2load.
 
 Usage: python bench/client.py [--requests 100000] [--rounds 3]. Prints a
 Markdown table; a quick single run is ``--rounds 1 --requests 20000``.
@@ -30,7 +32,7 @@ ENV = dict({k: v for k, v in os.environ.items() if not k.lower().endswith("_prox
 HTTPX_BOOKS = """
 import asyncio, sys, httpx
 async def main(url):
-    async with httpx.AsyncClient(http2=True, base_url=url) as client:
+    async with httpx.AsyncClient(http1=False, http2=True, base_url=url) as client:
         index = (await client.get("/")).json()
         async def book(i):
             return (await client.get(f"/book?id={i}")).json()
@@ -49,6 +51,35 @@ async def main(url, total, streams):
                 await response.read()
         await asyncio.gather(*(worker(total // streams) for _ in range(streams)))
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+CALLBACK_REQUESTS = """
+import asyncio, sys, urllib.parse, nghttp2py
+async def main(url, total, streams, path):
+    parts = urllib.parse.urlsplit(url)
+    client = nghttp2py.HTTP2Client((parts.hostname, parts.port))
+    done = asyncio.get_running_loop().create_future()
+    counts = {"sent": 0, "closed": 0}
+
+    class Handler(nghttp2py.BaseResponseHandler):
+        def on_close(self, error_code):
+            assert self.response_done and self.status == 200
+            counts["closed"] += 1
+            if counts["closed"] == total:
+                done.set_result(None)
+            elif counts["sent"] < total:
+                send()
+
+    def send():
+        counts["sent"] += 1
+        client.send_request(url=path, handler=Handler())
+
+    for _ in range(streams):
+        send()
+    await done
+    client.close()
+    await client.wait_closed()
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), "/book?id=" + sys.argv[4]))
 """
 
 
@@ -99,13 +130,17 @@ def main() -> None:
                             str(args.streams), f"{url}book?id={book_id.decode()}"]),
                 ("nghttp2py.Client", [sys.executable, "-c", CLIENT_REQUESTS, url,
                                       str(args.requests), str(args.streams),
-                                      book_id.decode()])):
+                                      book_id.decode()]),
+                ("nghttp2py.HTTP2Client", [sys.executable, "-c", CALLBACK_REQUESTS, url,
+                                           str(args.requests), str(args.streams),
+                                           book_id.decode()])):
             cpu = statistics.median(measure(argv)[1] for _ in range(args.rounds))
             per_request[name] = cpu / args.requests * 1e6
             rows.append((f"{args.requests} requests, {args.streams} in flight: {name}",
                          f"{per_request[name]:.1f} µs CPU per request"))
-        ratio = per_request["nghttp2py.Client"] / per_request["h2load"]
-        rows.append(("client CPU per request / h2load's", f"{ratio:.1f}×"))
+        for name in ("nghttp2py.Client", "nghttp2py.HTTP2Client"):
+            ratio = per_request[name] / per_request["h2load"]
+            rows.append((f"{name} CPU per request / h2load's", f"{ratio:.1f}×"))
     finally:
         server.terminate()
         server.wait(10)

@@ -45,6 +45,10 @@ _LOW_WATER = 256 << 10
 
 _USER_AGENT = ("user-agent", "nghttp2py")
 
+# How often the read and total timeouts of the responses being waited for are
+# checked: timeouts are this precise.
+_WATCHDOG_INTERVAL = 0.05
+
 _Text = Union[str, bytes]
 _Headers = Union[Mapping[_Text, _Text], Iterable[tuple[_Text, _Text]], None]
 
@@ -146,7 +150,7 @@ class Response:
 
     __slots__ = ("_body", "_buffered", "_chunks", "_client", "_connection", "_deadline",
                  "_error", "_headers", "_last_event", "_reading_all", "_state", "_stream",
-                 "_streaming", "_timeout", "_timer", "_waiter", "method", "pushed", "url")
+                 "_streaming", "_timeout", "_waiter", "method", "pushed", "url")
 
     def __init__(self, client: Client, method: str, url: str, timeout: Timeout) -> None:
         self._client = client
@@ -168,7 +172,6 @@ class Response:
         self._body: bytes | None = None
         self._headers: Headers | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._connection: ClientConnection | None = None
 
     def __repr__(self) -> str:
@@ -280,27 +283,18 @@ class Response:
         loop = self._client._loop
         waiter = self._waiter = loop.create_future()
         self._last_event = loop.time()
-        if self._timeout.read is not None or self._deadline is not None:
-            self._timer = loop.call_at(self._next_deadline(), self._check_time)
+        timed = self._timeout.read is not None or self._deadline is not None
+        if timed:
+            self._client._watch(self)
         try:
             await waiter
         finally:
             self._waiter = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if timed:
+                self._client._waiting.discard(self)
 
-    def _next_deadline(self) -> float:
-        read = self._timeout.read
-        deadline = self._last_event + read if read is not None else float("inf")
-        return min(deadline, self._deadline) if self._deadline is not None else deadline
-
-    def _check_time(self) -> None:
-        self._timer = None
-        if self._waiter is None:
-            return
-        loop = self._client._loop
-        now = loop.time()
+    def _check_time(self, now: float) -> None:
+        """Fail the stream if a timeout has passed (the client's watchdog calls this)."""
         if self._connection is not None and not self._connection.connected:
             self._last_event = now  # while connecting, the connect timeout counts
         if self._deadline is not None and now >= self._deadline:
@@ -309,8 +303,6 @@ class Response:
         elif self._timeout.read is not None and now >= self._last_event + self._timeout.read:
             self._fail(ReadTimeoutError(
                 f"{self.method} {self.url}: nothing from the server for {self._timeout.read} s"))
-        else:
-            self._timer = loop.call_at(self._next_deadline(), self._check_time)
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None and self._state != _DONE:
@@ -409,6 +401,10 @@ class Client:
         self._settings = client_settings(push)
         self._connection: ClientConnection | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        # The responses being waited for, and one timer that checks their
+        # timeouts while there are any (not a timer per request).
+        self._waiting: set[Response] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -490,6 +486,19 @@ class Client:
                 self.origin, ssl_context=self._ssl, loop=self._loop, settings=self._settings,
                 connect_timeout=self.timeout.connect)
         return connection
+
+    def _watch(self, response: Response) -> None:
+        self._waiting.add(response)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
+
+    def _check_timeouts(self) -> None:
+        self._watchdog = None
+        now = self._loop.time()
+        for response in list(self._waiting):
+            response._check_time(now)
+        if self._waiting:
+            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
 
     def _url(self, path: str) -> str:
         return f"{self.origin}{path}"
