@@ -54,6 +54,9 @@ class Handler(BaseRequestHandler):
             def failing(n):
                 raise RuntimeError("the body broke")
             self.send_response(200, body=failing)
+        elif path == "/cookies":
+            self.send_response(200, [("set-cookie", "a=1"), ("set-cookie", "b=2")], b"body",
+                               trailers=[("x-checksum", "42")])
         elif path == "/empty":
             self.send_response(204)
         elif path != "/digest":
@@ -91,6 +94,20 @@ def test_get_status_headers_text_and_json(server):
             head = await client.head("/bytes/10")
             assert head.status == 200 and head.headers["content-length"] == "10"
             assert await head.read() == b""
+    run(main())
+
+
+def test_repeated_fields_trailers_and_header_names_in_any_case(server):
+    async def main():
+        async with Client(server.url(), headers={"X-Client": "c"}) as client:
+            response = await client.get("/cookies")
+            assert response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+            assert response.headers["set-cookie"] == "a=1, b=2"
+            assert "SET-COOKIE" in response.headers and "x-checksum" not in response.headers
+            assert await response.read() == b"body"
+            assert dict(response.trailers) == {"x-checksum": "42"}
+            echo = await (await client.get("/json", headers={"X-Request": "r"})).json()
+            assert echo["headers"]["x-client"] == "c" and echo["headers"]["x-request"] == "r"
     run(main())
 
 

@@ -88,6 +88,8 @@ class ClientConnection(asyncio.BufferedProtocol):
                  loop: asyncio.AbstractEventLoop, settings: dict[str, int],
                  connect_timeout: float | None) -> None:
         self.origin = origin
+        self._scheme = origin.scheme
+        self._authority = origin.authority
         self.loop = loop
         self.session = ClientSession(settings, scheme=origin.scheme.encode(), loop=loop)
         self.error: BaseException | None = None
@@ -142,8 +144,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         """Send a request; ``handler`` receives the response. Returns its stream id."""
         if self.error is not None:
             raise self.error
-        return self.session.submit_request(handler, method, self.origin.scheme,
-                                           self.origin.authority, path, headers, body)
+        return self.session.submit_request(handler, method, self._scheme, self._authority,
+                                           path, headers, body)
 
     def close(self) -> None:
         """Close gracefully: streams already open finish first."""
