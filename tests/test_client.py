@@ -402,24 +402,24 @@ def test_read_and_total_timeouts(serve):
     class Dawdler(BaseRequestHandler):
         async def on_headers(self):
             if self.path == b"/headers-late":
-                await asyncio.sleep(2)
+                await asyncio.sleep(3)
             self.send_response(200, body=self.trickle())
 
         async def trickle(self):
-            for _ in range(20):
-                await asyncio.sleep(0.1)
+            for _ in range(30):
+                await asyncio.sleep(0.05)
                 yield b"."
 
     server = serve(Dawdler)
 
     async def main():
-        async with Client(server.url(), timeout=Timeout(read=0.3)) as client:
+        async with Client(server.url(), timeout=Timeout(read=1)) as client:
             with pytest.raises(ReadTimeoutError):
                 await client.get("/headers-late")
-            # A chunk every 0.1 s never trips a 0.3 s read timeout...
+            # A chunk every 0.05 s never trips a 1 s read timeout...
             response = await client.get("/trickle")
-            assert await response.read() == b"." * 20
-            # ...but a total of 0.5 s does.
+            assert await response.read() == b"." * 30
+            # ...but a total of 0.5 s does (the body takes 1.5 s).
             response = await client.get("/trickle", timeout=Timeout(total=0.5))
             with pytest.raises(TotalTimeoutError):
                 await response.read()

@@ -178,9 +178,13 @@ def test_pause_reading_holds_the_server_at_the_stream_window(server):
         handler = Recorder()
         handler.pause_reading()
         client.send_request(url="/big", handler=handler)
-        await asyncio.sleep(0.5)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(handler.body) >= 1 << 20:
+                break
+        await asyncio.sleep(0.3)
         # The client's stream window is 1 MiB: the server stops there.
-        assert 0 < len(handler.body) <= 1 << 20
+        assert len(handler.body) == 1 << 20
         assert not handler.closed.is_set() and handler.reading_paused
         handler.resume_reading()
         await handler.closed.wait()
