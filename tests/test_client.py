@@ -265,18 +265,22 @@ def test_goaway_refusing_requests_raises_with_its_name_and_retries_once():
         run(main(server.url))
 
 
-@pytest.mark.parametrize("goaway, error, message", [
-    (ErrorCode.ENHANCE_YOUR_CALM, GoAwayError, "GOAWAY ENHANCE_YOUR_CALM"),
-    (None, ConnectionClosedError, "closed the connection"),
-], ids=["goaway", "dropped"])
-def test_a_response_cut_short_is_never_a_short_body(goaway, error, message):
+@pytest.mark.parametrize("how, error, message", [
+    ("goaway", GoAwayError, "GOAWAY ENHANCE_YOUR_CALM"),
+    ("dropped", ConnectionClosedError, "closed the connection"),
+    # END_STREAM before content-length's worth: nghttp2 resets the stream.
+    ("ended", StreamResetError, "RST_STREAM PROTOCOL_ERROR"),
+])
+def test_a_response_cut_short_is_never_a_short_body(how, error, message):
     def respond(server, stream_id, headers):
         server.conn.send_headers(stream_id, [(":status", "200"), ("content-length", "100")])
-        server.conn.send_data(stream_id, b"x" * 10)
-        if goaway is not None:
-            server.conn.close_connection(error_code=goaway, last_stream_id=stream_id)
+        server.conn.send_data(stream_id, b"x" * 10, end_stream=how == "ended")
+        if how == "goaway":
+            server.conn.close_connection(error_code=ErrorCode.ENHANCE_YOUR_CALM,
+                                         last_stream_id=stream_id)
         server.flush()
-        server.drop()
+        if how != "ended":
+            server.drop()
 
     async def main(url):
         async with Client(url) as client:
