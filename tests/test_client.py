@@ -196,8 +196,10 @@ def test_pushed_responses_accepted(serve):
             assert await response.read() == b"page"
             [pushed] = response.pushed
             assert pushed.url.endswith("/pushed.css")
-            assert await pushed.read() == b"body{}"
+            assert await client.pushed_response("/pushed.css") is pushed
             assert pushed.status == 200
+            assert await pushed.read() == b"body{}"
+            assert await client.pushed_response("/pushed.css") is None  # handed out once
     PushingHandler.promised.clear()
     run(main())
     assert PushingHandler.promised == [True]

@@ -342,6 +342,7 @@ class Response:
         pushed._connection = self._connection
         self._stream.accept_push(promise, pushed._stream)
         self.pushed.append(pushed)
+        self._client._pushed[path] = pushed
 
     def _stream_error(self, error_code: int) -> BaseException:
         """Why the stream closed before the response was complete."""
@@ -405,6 +406,8 @@ class Client:
         # timeouts while there are any (not a timer per request).
         self._waiting: set[Response] = set()
         self._watchdog: asyncio.TimerHandle | None = None
+        # Pushed responses by path, until pushed_response() claims them.
+        self._pushed: dict[str, Response] = {}
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -417,8 +420,20 @@ class Client:
         """Open the connection now (requests open it on their own otherwise)."""
         await self._current_connection().wait_connected()
 
+    async def pushed_response(self, url: str) -> Response | None:
+        """The response the server pushed for ``url`` (a path), once its headers are in.
+
+        ``None`` if nothing was pushed for it (so far). Each pushed response
+        is handed out once; those never claimed are kept until :meth:`aclose`.
+        """
+        response = self._pushed.pop(path_of(url, self.origin), None)
+        if response is not None:
+            await response._wait_headers()
+        return response
+
     async def aclose(self) -> None:
         """Close the connection gracefully, after the responses in flight."""
+        self._pushed.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
