@@ -1,6 +1,9 @@
-"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
+"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server and client API."""
+from typing import Any
+
 from ._nghttp2 import NGHTTP2_LIB_VERSION, WebSocket
 from ._version import __version__
+from .client import BaseResponseHandler, Client, HTTP2Client, PushPromise, Response, Timeout
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -33,6 +36,8 @@ __all__ = [
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "NGHTTP2_LIB_VERSION",
     "BaseRequestHandler",
+    "BaseResponseHandler",
+    "Client",
     "ErrorCode",
     "FlowControlError",
     "HDDeflater",
@@ -40,16 +45,29 @@ __all__ = [
     "HDTableEntry",
     "HPACKError",
     "HTTP2Error",
+    "HTTP2Client",
     "HTTP2Server",
+    "HTTPXTransport",
     "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
+    "PushPromise",
+    "Response",
     "ResponseStateError",
     "ServerSettings",
     "StreamClosedError",
+    "Timeout",
     "Timeouts",
     "WebSocket",
     "WebSocketClosed",
     "__version__",
     "print_hd_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx is optional: its transport is imported on first use.
+    if name == "HTTPXTransport":
+        from .client.httpx_transport import HTTPXTransport
+        return HTTPXTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
