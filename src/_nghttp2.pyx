@@ -13,11 +13,13 @@ include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
+include "asgi.pxi"        # ASGIHandler: ASGI 3 applications on the stream interface
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
-    "BaseRequestHandler", "HTTPProtocol", "Session", "HDDeflater", "HDInflater",
+    "BaseRequestHandler", "HTTPProtocol", "Session", "ASGIConfig", "ASGIHandler",
+    "ClientDisconnected", "HDDeflater", "HDInflater",
     "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]
