@@ -399,3 +399,4 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef object send_trailers(self, dict message)
     cdef object send_path(self, path)
     cdef void respond(self, body) except *
+    cdef void app_finished(self, object exception) except *

@@ -36,7 +36,9 @@ class HTTP2Server:
     HTTP/2 with prior knowledge (h2c).
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
-    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``access_log``
+    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
+    listening socket made elsewhere (a Unix socket, one inherited from systemd,
+    one shared by worker processes), replaces ``address``. ``access_log``
     logs one line per request to the ``nghttp2py.access`` logger.
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
@@ -61,6 +63,7 @@ class HTTP2Server:
         push_early_hints: bool = True,
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
+        sock: socket.socket | None = None,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -74,6 +77,7 @@ class HTTP2Server:
         self.push_early_hints = push_early_hints
         self.backlog = backlog
         self.shutdown_timeout = shutdown_timeout
+        self.sock = sock
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -97,7 +101,10 @@ class HTTP2Server:
         new_connection = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         host, port = self.address
-        if host:
+        if self.sock is not None:
+            self._server = await loop.create_server(
+                new_connection, sock=self.sock, ssl=self.ssl, backlog=self.backlog)
+        elif host:
             self._server = await loop.create_server(
                 new_connection, host, port, ssl=self.ssl, backlog=self.backlog,
                 reuse_address=True)
@@ -249,6 +256,8 @@ def _any_address_socket(port: int, backlog: int) -> socket.socket:
     return socket.create_server(("", port), backlog=backlog)
 
 
-def _format_address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> str:
+def _format_address(sockname: str | tuple[str, int] | tuple[str, int, int, int]) -> str:
+    if isinstance(sockname, str):
+        return f"unix:{sockname}"
     host, port = sockname[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

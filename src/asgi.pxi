@@ -63,8 +63,7 @@ cdef class ASGIHandler(BaseRequestHandler):
         self.config = config
         self.scope = scope = self.build_scope(config)
         self.app_task = self.protocol.loop.create_task(
-            config.app(scope, self.receive, self.send))
-        self.app_task.add_done_callback(self.app_done)
+            self.run_app(config.app(scope, self.receive, self.send)))
 
     def on_data(self, data):
         if self.request_chunks is None:
@@ -352,15 +351,24 @@ cdef class ASGIHandler(BaseRequestHandler):
 
     # -- the end ---------------------------------------------------------------------
 
-    def app_done(self, task):
-        """Done-callback of the app's task: answer an app that failed or sent no response."""
-        self.app_task = None
+    async def run_app(self, app_call):
+        """The app's task: run it, then answer an app that failed or sent no response."""
+        try:
+            await app_call
+        except _CancelledError:
+            self.app_task = None
+            raise
+        except BaseException as exc:  # KeyboardInterrupt too: see process_failures
+            self.app_task = None
+            self.app_finished(exc)
+        else:
+            self.app_task = None
+            if not (self.flow & ASGI_COMPLETE):
+                self.app_finished(None)
+
+    cdef void app_finished(self, object exception) except *:
         self.config = None
-        if task.cancelled():
-            return
-        exception = task.exception()
-        if exception is None and not (self.flow & ASGI_COMPLETE) \
-                and not (self.state & STREAM_CLOSED):
+        if exception is None and not (self.state & STREAM_CLOSED):
             exception = RuntimeError(
                 "the ASGI app returned without sending a response" if not
                 (self.flow & (ASGI_STREAMING | ASGI_COMPLETE))

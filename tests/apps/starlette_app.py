@@ -1,0 +1,72 @@
+"""A Starlette app: lifespan state, streaming responses, streamed and multipart uploads,
+background tasks."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+
+# What background tasks did, for the tests to look at.
+background_log: list[str] = []
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    yield {"greeting": "hello from lifespan"}
+    background_log.append("shutdown")
+
+
+async def home(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(f"{request.state.greeting} over HTTP/{request.scope['http_version']}")
+
+
+async def numbers(request: Request) -> StreamingResponse:
+    count = int(request.query_params.get("count", "5"))
+
+    async def lines():
+        for number in range(count):
+            yield f"{number}\n"
+            await asyncio.sleep(0.01)
+
+    return StreamingResponse(lines(), media_type="text/plain")
+
+
+async def upload(request: Request) -> JSONResponse:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+    return JSONResponse({"size": size, "sha256": digest.hexdigest()})
+
+
+async def form(request: Request) -> JSONResponse:
+    async with request.form() as data:
+        file = data["file"]
+        content = await file.read()
+        return JSONResponse({"field": data["field"], "filename": file.filename,
+                             "size": len(content), "sha256": hashlib.sha256(content).hexdigest()})
+
+
+async def record(name: str) -> None:
+    await asyncio.sleep(0.05)
+    background_log.append(name)
+
+
+async def later(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("queued", background=BackgroundTask(record, request.query_params["id"]))
+
+
+app = Starlette(routes=[
+    Route("/", home),
+    Route("/numbers", numbers),
+    Route("/upload", upload, methods=["POST"]),
+    Route("/form", form, methods=["POST"]),
+    Route("/later", later),
+], lifespan=lifespan)
