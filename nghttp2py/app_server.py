@@ -38,7 +38,10 @@ INTERFACES = ("asgi", "wsgi", "handler")
 
 
 def detect_interface(app: object) -> str:
-    """``"asgi"``, ``"wsgi"`` or ``"handler"`` for ``app``; ValueError when it cannot be told.
+    """``"asgi"``, ``"wsgi"`` or ``"handler"`` for ``app``.
+
+    Raises TypeError for something that is not an app, ValueError when it
+    cannot be told.
 
     A BaseRequestHandler subclass is a handler; a coroutine function (or an
     object whose ``__call__`` is one) taking three arguments is ASGI 3; a
@@ -47,13 +50,14 @@ def detect_interface(app: object) -> str:
     if isinstance(app, type) and issubclass(app, BaseRequestHandler):
         return "handler"
     if not callable(app):
-        raise ValueError(f"a {type(app).__name__} is not an app: not callable")
-    call = app if inspect.isfunction(app) or inspect.ismethod(app) else \
-        getattr(app, "__call__", app)
+        raise TypeError(f"a {type(app).__name__} is not an app: not callable")
     if isinstance(app, type):
-        raise ValueError(f"the class {app.__name__} is neither a BaseRequestHandler subclass "
+        raise TypeError(f"the class {app.__name__} is neither a BaseRequestHandler subclass "
                          "nor an app (an ASGI app is called with scope, receive, send)")
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else type(app).__call__
     positional = _positional_count(call)
+    if call is not app and positional is not None:
+        positional -= 1  # self
     if inspect.iscoroutinefunction(call):
         if positional in (None, 3):
             return "asgi"
@@ -109,10 +113,10 @@ class AppServer:
         self.ssl = ssl
         self.root_path = root_path
         self.lifespan = Lifespan(app, lifespan if interface == "asgi" else "off")  # type: ignore[arg-type]
-        self.options: dict[str, Any] = dict(
-            settings=settings, timeouts=timeouts, access_log=access_log,
-            push_early_hints=push_early_hints, shutdown_timeout=shutdown_timeout,
-            backlog=backlog)
+        self.options: dict[str, Any] = {
+            "settings": settings, "timeouts": timeouts, "access_log": access_log,
+            "push_early_hints": push_early_hints, "shutdown_timeout": shutdown_timeout,
+            "backlog": backlog}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port
         self.servers: list[HTTP2Server] = []

@@ -142,7 +142,7 @@ class _PushedResponse:
         try:
             self.parent.push(self.path, request_headers=self.request_headers, status=self.status,
                              headers=self.headers, body=body)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- a bad pushed response is only skipped
             logger.warning("could not push %s on stream %d: %s", self.path,
                            self.parent.stream_id, exc)
         self.started.set_result(None)

@@ -155,8 +155,8 @@ def _load_from_options(options: argparse.Namespace) -> tuple[object, str]:
         return app, options.interface
     try:
         return app, detect_interface(app)
-    except ValueError as exc:
-        if isinstance(app, type) or not callable(app):
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TypeError):
             raise CommandLineError(
                 f"{options.app} is {_what(app)}, not an app (ASGI or WSGI) or a subclass of "
                 "nghttp2py.BaseRequestHandler") from None

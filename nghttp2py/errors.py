@@ -11,14 +11,14 @@ from enum import IntEnum
 
 __all__ = [
     "ErrorCode",
-    "HTTP2Error",
-    "NGHTTP2Error",
-    "ProtocolError",
-    "StreamClosedError",
     "FlowControlError",
     "HPACKError",
+    "HTTP2Error",
     "InvalidHeaderError",
+    "NGHTTP2Error",
+    "ProtocolError",
     "ResponseStateError",
+    "StreamClosedError",
     "error_class_for",
 ]
 

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
 from conftest import new_event_loop
+
 from nghttp2py.app_server import AppServer
 
 
@@ -30,7 +30,7 @@ class AppServerThread:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self.server.start())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 -- raised again by start()
             self._error = exc
             self._started.set()
             self.loop.close()

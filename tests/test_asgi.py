@@ -15,9 +15,8 @@ import threading
 
 import h2.events
 import httpx
-import pytest
-
 from conftest import run_peer, stream_result
+
 from nghttp2py import ErrorCode
 from nghttp2py.asgi import ClientDisconnected, asgi_handler
 
@@ -175,7 +174,7 @@ def test_client_is_held_back_while_the_app_does_not_receive(serve, h2_client):
     events: list = []
     sent = client.pump(stream_id, data, sent, events=events)
     assert sent == len(data)
-    headers, body, _ = client.response(stream_id)
+    _, body, _ = client.response(stream_id)
     assert body == str(len(data)).encode()
     assert received == [len(data)]
 
@@ -316,7 +315,7 @@ def test_streamed_response_with_backpressure(serve, h2_client):
     assert ahead == []  # 4 MiB cannot all be queued behind a 64 KiB window
     for event in first:
         client.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-    headers, body, _ = client.response(stream_id)
+    _, body, _ = client.response(stream_id)
     assert b"".join(e.data for e in first) + body == chunk * 256
     assert ahead == [True]
 
@@ -435,7 +434,7 @@ def test_push_to_a_client_without_push_becomes_an_early_hint(serve, h2_client):
     server = serve(asgi_handler(app))
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
-    _, body, events = client.response(stream_id)
+    _, _, events = client.response(stream_id)
     informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
     assert dict(informational[0].headers)[b"link"] == b"</app.js>; rel=preload; as=script"
     assert not any(isinstance(e, h2.events.PushedStreamReceived) for e in events)

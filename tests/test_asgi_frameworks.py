@@ -8,8 +8,6 @@ import time
 
 import httpx
 import pytest
-
-from appserver import serve_app  # noqa: F401  (fixture)
 from conftest import run_peer
 
 MiB = 1 << 20

@@ -5,8 +5,8 @@ import logging
 
 import httpx
 import pytest
+from appserver import AppServerThread
 
-from appserver import AppServerThread, serve_app  # noqa: F401  (fixture)
 from nghttp2py.asgi import LifespanFailure
 
 
