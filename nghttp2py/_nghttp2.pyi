@@ -1,16 +1,15 @@
 """Typed stub of the nghttp2py._nghttp2 extension (src/_nghttp2.pyx)."""
+from __future__ import annotations
 
 import asyncio
 import io
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from typing_extensions import TypeAlias
-
-_Text: TypeAlias = Union[str, bytes]
-_Headers: TypeAlias = Iterable[tuple[_Text, _Text]]
-_BodyGenerator: TypeAlias = Callable[[int], tuple[Union[bytes, str, None], int]]
-_Body: TypeAlias = Union[None, str, bytes, bytearray, memoryview, io.IOBase, _BodyGenerator,
+_Text = Union[str, bytes]
+_Headers = Iterable[tuple[_Text, _Text]]
+_BodyGenerator = Callable[[int], tuple[Union[bytes, str, None], int]]
+_Body = Union[None, str, bytes, bytearray, memoryview, io.IOBase, _BodyGenerator,
               AsyncIterable[Union[bytes, str]]]
 
 NGHTTP2_LIB_VERSION: str

@@ -11,14 +11,14 @@ from enum import IntEnum
 
 __all__ = [
     "ErrorCode",
-    "FlowControlError",
-    "HPACKError",
     "HTTP2Error",
-    "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
-    "ResponseStateError",
     "StreamClosedError",
+    "FlowControlError",
+    "HPACKError",
+    "InvalidHeaderError",
+    "ResponseStateError",
     "error_class_for",
 ]
 
