@@ -1,5 +1,6 @@
 """nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
 from ._nghttp2 import NGHTTP2_LIB_VERSION
+from .app_server import AppServer, serve
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_HEADER_TABLE_SIZE",
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "NGHTTP2_LIB_VERSION",
+    "AppServer",
     "BaseRequestHandler",
     "ErrorCode",
     "FlowControlError",
@@ -50,4 +52,5 @@ __all__ = [
     "Timeouts",
     "__version__",
     "print_hd_table",
+    "serve",
 ]

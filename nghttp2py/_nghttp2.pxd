@@ -372,6 +372,7 @@ cdef class ASGIConfig:
     cdef public dict extensions
     cdef public object push_runner
     cdef public bint tls
+    cdef public Py_ssize_t requests
 
 
 cdef class ASGIHandler(BaseRequestHandler):

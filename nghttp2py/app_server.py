@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import signal
 import socket
 import ssl as _ssl
@@ -27,6 +28,7 @@ from . import loops
 from .asgi import Lifespan, asgi_handler
 from .binds import Bind, listening_socket, parse_bind
 from .handler import BaseRequestHandler
+from .proxy_headers import TrustedProxies, asgi_proxy_headers, wsgi_proxy_headers
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
 
@@ -89,8 +91,14 @@ class AppServer:
     (``"auto"``, ``"on"``, ``"off"``) applies to ASGI apps, ``wsgi_threads``
     bounds the WSGI thread pool. ``sockets`` are listening sockets to serve
     instead of opening the binds (worker processes are given theirs);
-    ``reuse_port`` opens each bind with SO_REUSEPORT. The other options are
-    HTTP2Server's.
+    ``reuse_port`` opens each bind with SO_REUSEPORT. After ``max_requests``
+    requests (plus a random 0 to ``max_requests_jitter``, so that workers do
+    not all recycle at once) :meth:`serve` shuts down gracefully, for a
+    supervisor to start a fresh process; ``multiprocess`` tells WSGI apps that
+    other processes serve the same app. ``proxy_headers`` takes the client
+    and scheme of ASGI and WSGI apps from ``X-Forwarded-*``/``Forwarded``
+    when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
+    ``"*"``). The other options (``proxy_protocol``...) are HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
@@ -99,8 +107,11 @@ class AppServer:
                  settings: ServerSettings | None = None, timeouts: Timeouts | None = None,
                  access_log: bool = False, push_early_hints: bool = True,
                  shutdown_timeout: float = 30.0, backlog: int = 1024, wsgi_threads: int = 32,
-                 reuse_port: bool = False, sockets: Iterable[socket.socket] | None = None
-                 ) -> None:
+                 reuse_port: bool = False, sockets: Iterable[socket.socket] | None = None,
+                 max_requests: int | None = None, max_requests_jitter: int = 0,
+                 multiprocess: bool = False, proxy_headers: bool = False,
+                 forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
+                 proxy_protocol: bool = False) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
@@ -116,13 +127,18 @@ class AppServer:
         self.options: dict[str, Any] = {
             "settings": settings, "timeouts": timeouts, "access_log": access_log,
             "push_early_hints": push_early_hints, "shutdown_timeout": shutdown_timeout,
-            "backlog": backlog}
+            "backlog": backlog, "proxy_protocol": proxy_protocol}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port
         self.servers: list[HTTP2Server] = []
         self._sockets = list(sockets) if sockets is not None else None
         self._executor: ThreadPoolExecutor | None = None
-        self._closing = False
+        self._handler_classes: list[type[BaseRequestHandler]] = []
+        self.max_requests = (max_requests + random.randint(0, max(max_requests_jitter, 0))
+                             if max_requests else None)
+        self.multiprocess = multiprocess
+        self.trusted_proxies = TrustedProxies(forwarded_allow_ips) if proxy_headers else None
+        self._stop: asyncio.Event | None = None
 
     async def start(self) -> None:
         """Run the lifespan startup (ASGI), then listen on every bind.
@@ -144,7 +160,9 @@ class AppServer:
                         sock.close()
                     raise
             for sock in sockets:
-                server = HTTP2Server(_address(sock), self._handler_class(sock), self.ssl,
+                handler_class = self._handler_class(sock)
+                self._handler_classes.append(handler_class)
+                server = HTTP2Server(_address(sock), handler_class, self.ssl,
                                      sock=sock, **self.options)
                 await server.start()
                 self.servers.append(server)
@@ -156,19 +174,36 @@ class AppServer:
     def _handler_class(self, sock: socket.socket) -> type[BaseRequestHandler]:
         if self.interface == "handler":
             return self.app  # type: ignore[return-value]
+        app = self.app
         if self.interface == "asgi":
-            return asgi_handler(self.app, root_path=self.root_path,  # type: ignore[arg-type]
+            if self.trusted_proxies is not None:
+                app = asgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
+            return asgi_handler(app, root_path=self.root_path,  # type: ignore[arg-type]
                                 server=_scope_server(sock), state=self.lifespan.state,
                                 tls=self.ssl is not None)
         from .wsgi import wsgi_handler
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.wsgi_threads, thread_name_prefix="wsgi")
-        return wsgi_handler(self.app, executor=self._executor,  # type: ignore[arg-type]
-                            root_path=self.root_path, server=_scope_server(sock))
+        if self.trusted_proxies is not None:
+            app = wsgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
+        return wsgi_handler(app, executor=self._executor,  # type: ignore[arg-type]
+                            root_path=self.root_path, server=_scope_server(sock),
+                            multiprocess=self.multiprocess)
+
+    @property
+    def requests(self) -> int:
+        """Requests started so far (ASGI and WSGI apps; 0 for a handler class)."""
+        total = 0
+        for handler_class in self._handler_classes:
+            config = getattr(handler_class, "asgi_config", None)
+            total += config.requests if config is not None else \
+                getattr(handler_class, "requests", 0)
+        return total
 
     def close(self) -> None:
         """Stop accepting; shut connections down gracefully (see HTTP2Server.close)."""
-        self._closing = True
+        if self._stop is not None:
+            self._stop.set()
         for server in self.servers:
             server.close()
 
@@ -213,7 +248,7 @@ class AppServer:
         if not self.servers:
             await self.start()
         loop = asyncio.get_running_loop()
-        stopped = asyncio.Event()
+        stopped = self._stop = asyncio.Event()
 
         def on_signal(signum: int) -> None:
             if stopped.is_set():
@@ -222,19 +257,30 @@ class AppServer:
                 self.abort()
             else:
                 logger.info("%s: shutting down gracefully", signal.Signals(signum).name)
-                stopped.set()
                 self.close()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
+        recycle = loop.create_task(self._recycle()) if self.max_requests else None
         try:
             if ready is not None:
                 ready()
             await stopped.wait()
             await self.wait_closed()
         finally:
+            if recycle is not None:
+                recycle.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+    async def _recycle(self) -> None:
+        """Shut down gracefully once ``max_requests`` requests have started."""
+        assert self.max_requests is not None
+        while self.requests < self.max_requests:
+            await asyncio.sleep(0.2)
+        logger.info("served %d requests (--max-requests): shutting down to be replaced",
+                    self.requests)
+        self.close()
 
 
 def serve(app: object, bind: str | Iterable[str] = "127.0.0.1:8080", *, loop: str | None = None,

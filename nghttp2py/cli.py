@@ -17,6 +17,7 @@ failed lifespan startup) is one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import importlib
 import logging
@@ -25,6 +26,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import loops
@@ -33,7 +35,9 @@ from .asgi import LifespanFailure
 from .binds import Bind, BindError, listening_socket
 from .binds import parse_bind as parse_any_bind
 from .handler import BaseRequestHandler
+from .proxy_headers import TrustedProxies
 from .settings import ServerSettings, Timeouts
+from .workers import Supervisor, WorkerSockets
 
 __all__ = ["DEFAULT_BIND", "CommandLineError", "load_app", "load_handler", "main", "parse_bind",
            "serve"]
@@ -219,6 +223,34 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
         parser.add_argument("--config", metavar="FILE.toml",
                             help="read options from a TOML file (keys are the long option "
                                  "names, e.g. bind = [\":8080\"]); the command line wins")
+    proxies = parser.add_argument_group("behind a proxy or load balancer")
+    proxies.add_argument("--proxy-headers", action="store_true", default=None,
+                         help="take the client address and scheme from X-Forwarded-For, "
+                              "X-Forwarded-Proto or Forwarded, from trusted peers only")
+    proxies.add_argument("--forwarded-allow-ips", metavar="LIST",
+                         help="comma-separated addresses or networks whose proxy headers are "
+                              "trusted, '*' for any (default 127.0.0.1,::1)")
+    proxies.add_argument("--proxy-protocol", action="store_true", default=None,
+                         help="every connection starts with a PROXY protocol v1/v2 header "
+                              "(nghttpx, HAProxy): the client address comes from it")
+    processes = parser.add_argument_group("processes")
+    processes.add_argument("--workers", metavar="N", type=_positive_int,
+                           help="serve from N worker processes sharing the addresses "
+                                "(SO_REUSEPORT); a dead worker is replaced, SIGHUP replaces "
+                                "them one by one (default 1: no workers, one process)")
+    processes.add_argument("--max-requests", metavar="N", type=_positive_int,
+                           help="a worker that has served N requests (ASGI/WSGI) drains and "
+                                "is replaced")
+    processes.add_argument("--max-requests-jitter", metavar="N", type=int,
+                           help="add a random 0..N to --max-requests per worker, so that they "
+                                "are not replaced all at once")
+    processes.add_argument("--reload", action="store_true", default=None,
+                           help="development: restart when a .py file under the current "
+                                "directory changes")
+    processes.add_argument("--reuse-port", action="store_true", default=None,
+                           help="open TCP binds with SO_REUSEPORT (several servers, one port)")
+    processes.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    processes.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     settings = parser.add_argument_group("HTTP/2 settings (see nghttp2py.ServerSettings)")
     for field in dataclasses.fields(ServerSettings):
         settings.add_argument(f"--{field.name.replace('_', '-')}", metavar="N", type=int,
@@ -305,7 +337,10 @@ def _config_value(path: str, key: str, action: argparse.Action, value: Any) -> A
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if getattr(options, "config", None):
-        parser.set_defaults(**_read_config(options.config, parser))
+        values = _read_config(options.config, parser)
+        if options.bind:
+            values.pop("bind", None)  # the command line's binds replace the file's
+        parser.set_defaults(**values)
         options = parser.parse_args(argv)
     return options
 
@@ -332,6 +367,9 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
         settings, timeouts = _settings(options)
         _configure_logging(options.log_level or "info", options.access_log)
         binds = options.bind or [parse_any_bind(default_bind)]
+        if ((options.workers or 1) > 1 or options.reload) and options.ready_fd is None:
+            return _supervise(options, argv, binds, "https" if context else "http",
+                              try_command)
         server = AppServer(
             app, binds, interface=interface, ssl=context,
             root_path=getattr(options, "root_path", None) or "",
@@ -340,8 +378,15 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             push_early_hints=options.early_hints is not False,
             shutdown_timeout=options.shutdown_timeout or 30.0,
             wsgi_threads=getattr(options, "wsgi_threads", None) or 32,
-            sockets=_open_sockets(binds))
-        loops.run(_serve(server, try_command), options.loop)
+            sockets=_open_sockets(binds, reuse_port=bool(options.reuse_port)),
+            max_requests=options.max_requests,
+            max_requests_jitter=options.max_requests_jitter or 0,
+            multiprocess=options.parent_pid is not None,
+            proxy_headers=bool(options.proxy_headers),
+            forwarded_allow_ips=_trusted(options.forwarded_allow_ips),
+            proxy_protocol=bool(options.proxy_protocol))
+        loops.run(_serve(server, try_command, options.ready_fd, options.parent_pid),
+                  options.loop)
     except CommandLineError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -365,13 +410,22 @@ def _settings(options: argparse.Namespace) -> tuple[ServerSettings, Timeouts]:
         raise CommandLineError(str(exc)) from None
 
 
-def _open_sockets(binds: list[Bind]) -> list[socket.socket]:
+def _trusted(text: str | None) -> str:
+    value = text or "127.0.0.1,::1"
+    try:
+        TrustedProxies(value)
+    except ValueError as exc:
+        raise CommandLineError(f"--forwarded-allow-ips: {exc}") from None
+    return value
+
+
+def _open_sockets(binds: list[Bind], reuse_port: bool = False) -> list[socket.socket]:
     """Every bind's listening socket, so that one that cannot be had is bad input."""
     sockets: list[socket.socket] = []
     try:
         for bind in binds:
             try:
-                sockets.append(listening_socket(bind))
+                sockets.append(listening_socket(bind, reuse_port=reuse_port))
             except OSError as exc:
                 raise CommandLineError(f"cannot listen on {bind}: {_reason(exc)}") from None
     except BaseException:
@@ -381,18 +435,88 @@ def _open_sockets(binds: list[Bind]) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(server: AppServer, try_command: str) -> None:
+async def _serve(server: AppServer, try_command: str, ready_fd: int | None = None,
+                 parent_pid: int | None = None) -> None:
     try:
         await server.start()
     except LifespanFailure as exc:
         raise CommandLineError(f"the app's lifespan startup failed: {exc}") from None
 
     def ready() -> None:
-        for url in server.urls:
-            print(f"serving on {url} (try: {try_command.format(url=url)})"
-                  if not url.startswith("unix:") else f"serving on {url}", flush=True)
+        if ready_fd is not None:  # a worker: its supervisor prints the addresses
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        else:
+            _print_urls(server.urls, try_command)
 
-    await server.serve(ready=ready)
+    watchdog = None
+    if parent_pid is not None:
+        watchdog = asyncio.ensure_future(_watch_parent(server, parent_pid))
+    try:
+        await server.serve(ready=ready)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+async def _watch_parent(server: AppServer, parent_pid: int) -> None:
+    """A worker whose supervisor is gone drains and exits."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1.0)
+    logging.getLogger("nghttp2py").info("the supervisor has gone: shutting down")
+    server.close()
+
+
+def _print_urls(urls: list[str], try_command: str) -> None:
+    for url in urls:
+        print(f"serving on {url} (try: {try_command.format(url=url)})"
+              if not url.startswith("unix:") else f"serving on {url}", flush=True)
+
+
+def _supervise(options: argparse.Namespace, argv: Sequence[str] | None, binds: list[Bind],
+               scheme: str, try_command: str) -> int:
+    """Run the server in worker processes (``--workers``, ``--reload``); the exit status."""
+    sockets = WorkerSockets()
+    try:
+        for bind in binds:
+            try:
+                sockets.add(bind, scheme)
+            except OSError as exc:
+                raise CommandLineError(f"cannot listen on {bind}: {_reason(exc)}") from None
+    except BaseException:
+        sockets.close()
+        raise
+    command = _worker_command(argv) + sockets.worker_binds
+    count = 1 if options.reload else options.workers
+    supervisor = Supervisor(command, count, sockets,
+                            reload_dir=Path.cwd() if options.reload else None)
+    return supervisor.run(ready=lambda: _print_urls(sockets.urls, try_command))
+
+
+# Options the supervisor keeps to itself: (option, whether it takes a value).
+_SUPERVISOR_OPTIONS = {"--workers": True, "--reload": False, "--bind": True}
+
+
+def _worker_command(argv: Sequence[str] | None) -> list[str]:
+    """How to start one worker: this program again, without the supervisor's options."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    original = getattr(sys, "orig_argv", None)
+    if argv is None and original and len(original) >= len(given) + 1:
+        prefix = [sys.executable, *original[1:len(original) - len(given)]]
+    else:
+        prefix = [sys.executable, "-m", "nghttp2py"]
+    kept = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+            continue
+        name, equals, _ = arg.partition("=")
+        if name in _SUPERVISOR_OPTIONS:
+            skip = _SUPERVISOR_OPTIONS[name] and not equals
+            continue
+        kept.append(arg)
+    return prefix + kept
 
 
 def _ssl_context(certfile: str | None, keyfile: str | None,

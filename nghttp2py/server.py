@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from . import loops
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
+from .proxy_protocol import ProxyProtocolReader
 from .settings import ServerSettings, Timeouts
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ class HTTP2Server:
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
     ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
     listening socket made elsewhere (a Unix socket, one inherited from systemd,
-    one shared by worker processes), replaces ``address``. ``access_log``
+    one shared by worker processes), replaces ``address``. ``proxy_protocol``
+    reads a PROXY protocol (v1 or v2) header at the start of every connection
+    and takes the client address from it. ``access_log``
     logs one line per request to the ``nghttp2py.access`` logger.
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
@@ -64,6 +67,7 @@ class HTTP2Server:
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
         sock: socket.socket | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -78,6 +82,7 @@ class HTTP2Server:
         self.backlog = backlog
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
+        self.proxy_protocol = proxy_protocol
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -100,18 +105,23 @@ class HTTP2Server:
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop)
         new_connection = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
+        ssl = self.ssl
+        if self.proxy_protocol:
+            # The PROXY header comes first, before TLS: the reader starts TLS after it.
+            new_connection = functools.partial(ProxyProtocolReader, new_connection, ssl, loop)
+            ssl = None
         host, port = self.address
         if self.sock is not None:
             self._server = await loop.create_server(
-                new_connection, sock=self.sock, ssl=self.ssl, backlog=self.backlog)
+                new_connection, sock=self.sock, ssl=ssl, backlog=self.backlog)
         elif host:
             self._server = await loop.create_server(
-                new_connection, host, port, ssl=self.ssl, backlog=self.backlog,
+                new_connection, host, port, ssl=ssl, backlog=self.backlog,
                 reuse_address=True)
         else:
             # One socket for every interface, so that port 0 means one port.
             self._server = await loop.create_server(
-                new_connection, sock=_any_address_socket(port, self.backlog), ssl=self.ssl,
+                new_connection, sock=_any_address_socket(port, self.backlog), ssl=ssl,
                 backlog=self.backlog)
         logger.info("serving HTTP/2 (%s) on %s, on the %s event loop",
                     "TLS" if self.ssl else "h2c",

@@ -56,7 +56,7 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
     return type("WSGIApp", (WSGIHandler,), {
         "wsgi_app": staticmethod(app), "wsgi_executor": executor,
         "wsgi_root_path": root_path.rstrip("/"), "wsgi_server": server,
-        "wsgi_multiprocess": multiprocess, "__module__": __name__})
+        "wsgi_multiprocess": multiprocess, "requests": 0, "__module__": __name__})
 
 
 class RequestBody(io.RawIOBase):
@@ -162,8 +162,10 @@ class WSGIHandler(BaseRequestHandler):
     wsgi_root_path: str
     wsgi_server: tuple[str, int | None] | None
     wsgi_multiprocess: bool
+    requests: int  # requests started, for --max-requests
 
     def on_headers(self) -> None:
+        type(self).requests += 1
         self.loop = asyncio.get_running_loop()
         self.input = RequestBody(self)
         self.gone = False

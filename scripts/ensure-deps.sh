@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="libnghttp2-dev nghttp2-client nghttp2-server pkg-config openssl curl build-essential"
 if [ "${1:-}" = "--test" ]; then
-    PACKAGES="$PACKAGES chromium"
+    PACKAGES="$PACKAGES chromium nghttp2-proxy"
     shift
 fi
 PYTHON=${1:-${PYTHON:-python3}}

@@ -61,6 +61,7 @@ cdef class ASGIHandler(BaseRequestHandler):
     def on_headers(self):
         cdef ASGIConfig config = <ASGIConfig?>type(self).asgi_config
         self.config = config
+        config.requests += 1
         self.scope = scope = self.build_scope(config)
         self.app_task = self.protocol.loop.create_task(
             self.run_app(config.app(scope, self.receive, self.send)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -63,7 +64,13 @@ async def later(request: Request) -> PlainTextResponse:
     return PlainTextResponse("queued", background=BackgroundTask(record, request.query_params["id"]))
 
 
+async def pid(request: Request) -> PlainTextResponse:
+    """Which worker process answered."""
+    return PlainTextResponse(str(os.getpid()))
+
+
 app = Starlette(routes=[
+    Route("/pid", pid),
     Route("/", home),
     Route("/numbers", numbers),
     Route("/upload", upload, methods=["POST"]),
