@@ -50,8 +50,10 @@ def test_quart_site_pushes_its_assets(program, certificate):
                    tls=certificate, env=APPS_ENV)
     result = run_peer("nghttp", "-nv", site.url, env=PEER_ENV)
     assert result.returncode == 0, result.stderr
-    promised = re.findall(r"PUSH_PROMISE frame.*\n(?:.*\n)*?.*:path: (\S+)", result.stdout)
+    # nghttp prints a promised request's fields, then the PUSH_PROMISE frame line.
+    promised = re.findall(r"recv \(stream_id=\d+\) :path: (\S+)", result.stdout)
     assert sorted(promised) == ["/static/css/style.css", "/static/js/app.js"], result.stdout
+    assert result.stdout.count("recv PUSH_PROMISE frame") == 2
     site.stop()
 
 
@@ -76,6 +78,7 @@ def test_quart_pushed_bodies_are_the_files(program, certificate, h2_client):
         expected = (static / path.removeprefix("/static/")).read_bytes()
         assert stream_result(events, pushed_id)["body"] == expected, path
     assert b"Served by Quart on nghttp2py" in stream_result(events, stream_id)["body"]
+    client.close()
     site.stop()
 
 
@@ -106,7 +109,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 
 def hello(request):
-    return HttpResponse(f"django {request.method} {request.path} {request.META['SERVER_PROTOCOL']}")
+    return HttpResponse(f"django {request.method} {request.path} "
+                        f"HTTP/{request.scope['http_version']}")
 
 
 @csrf_exempt

@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def documented(command: str) -> list[str]:
     """The words of the documented command line that starts with ``command``."""
-    match = re.search(rf"^({re.escape(command)} .*(?:\\\n.*)*)$", PAGE, re.MULTILINE)
+    match = re.search(rf"^({re.escape(command)}(?:[^\n]*\\\n)*[^\n]*)$", PAGE, re.MULTILINE)
     assert match, f"docs/deploy.md no longer shows {command}"
     return shlex.split(match.group(1).replace("\\\n", " "))
 
@@ -169,7 +169,7 @@ def test_behind_nghttpx_with_the_proxy_protocol(program, certificate, tmp_path):
         arg.replace("0.0.0.0,8443", f"127.0.0.1,{frontend_port}")
            .replace("127.0.0.1,8000", f"127.0.0.1,{backend_port}")
         for arg in documented("nghttpx --frontend")[1:-2]]
-    nghttpx += ["--workers=1", f"--pid-file={tmp_path / 'nghttpx.pid'}", "--errorlog-syslog=no",
+    nghttpx += ["--workers=1", f"--pid-file={tmp_path / 'nghttpx.pid'}",
                 f"--errorlog-file={tmp_path / 'nghttpx.log'}", str(certificate[1]),
                 str(certificate[0])]
     proxy = subprocess.Popen(nghttpx, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,7 +204,8 @@ def test_systemd_socket_activation_with_workers(certificate):
     options[options.index("--workers") + 1] = "2"
     port = free_port()
     activate = subprocess.Popen(
-        [require("systemd-socket-activate"), "-l", f"127.0.0.1:{port}", sys.executable,
+        [require("systemd-socket-activate"), "-l", f"127.0.0.1:{port}",
+         *(f"-E{name}" for name in ("PYTHONPATH", "NGHTTP2PY_LOOP", "PATH")), sys.executable,
          "-m", "nghttp2py", "apps.whoami:app", *options],
         env=APPS_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -10,6 +10,7 @@ REPO = BENCH.parent
 BENCH_PY = BENCH / ".venv" / "bin" / "python"
 BENCH_BIN = BENCH / ".venv" / "bin"
 ASGI_APP = "bench.servers.asgi_app:app"
+WSGI_APP = "bench.servers.wsgi_app:app"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class Server:
             return [main_python, ours, str(port), "--loop", "asyncio", *tls_args]
         if self.name == "nghttp2py-uvloop":
             return [main_python, ours, str(port), "--loop", "uvloop", *tls_args]
+        if self.name.startswith(("nghttp2py-asgi", "nghttp2py-wsgi")):
+            # The app adapters, on uvloop; "-2w": two worker processes.
+            app = ASGI_APP if "asgi" in self.name else WSGI_APP
+            workers = ["--workers", "2"] if self.name.endswith("-2w") else []
+            cert = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
+            return [main_python, "-m", "nghttp2py", app, "--bind", f"127.0.0.1:{port}",
+                    "--loop", "uvloop", "--log-level", "warning", *workers, *cert]
         if self.name == "hypercorn":
             extra = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [str(BENCH_BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -75,6 +83,9 @@ REFERENCE = "nghttp2py"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
     Server("nghttp2py-uvloop"),
+    Server("nghttp2py-asgi"),
+    Server("nghttp2py-asgi-2w"),
+    Server("nghttp2py-wsgi"),
     Server("hypercorn"),
     Server("granian"),
     Server("twisted", h2c=False,
