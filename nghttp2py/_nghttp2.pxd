@@ -373,6 +373,13 @@ cdef class ASGIConfig:
     cdef public object push_runner
     cdef public bint tls
     cdef public Py_ssize_t requests
+    # The loop seen without a task factory: its tasks are made directly.
+    cdef object task_loop
+    # The fixed part of every scope, and the server it was made for.
+    cdef dict template
+    cdef object template_server
+
+    cdef dict scope_template(self)
 
 
 cdef class ASGIHandler(BaseRequestHandler):

@@ -10,6 +10,9 @@
 # buffered, and past ASGI_READ_AHEAD bytes the handler pauses reading, so the
 # protocol stops acknowledging data and the client is held back.
 
+from libc.string cimport memchr
+
+from asyncio import Task as _Task
 from urllib.parse import unquote_to_bytes as _unquote_to_bytes
 
 from nghttp2py.errors import InvalidHeaderError as _InvalidHeaderError
@@ -48,6 +51,18 @@ cdef class ASGIConfig:
         self.push_runner = push_runner
         self.tls = tls
 
+    cdef dict scope_template(self):
+        """The keys of every http scope, with the values that are the same for all."""
+        if self.template is None or self.template_server is not self.server:
+            self.template_server = self.server
+            self.template = {
+                "type": "http", "asgi": self.asgi, "http_version": None, "method": None,
+                "scheme": None, "path": None, "raw_path": None, "query_string": None,
+                "root_path": self.root_path, "headers": None, "client": None,
+                "server": self.server, "extensions": self.extensions,
+            }
+        return self.template
+
 
 cdef class ASGIHandler(BaseRequestHandler):
     """Runs an ASGI 3 application for each request (see docs/asgi.md).
@@ -63,8 +78,16 @@ cdef class ASGIHandler(BaseRequestHandler):
         self.config = config
         config.requests += 1
         self.scope = scope = self.build_scope(config)
-        self.app_task = self.protocol.loop.create_task(
-            self.run_app(config.app(scope, self.receive, self.send)))
+        coro = self.run_app(config.app(scope, self.receive, self.send))
+        loop = self.protocol.loop
+        if loop is config.task_loop:
+            # What loop.create_task does without a task factory, minus the
+            # "Task-N" name formatted per task.
+            self.app_task = _Task(coro, loop=loop, name="asgi")
+        else:
+            self.app_task = loop.create_task(coro)
+            if loop.get_task_factory() is None:
+                config.task_loop = loop
 
     def on_data(self, data):
         if self.request_chunks is None:
@@ -95,16 +118,17 @@ cdef class ASGIHandler(BaseRequestHandler):
 
     cdef dict build_scope(self, ASGIConfig config):
         cdef bytes target = self.path if self.path is not None else b"/"
-        cdef Py_ssize_t query = target.find(b"?")
-        cdef bytes raw_path, query_string
-        if query >= 0:
-            raw_path = target[:query]
-            query_string = target[query + 1:]
-        else:
-            raw_path = target
-            query_string = b""
+        cdef const char *data = PyBytes_AS_STRING(target)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(target)
+        cdef const char *mark = <const char *>memchr(data, b'?', size)
+        cdef bytes raw_path = target
+        cdef bytes query_string = b""
+        if mark != NULL:
+            raw_path = PyBytes_FromStringAndSize(data, mark - data)
+            query_string = PyBytes_FromStringAndSize(mark + 1, size - (mark - data) - 1)
+            size = mark - data
         cdef str path
-        if b"%" in raw_path:
+        if memchr(data, b'%', size) != NULL:
             path = _unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
             path = raw_path.decode("utf-8", "replace")
@@ -120,21 +144,16 @@ cdef class ASGIHandler(BaseRequestHandler):
         client = self.client_address
         if client is not None and (type(client) is not tuple or len(<tuple>client) != 2):
             client = tuple(client[:2]) if isinstance(client, tuple) and client else None
-        cdef dict scope = {
-            "type": "http",
-            "asgi": config.asgi,
-            "http_version": self.protocol.http_version,
-            "method": method,
-            "scheme": scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query_string,
-            "root_path": config.root_path,
-            "headers": self.scope_headers(),
-            "client": client,
-            "server": config.server,
-            "extensions": config.extensions,
-        }
+        # A copy of the fixed part, then only existing keys are set: no resizing.
+        cdef dict scope = config.scope_template().copy()
+        scope["http_version"] = self.protocol.http_version
+        scope["method"] = method
+        scope["scheme"] = scheme
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query_string
+        scope["headers"] = self.scope_headers()
+        scope["client"] = client
         if config.state is not None:
             scope["state"] = config.state.copy()
         if config.tls:
@@ -146,11 +165,13 @@ cdef class ASGIHandler(BaseRequestHandler):
         cdef list headers = self._headers if self._headers is not None else self.build_headers()
         self._headers = headers
         cdef bytes host = self.host
+        cdef bytes name
         cdef Py_ssize_t i
         if host is None:
             return headers
         for i in range(len(headers)):
-            if (<tuple>headers[i])[0] == b"host":
+            name = <bytes>(<tuple>headers[i])[0]
+            if PyBytes_GET_SIZE(name) == 4 and memcmp(PyBytes_AS_STRING(name), b"host", 4) == 0:
                 if (<tuple>headers[i])[1] != host:
                     headers[i] = (b"host", host)
                 return headers
