@@ -235,9 +235,9 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                               "(nghttpx, HAProxy): the client address comes from it")
     processes = parser.add_argument_group("processes")
     processes.add_argument("--workers", metavar="N", type=_positive_int,
-                           help="serve from N worker processes sharing the addresses "
-                                "(SO_REUSEPORT); a dead worker is replaced, SIGHUP replaces "
-                                "them one by one (default 1: no workers, one process)")
+                           help="serve from N worker processes sharing the listening sockets; "
+                                "a dead worker is replaced, SIGHUP replaces them one by one "
+                                "(default 1: no workers, one process)")
     processes.add_argument("--max-requests", metavar="N", type=_positive_int,
                            help="a worker that has served N requests (ASGI/WSGI) drains and "
                                 "is replaced")
@@ -248,7 +248,9 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                            help="development: restart when a .py file under the current "
                                 "directory changes")
     processes.add_argument("--reuse-port", action="store_true", default=None,
-                           help="open TCP binds with SO_REUSEPORT (several servers, one port)")
+                           help="open TCP binds with SO_REUSEPORT: with --workers, a socket "
+                                "per worker, connections spread evenly by the kernel (see "
+                                "docs/deploy.md for reloads)")
     processes.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     processes.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     settings = parser.add_argument_group("HTTP/2 settings (see nghttp2py.ServerSettings)")
@@ -323,8 +325,9 @@ def _config_value(path: str, key: str, action: argparse.Action, value: Any) -> A
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             raise CommandLineError(f"--config {path}: {key} = {item!r} is not a valid value")
+        convert: Callable[[str], Any] = action.type if callable(action.type) else str
         try:
-            item = action.type(str(item)) if action.type is not None else str(item)
+            item = convert(str(item))
         except (argparse.ArgumentTypeError, ValueError) as exc:
             raise CommandLineError(f"--config {path}: {key}: {exc}") from None
         if action.choices is not None and item not in action.choices:
@@ -399,7 +402,7 @@ def _settings(options: argparse.Namespace) -> tuple[ServerSettings, Timeouts]:
     given = {field.name: getattr(options, field.name)
              for field in dataclasses.fields(ServerSettings)
              if getattr(options, field.name) is not None}
-    timeouts = {}
+    timeouts: dict[str, Any] = {}
     for field in dataclasses.fields(Timeouts):
         value = getattr(options, f"timeout_{field.name}")
         if value is not None:
@@ -480,7 +483,7 @@ def _supervise(options: argparse.Namespace, argv: Sequence[str] | None, binds: l
     try:
         for bind in binds:
             try:
-                sockets.add(bind, scheme)
+                sockets.add(bind, scheme, reuse_port=bool(options.reuse_port))
             except OSError as exc:
                 raise CommandLineError(f"cannot listen on {bind}: {_reason(exc)}") from None
     except BaseException:

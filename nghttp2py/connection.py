@@ -129,11 +129,24 @@ class ServerConnection(asyncio.BufferedProtocol):
         session = self._session
         if session is None or session.shutting_down:
             return
+        young = time.monotonic() - self._started
+        if not session.preface_received and young < self._config.timeouts.shutdown_ping:
+            # Accepted a moment ago (just before a worker was told to drain):
+            # its client's first requests are on the way, and a GOAWAY now
+            # would refuse them. Let them arrive first.
+            if self._shutdown_timer is None:
+                self._shutdown_timer = self._config.loop.call_later(
+                    self._config.timeouts.shutdown_ping - young, self._shutdown_later)
+            return
         session.shutdown()
         if session.shutting_down and self._transport is not None \
                 and not self._transport.is_closing():
             self._shutdown_timer = self._config.loop.call_later(
                 self._config.timeouts.shutdown_ping, session.finish_shutdown)
+
+    def _shutdown_later(self) -> None:
+        self._shutdown_timer = None
+        self.shutdown()
 
     def abort(self) -> None:
         """Close at once, dropping whatever is in flight."""

@@ -25,6 +25,8 @@ logger = logging.getLogger("nghttp2py")
 
 # Shared by every connection of one server; see ServerConnection.
 _READ_BUFFER_SIZE = 256 * 1024
+# How long close() waits for connections accepted just before it.
+_ACCEPT_SETTLE = 0.05
 
 
 class HTTP2Server:
@@ -88,6 +90,7 @@ class HTTP2Server:
         self._connections: set[ServerConnection] = set()
         self._read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
         self._closing = False
+        self._accepts_settled = False
         self._abort_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
 
@@ -103,12 +106,13 @@ class HTTP2Server:
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop)
-        new_connection = functools.partial(
+        new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         ssl = self.ssl
         if self.proxy_protocol:
             # The PROXY header comes first, before TLS: the reader starts TLS after it.
-            new_connection = functools.partial(ProxyProtocolReader, new_connection, ssl, loop)
+            new_connection = functools.partial(
+                ProxyProtocolReader, new_connection, ssl, loop)  # type: ignore[arg-type]
             ssl = None
         host, port = self.address
         if self.sock is not None:
@@ -142,6 +146,12 @@ class HTTP2Server:
             connection.shutdown()
         assert self.loop is not None
         self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
+        # A connection the kernel handed over just before close() reaches
+        # _connection_made a few loop iterations later: wait for it.
+        self.loop.call_later(_ACCEPT_SETTLE, self._settled)
+
+    def _settled(self) -> None:
+        self._accepts_settled = True
         self._check_closed()
 
     def abort(self) -> None:
@@ -244,7 +254,7 @@ class HTTP2Server:
         self._check_closed()
 
     def _check_closed(self) -> None:
-        if self._closing and not self._connections and self._closed is not None:
+        if self._accepts_settled and not self._connections and self._closed is not None:
             self._closed.set()
             if self._abort_timer is not None:
                 self._abort_timer.cancel()

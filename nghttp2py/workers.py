@@ -4,10 +4,14 @@ A supervisor (the process the user started) holds the listening addresses and
 runs N workers, each ``python -m nghttp2py`` serving the same app in a process
 of its own:
 
-- on Linux a TCP bind is shared with ``SO_REUSEPORT``: the supervisor reserves
-  the port (resolving port 0) and every worker listens on it with a socket of
-  its own, so the kernel spreads connections evenly; a Unix socket or an
-  inherited ``fd://N`` is opened once and handed to every worker;
+- every bind is opened once by the supervisor and the listening socket handed
+  to every worker: one accept queue, so a worker that stops listening leaves
+  the connections waiting there to the others (reloads drop nothing);
+- with ``--reuse-port`` a TCP bind is shared with ``SO_REUSEPORT`` instead: the
+  supervisor reserves the port (resolving port 0) and every worker listens on
+  it with a socket of its own, so the kernel spreads connections evenly; but
+  connections waiting in a draining worker's own queue are reset, unless the
+  system migrates them (Linux: ``sysctl net.ipv4.tcp_migrate_req=1``);
 - a worker that dies is started again (one that exits on its own, after
   ``--max-requests``, too);
 - SIGTERM or SIGINT drains every worker gracefully (GOAWAY, the started
@@ -28,7 +32,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,9 +57,10 @@ class WorkerSockets:
     held: list[socket.socket] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
 
-    def add(self, bind: Bind, scheme: str, backlog: int = 1024) -> None:
-        """Reserve (SO_REUSEPORT) or open ``bind`` for the workers; raises OSError."""
-        if bind.kind == "tcp" and hasattr(socket, "SO_REUSEPORT") and sys.platform == "linux":
+    def add(self, bind: Bind, scheme: str, backlog: int = 1024, reuse_port: bool = False
+            ) -> None:
+        """Open ``bind`` for the workers, or with ``reuse_port`` reserve its port; raises OSError."""
+        if reuse_port and bind.kind == "tcp" and hasattr(socket, "SO_REUSEPORT"):
             reserved = _reserve_port(bind)
             self.held.append(reserved)
             host, port = reserved.getsockname()[:2]

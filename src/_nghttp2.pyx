@@ -20,6 +20,6 @@ NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
     "BaseRequestHandler", "HTTPProtocol", "Session", "ASGIConfig", "ASGIHandler",
-    "ClientDisconnected", "HDDeflater", "HDInflater",
+    "HDDeflater", "HDInflater",
     "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]

@@ -69,8 +69,15 @@ async def pid(request: Request) -> PlainTextResponse:
     return PlainTextResponse(str(os.getpid()))
 
 
+async def slow(request: Request) -> PlainTextResponse:
+    """Answers after a second: a request still in flight when the worker is told to go."""
+    await asyncio.sleep(1.0)
+    return PlainTextResponse(f"slow from {os.getpid()}")
+
+
 app = Starlette(routes=[
     Route("/pid", pid),
+    Route("/slow", slow),
     Route("/", home),
     Route("/numbers", numbers),
     Route("/upload", upload, methods=["POST"]),
