@@ -233,12 +233,13 @@ def worker_pids(supervisor: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-def test_workers_share_the_port_and_a_dead_one_is_replaced(program):
-    server = program(["-m", "nghttp2py", "apps.starlette_app:app", "--workers", "2"],
+@pytest.mark.parametrize("sharing", [[], ["--reuse-port"]], ids=["one-socket", "reuse-port"])
+def test_workers_share_the_port_and_a_dead_one_is_replaced(program, sharing):
+    server = program(["-m", "nghttp2py", "apps.starlette_app:app", "--workers", "2", *sharing],
                      env=APPS_ENV)
     workers = worker_pids(server.process.pid)
     assert len(workers) == 2
-    assert set(pids(server.url, 40)) == workers  # the kernel spreads connections
+    assert set(pids(server.url, 40)) == workers  # both accept connections
     victim = min(workers)
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10
