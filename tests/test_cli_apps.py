@@ -8,6 +8,7 @@ replaced, SIGHUP replacing every worker without a failed request,
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -298,3 +299,77 @@ def test_max_requests_recycles_workers(program):
             time.sleep(0.05)  # a connection that met a worker going away
     server.stop(signal.SIGTERM)
     assert "(--max-requests): shutting down to be replaced" in server.stderr()
+
+
+# -- client certificates, --reload, the Python API ----------------------------------------
+
+
+def test_client_certificate_reaches_the_tls_extension(program, certificate, tmp_path):
+    client_cert, client_key = tmp_path / "client.crt", tmp_path / "client.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=test-client", "-keyout", str(client_key), "-out", str(client_cert)],
+                   check=True, capture_output=True)
+    server = program(["-m", "nghttp2py", "apps.whoami:tls_app", "--ca-certs", str(client_cert)],
+                     tls=certificate, env=APPS_ENV)
+    with_cert = run_peer("curl", "-sS", "--http2", "--cacert", str(certificate[0]), "--cert",
+                         str(client_cert), "--key", str(client_key),
+                         server.url.replace("127.0.0.1", "localhost"), env=PEER_ENV)
+    without = run_peer("curl", "-sS", "--http2", "--cacert", str(certificate[0]),
+                       server.url.replace("127.0.0.1", "localhost"), env=PEER_ENV)
+    server.stop()
+    seen = json.loads(with_cert.stdout)
+    assert seen["client_cert_name"] == "CN=test-client"
+    assert seen["client_cert_chain"] == 1
+    assert seen["tls_version"] in (0x0303, 0x0304)
+    assert json.loads(without.stdout)["client_cert_name"] is None
+
+
+def test_reload_restarts_on_a_source_change(program, tmp_path):
+    source = tmp_path / "reloading.py"
+    source.write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'first version'})\n")
+    server = program(["-m", "nghttp2py", "reloading:app", "--reload"], cwd=tmp_path,
+                     env=APPS_ENV)
+    result = run_peer("curl", "-sS", "--http2-prior-knowledge", server.url, env=PEER_ENV)
+    assert result.stdout == "first version"
+    time.sleep(0.05)
+    source.write_text(source.read_text().replace("first version", "second version"))
+    deadline = time.monotonic() + 15
+    while True:
+        result = run_peer("curl", "-sS", "--http2-prior-knowledge", server.url, env=PEER_ENV)
+        if result.stdout == "second version":
+            break
+        assert time.monotonic() < deadline, (result.stdout, server.stderr())
+        time.sleep(0.2)
+    server.stop()
+    assert "a source file changed: reloading" in server.stderr()
+
+
+def test_the_python_api(tmp_path):
+    path = tmp_path / "api.sock"
+    (tmp_path / "api_program.py").write_text(
+        "import nghttp2py\n"
+        "from apps.whoami import app\n"
+        f"nghttp2py.serve(app, bind=['unix:{path}'], loop='asyncio')\n")
+    process = subprocess.Popen([sys.executable, "api_program.py"], cwd=tmp_path, env=APPS_ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--unix-socket",
+                              str(path), "http://localhost/", env=PEER_ENV)
+            if result.returncode == 0:
+                break
+            assert time.monotonic() < deadline and process.poll() is None, result.stderr
+            time.sleep(0.1)
+        assert json.loads(result.stdout)["client"] is None  # a Unix socket has no address
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+        process.communicate()
