@@ -174,7 +174,9 @@ class WSGIHandler(BaseRequestHandler):
         self.finished = False
         self.error: BaseException | None = None
         self.room = threading.Condition()
-        self.loop.run_in_executor(self.wsgi_executor, self.run, self.environ())
+        # Not run_in_executor: its asyncio future would wake the loop once more per
+        # request, for a result nobody awaits (run() answers everything itself).
+        self.wsgi_executor.submit(self.run, self.environ())
 
     def on_data(self, data: bytes) -> None:
         if self.input.feed(data):
