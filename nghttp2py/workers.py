@@ -195,6 +195,7 @@ class Supervisor:
 
     def _supervise(self) -> int:
         stamps = self._source_stamps()
+        next_look = time.monotonic() + RELOAD_POLL
         while True:
             while self._signals:
                 signum = self._signals.pop(0)
@@ -205,7 +206,8 @@ class Supervisor:
                     logger.info("%s: draining the workers", signal.Signals(signum).name)
                     return self._stop(signum)
             self._reap()
-            if self.reload_dir is not None:
+            if self.reload_dir is not None and time.monotonic() >= next_look:
+                next_look = time.monotonic() + RELOAD_POLL
                 changed = self._source_stamps()
                 if changed != stamps:
                     stamps = changed
@@ -267,16 +269,30 @@ class Supervisor:
             worker.close()
         return 0
 
-    def _source_stamps(self) -> dict[Path, float]:
+    def _source_stamps(self) -> dict[str, float]:
+        """Modification times of the ``.py`` files under ``reload_dir``, virtualenvs and
+        hidden directories left out."""
         if self.reload_dir is None:
             return {}
         stamps = {}
-        for path in self.reload_dir.rglob("*.py"):
-            try:
-                stamps[path] = path.stat().st_mtime
-            except OSError:
-                continue
+        for directory, subdirectories, files in os.walk(self.reload_dir):
+            subdirectories[:] = [
+                name for name in subdirectories
+                if not name.startswith(".") and name not in _NOT_WATCHED
+                and not os.path.exists(os.path.join(directory, name, "pyvenv.cfg"))]
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(directory, name)
+                    try:
+                        stamps[path] = os.stat(path).st_mtime
+                    except OSError:
+                        continue
         return stamps
+
+
+# Directories --reload does not look into (besides hidden ones and virtualenvs).
+_NOT_WATCHED = frozenset(("__pycache__", "node_modules", "site-packages", "build", "dist"))
+RELOAD_POLL = 0.5
 
 
 def _exit_reason(code: int) -> str:

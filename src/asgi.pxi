@@ -189,11 +189,10 @@ cdef class ASGIHandler(BaseRequestHandler):
         if der:
             chain.append(_pem_certificate(der))
         certificate = self.client_certificate or {}
-        name = None
-        for rdn in certificate.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    name = f"CN={value}"
+        # RFC 4514: the most specific attribute first.
+        name = ",".join(f"{_DN_KEYS.get(key, key)}={value}"
+                        for rdn in reversed(certificate.get("subject", ()))
+                        for key, value in rdn) or None
         cipher = ssl_object.cipher()
         return {
             "server_cert": None,
@@ -431,6 +430,10 @@ cdef class _DoneAwaitable:
 
 
 cdef dict _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+cdef dict _DN_KEYS = {"commonName": "CN", "organizationName": "O",
+                      "organizationalUnitName": "OU", "countryName": "C",
+                      "stateOrProvinceName": "ST", "localityName": "L",
+                      "domainComponent": "DC", "userId": "UID"}
 
 
 cdef str _pem_certificate(bytes der):
