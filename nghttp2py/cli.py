@@ -209,6 +209,10 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
     parser.add_argument("--loop", choices=loops.LOOPS,
                         help=f"event loop (default: ${loops.LOOP_ENVIRONMENT_VARIABLE}, "
                              "else asyncio)")
+    parser.add_argument("--uvloop", dest="loop", action="store_const", const="uvloop",
+                        help="the same as --loop uvloop")
+    parser.add_argument("--no-uvloop", dest="loop", action="store_const", const="asyncio",
+                        help="the same as --loop asyncio")
     parser.add_argument("--log-level", choices=_LOG_LEVELS,
                         help="log messages at this level and above to stderr (default info)")
     if app_argument:
