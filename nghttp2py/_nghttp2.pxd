@@ -389,7 +389,7 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef int flow
     cdef list request_chunks
     cdef Py_ssize_t buffered
-    cdef object receive_waiter
+    cdef list receive_waiters
     cdef object response_status
     cdef object response_headers
     cdef list out_chunks

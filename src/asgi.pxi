@@ -29,7 +29,6 @@ cdef dict _SCHEME_NAMES = {b"http": "http", b"https": "https"}
 # message must not carry them (RFC 9113 section 8.2.2), HTTP/1.1 adds its own.
 cdef frozenset _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection",
                                         b"transfer-encoding", b"upgrade", b"te"))
-cdef dict _DISCONNECT = {"type": "http.disconnect"}
 
 
 cdef class ASGIConfig:
@@ -209,8 +208,18 @@ cdef class ASGIHandler(BaseRequestHandler):
     async def receive(self):
         """The ASGI ``receive``: the next ``http.request`` chunk, else ``http.disconnect``."""
         while not self.message_ready():
-            waiter = self.receive_waiter = self.protocol.loop.create_future()
-            await waiter
+            # A future per caller: frameworks may wait in two tasks at once (a
+            # disconnect listener beside the body reader), and cancelling one
+            # must not wake the other.
+            waiter = self.protocol.loop.create_future()
+            if self.receive_waiters is None:
+                self.receive_waiters = []
+            self.receive_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self.receive_waiters is not None and waiter in self.receive_waiters:
+                    self.receive_waiters.remove(waiter)
         return self.next_message()
 
     cdef bint message_ready(self):
@@ -226,7 +235,7 @@ cdef class ASGIHandler(BaseRequestHandler):
         cdef list chunks
         cdef bytes body
         if self.flow & ASGI_RESET:
-            return _DISCONNECT
+            return {"type": "http.disconnect"}
         if self.request_chunks is not None:
             chunks, self.request_chunks = self.request_chunks, None
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -241,12 +250,14 @@ cdef class ASGIHandler(BaseRequestHandler):
         if not (self.flow & ASGI_BODY_SENT):
             self.flow |= ASGI_BODY_SENT
             return {"type": "http.request", "body": b"", "more_body": False}
-        return _DISCONNECT
+        return {"type": "http.disconnect"}
 
     cdef void wake_receiver(self) except *:
-        waiter, self.receive_waiter = self.receive_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self.receive_waiters = self.receive_waiters, None
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- send ------------------------------------------------------------------------
 

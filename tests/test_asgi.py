@@ -473,3 +473,23 @@ def test_tls_extension(serve, server_ssl_context, certificate):
     assert scopes[0]["scheme"] == "https"
     assert tls["tls_version"] in (0x0303, 0x0304)
     assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+
+
+def test_two_receivers_at_once_and_one_cancelled(serve):
+    """A disconnect listener beside the body reader; cancelling one leaves the other waiting."""
+    seen: queue.Queue = queue.Queue()
+
+    async def app(scope, receive, send):
+        body = await read_body(receive)
+        listener = asyncio.ensure_future(receive())
+        other = asyncio.ensure_future(receive())
+        await asyncio.sleep(0.05)
+        listener.cancel()
+        for message in reply(body=body):
+            await send(message)
+        seen.put(await asyncio.wait_for(other, 5))
+
+    server = serve(asgi_handler(app))
+    with h2c() as client:
+        assert client.post(server.url(), content=b"data").text == "data"
+    assert seen.get(timeout=5) == {"type": "http.disconnect"}
