@@ -407,4 +407,5 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef object send_trailers(self, dict message)
     cdef object send_path(self, path)
     cdef void respond(self, body) except *
+    cdef void response_complete(self) except *
     cdef void app_finished(self, object exception) except *

@@ -89,6 +89,8 @@ cdef class ASGIHandler(BaseRequestHandler):
                 config.task_loop = loop
 
     def on_data(self, data):
+        if self.flow & ASGI_COMPLETE:
+            return  # answered already: the rest of the body is taken and dropped
         if self.request_chunks is None:
             self.request_chunks = [data]
         else:
@@ -305,6 +307,7 @@ cdef class ASGIHandler(BaseRequestHandler):
                 # The whole body in one message: one response, nothing streamed.
                 self.flow |= ASGI_COMPLETE
                 self.respond(body)
+                self.response_complete()
                 return _done()
             self.flow |= ASGI_STREAMING
             self.out_chunks = []
@@ -316,7 +319,7 @@ cdef class ASGIHandler(BaseRequestHandler):
         if not more:
             self.flow |= ASGI_BODY_END
             if not (self.flow & ASGI_TRAILERS):
-                self.flow |= ASGI_COMPLETE
+                self.response_complete()
         if self.body is not None:
             self.resume()
         if self.out_bytes > ASGI_WRITE_AHEAD:
@@ -334,7 +337,7 @@ cdef class ASGIHandler(BaseRequestHandler):
             self.trailer_fields = []
         self.trailer_fields.extend(message.get("headers", ()))
         if not message.get("more_trailers", False):
-            self.flow |= ASGI_COMPLETE
+            self.response_complete()
             if self.body is not None and self.trailer_fields:
                 self.trailer_block = trailer_header_block(
                     [(bytes(name).lower(), value) for name, value in self.trailer_fields])
@@ -347,7 +350,14 @@ cdef class ASGIHandler(BaseRequestHandler):
             raise RuntimeError("http.response.pathsend comes once, after http.response.start")
         self.flow |= ASGI_COMPLETE
         self.respond(open(path, "rb"))
+        self.response_complete()
         return _done()
+
+    cdef void response_complete(self) except *:
+        """The response is whole: a client still sending is no longer held back."""
+        self.flow |= ASGI_COMPLETE
+        if self.state & READING_PAUSED and not (self.state & STREAM_CLOSED):
+            self.resume_reading()
 
     cdef void respond(self, body) except *:
         """send_response with the app's start message; hop-by-hop fields dropped, names lowered."""

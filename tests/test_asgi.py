@@ -493,3 +493,15 @@ def test_two_receivers_at_once_and_one_cancelled(serve):
     with h2c() as client:
         assert client.post(server.url(), content=b"data").text == "data"
     assert seen.get(timeout=5) == {"type": "http.disconnect"}
+
+
+def test_answering_before_reading_an_upload_does_not_stall_the_client(serve):
+    """Once the response is whole, the rest of the body is taken (and dropped)."""
+    async def app(scope, receive, send):
+        for message in reply(413, b"too large"):
+            await send(message)
+
+    server = serve(asgi_handler(app))
+    with h2c() as client:
+        response = client.post(server.url(), content=b"x" * (5 * MiB))
+    assert (response.status_code, response.text) == (413, "too large")
