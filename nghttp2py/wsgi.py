@@ -69,6 +69,7 @@ class RequestBody(io.RawIOBase):
         self._buffered = 0
         self._eof = False
         self._gone = False
+        self._dropping = False
         self._ready = threading.Condition()
 
     # -- the loop's side -------------------------------------------------------------
@@ -76,10 +77,19 @@ class RequestBody(io.RawIOBase):
     def feed(self, data: bytes) -> bool:
         """Add a chunk; True once enough is buffered that reading should pause."""
         with self._ready:
+            if self._dropping:
+                return False
             self._chunks.append(data)
             self._buffered += len(data)
             self._ready.notify()
             return self._buffered >= READ_AHEAD
+
+    def drop(self) -> None:
+        """The app is done: what is buffered and what still comes is thrown away."""
+        with self._ready:
+            self._dropping = True
+            self._chunks.clear()
+            self._buffered = 0
 
     def feed_eof(self, gone: bool = False) -> None:
         with self._ready:
@@ -296,6 +306,13 @@ class WSGIHandler(BaseRequestHandler):
                 except Exception as exc:
                     logger.error("closing the WSGI response of stream %d failed",
                                  self.stream_id, exc_info=exc)
+            self.loop_call(self.app_done)
+
+    def app_done(self) -> None:
+        """The app has returned: a client still sending the body is no longer held back."""
+        self.input.drop()
+        if self.reading_paused and not self.gone:
+            self.resume_reading()
 
     def write(self, data: bytes) -> None:
         """The legacy ``write()`` that start_response returns."""

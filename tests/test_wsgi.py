@@ -213,3 +213,14 @@ def test_flask_upload_with_curl(flask, tmp_path):
                       flask.url("/upload"))
     assert json.loads(result.stdout) == {"size": len(data),
                                          "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_answering_before_reading_an_upload_does_not_stall_the_client(serve_wsgi):
+    def app(environ, start_response):
+        start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
+        return [b"too large"]
+
+    server = serve_wsgi(app)
+    with h2c() as client:
+        response = client.post(server.url(), content=b"x" * (5 * MiB))
+    assert (response.status_code, response.text) == (413, "too large")
