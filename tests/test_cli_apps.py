@@ -55,6 +55,10 @@ def test_quart_site_pushes_its_assets(program, certificate):
     promised = re.findall(r"recv \(stream_id=\d+\) :path: (\S+)", result.stdout)
     assert sorted(promised) == ["/static/css/style.css", "/static/js/app.js"], result.stdout
     assert result.stdout.count("recv PUSH_PROMISE frame") == 2
+    port = site.url.rsplit(":", 1)[1].strip("/")
+    page = run_peer("curl", "-sS", "--http2", "--cacert", str(certificate[0]), "-w",
+                    "%{http_version}", f"https://localhost:{port}/", env=PEER_ENV)
+    assert "Served by Quart on nghttp2py" in page.stdout and page.stdout.endswith("2")
     site.stop()
 
 
