@@ -1,5 +1,6 @@
 """nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
-from ._nghttp2 import NGHTTP2_LIB_VERSION
+from ._nghttp2 import NGHTTP2_LIB_VERSION, WebSocket
+from ._version import __version__
 from .app_server import AppServer, serve
 from .errors import (
     ErrorCode,
@@ -23,8 +24,7 @@ from .hpack import (
 )
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
-
-__version__ = "0.1.0"
+from .websocket import WebSocketClosed
 
 __all__ = [
     "DATA_DEFERRED",
@@ -50,6 +50,8 @@ __all__ = [
     "ServerSettings",
     "StreamClosedError",
     "Timeouts",
+    "WebSocket",
+    "WebSocketClosed",
     "__version__",
     "print_hd_table",
     "serve",

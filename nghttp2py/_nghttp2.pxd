@@ -13,10 +13,11 @@
 # it below; only a protocol talks to its C library. A protocol owns its
 # connection's state, a handler its stream's: each changes its own fields.
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memmove
 from libc.time cimport time, time_t
+from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
@@ -26,7 +27,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
 
@@ -69,6 +70,10 @@ cdef enum:
     NO_COPY_CAPACITY = 16384 + FRAME_HEADER_LENGTH
     # Response header fields up to this many fit in a HeaderBlock itself.
     INLINE_NV = 8
+    # nghttp2 callocs of this size and more are mapped from the kernel
+    # (memory.pxi), at most this many at a time per session.
+    PAGE_BLOCK_MIN = 4096
+    MAX_PAGE_BLOCKS = 4
 
 # A handler's (stream's) state bits.
 cdef enum:
@@ -194,6 +199,10 @@ cdef class BaseRequestHandler:
     cdef int task_event
     cdef Py_ssize_t task_bytes
     cdef object events
+    # The protocol the request asks to switch to (HTTP/2's :protocol), and its
+    # WebSocket once the handler has asked for it (websocket.pxi).
+    cdef public bytes upgrade_protocol
+    cdef WebSocket _websocket
 
     # Called by its protocol, as the request arrives and the stream ends.
     cdef int attach(self, HTTPProtocol protocol, int32_t stream_id) except -1
@@ -262,6 +271,7 @@ cdef class HTTPProtocol:
 
     # Shared by every protocol.
     cdef BaseRequestHandler new_handler(self, int32_t stream_id)
+    cdef void close_websockets(self) except *
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc)
     cdef void process_failures(self) except *
     cdef void after_app_work(self) except *
@@ -269,10 +279,18 @@ cdef class HTTPProtocol:
     cdef void raise_escape(self) except *
 
 
-# -- HTTP/2 (http2.pxi) ------------------------------------------------------------
+# -- HTTP/2 (http2.pxi, memory.pxi) ------------------------------------------------
+
+# The kernel-mapped blocks one session's allocator holds (memory.pxi).
+ctypedef struct PageBlocks:
+    void *ptr[MAX_PAGE_BLOCKS]
+    size_t size[MAX_PAGE_BLOCKS]
+
 
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
+    # Blocks of the session's memory allocator: valid until nghttp2_session_del.
+    cdef PageBlocks page_blocks
     # A BaseException from a callback that is not a handler's: handled once
     # the C call has returned.
     cdef object fatal
@@ -315,6 +333,112 @@ cdef class Session(HTTPProtocol):
                                       size_t length, uint32_t *flags) noexcept
     cdef int _on_send_data(self, BaseRequestHandler stream, const uint8_t *framehd,
                            size_t length) noexcept
+
+
+# -- WebSockets (websocket.pxi) ----------------------------------------------------
+
+# A WebSocket's state (RFC 6455 section 4 and 7).
+cdef enum:
+    WS_CONNECTING = 0
+    WS_OPEN = 1
+    # Our close frame is sent; waiting for the peer's.
+    WS_CLOSING = 2
+    WS_CLOSED = 3
+
+# Frame opcodes (RFC 6455 section 5.2).
+cdef enum:
+    WS_CONTINUATION = 0x0
+    WS_TEXT = 0x1
+    WS_BINARY = 0x2
+    WS_CLOSE = 0x8
+    WS_PING = 0x9
+    WS_PONG = 0xA
+
+
+cdef class WebSocketOutput(BodySource):
+    # Frames not yet taken by the protocol: data[start:end].
+    cdef char *data
+    cdef size_t start, end, capacity
+    # No more frames: end the stream once the buffer is empty.
+    cdef bint eof
+    # The last read found nothing: the protocol waits for resume_body.
+    cdef bint deferred
+    cdef WebSocket websocket
+
+    cdef int append(self, const uint8_t *head, size_t head_size, const char *payload,
+                    size_t size) except -1
+    cdef void taken(self) noexcept
+
+
+cdef class WebSocket:
+    cdef BaseRequestHandler stream
+    cdef WebSocketOutput output
+    cdef int state
+    # Frames are still read (not after a close frame or a protocol error).
+    cdef bint reading
+    cdef readonly object subprotocol
+    cdef readonly bytes extensions
+    cdef object _close_code
+    cdef str _close_reason
+    cdef Py_ssize_t max_message_size
+    cdef size_t write_limit
+    cdef double ping_interval, ping_timeout, close_timeout
+    cdef object ping_timer, close_timer
+    cdef bint ping_outstanding
+    # The frame being read: its header as it arrives, then its payload.
+    cdef uint8_t header[14]
+    cdef uint8_t header_length, header_needed
+    cdef bint in_payload
+    cdef uint8_t opcode
+    cdef bint fin
+    cdef uint8_t mask[4]
+    cdef uint64_t frame_remaining
+    cdef uint64_t frame_offset
+    # The message being read (WS_CONTINUATION: none).
+    cdef uint8_t message_opcode
+    cdef bint message_compressed
+    cdef char *message
+    cdef size_t message_length, message_capacity
+    cdef uint64_t compressed_length
+    cdef uint32_t utf8_state
+    cdef uint8_t control[125]
+    cdef size_t control_length
+    # Messages not yet taken by the application, and the received bytes whose
+    # flow-control credit is held back until they are.
+    cdef object messages
+    cdef object waiter
+    cdef object hook_task
+    cdef bint has_hook
+    cdef size_t held
+    cdef list drain_waiters
+    # permessage-deflate (RFC 7692): zlib objects, None when not negotiated.
+    cdef object inflater, deflater
+    cdef int inflate_bits, deflate_bits
+    cdef bint reset_inflater, reset_deflater
+
+    cdef int feed(self, const uint8_t *data, size_t length) except -1
+    cdef int begin_frame(self) except -1
+    cdef int reserve(self, size_t size) except -1
+    cdef int frame_payload(self, const uint8_t *data, size_t length) except -1
+    cdef int end_frame(self) except -1
+    cdef int inflate(self, object chunk) except -1
+    cdef int control_frame(self) except -1
+    cdef int message_complete(self) except -1
+    cdef void deliver(self, object message) except *
+    cdef void run_hook(self, object message) except *
+    cdef void release_credit(self) noexcept
+    cdef int send_frame(self, int opcode, const char *payload, size_t size,
+                        bint compressed) except -1
+    cdef int send_close(self, int code, str reason) except -1
+    cdef object new_deflater(self)
+    cdef int send_compressed(self, int opcode, object payload) except -1
+    cdef void start_close_timer(self)
+    cdef int fail(self, int code, str reason) except -1
+    cdef void finish(self) except *
+    cdef void wake(self) except *
+    cdef void output_drained(self, size_t pending) except *
+    cdef void input_ended(self) except *
+    cdef void stream_closed(self, uint32_t error_code) except *
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -3,20 +3,26 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
-_Text = Union[str, bytes]
+from typing_extensions import disjoint_base
+
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "WebSocket", "HDDeflater", "HDInflater",
+           "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
+
+_Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
-_BodyGenerator = Callable[[int], tuple[Union[bytes, str, None], int]]
-_Body = Union[None, str, bytes, bytearray, memoryview, io.IOBase, _BodyGenerator,
-              AsyncIterable[Union[bytes, str]]]
+_BodyGenerator = Callable[[int], tuple[bytes | str | None, int]]
+_Body = (None | str | bytes | bytearray | memoryview | io.IOBase | _BodyGenerator
+         | AsyncIterable[bytes | str])
 
 NGHTTP2_LIB_VERSION: str
 DATA_OK: int
 DATA_EOF: int
 DATA_DEFERRED: int
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class BaseRequestHandler:
     """Handles one request stream; subclass it and override the ``on_*`` hooks."""
 
@@ -29,6 +35,7 @@ class BaseRequestHandler:
     path: bytes | None
     headers: list[tuple[bytes, bytes]]
     trailers: list[tuple[bytes, bytes]] | None
+    upgrade_protocol: bytes | None
     def __init__(self, http2: HTTPProtocol, stream_id: int) -> None: ...
     @property
     def http2(self) -> HTTPProtocol: ...
@@ -39,6 +46,11 @@ class BaseRequestHandler:
     def on_data(self, data: bytes) -> Any: ...
     def on_request_done(self) -> Any: ...
     def on_close(self, error_code: int) -> Any: ...
+    def on_message(self, message: str | bytes) -> Any: ...
+    @property
+    def websocket(self) -> WebSocket | None: ...
+    def accept_websocket(self, subprotocol: _Text | None = None,
+                         headers: _Headers | None = None, **options: Any) -> WebSocket: ...
     def send_response(self, status: int = 200, headers: _Headers | None = None,
                       body: _Body = None, trailers: _Headers | None = None) -> None: ...
     def send_info(self, status: int, headers: _Headers | None = None) -> None: ...
@@ -50,6 +62,38 @@ class BaseRequestHandler:
     @property
     def reading_paused(self) -> bool: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
+class WebSocket:
+    """A WebSocket (RFC 6455) on one request stream (src/websocket.pxi)."""
+
+    subprotocol: _Text | None
+    extensions: bytes
+    def __init__(self) -> None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def close_code(self) -> int | None: ...
+    @property
+    def close_reason(self) -> str | None: ...
+    @property
+    def buffered_amount(self) -> int: ...
+    @property
+    def request(self) -> BaseRequestHandler: ...
+    def accept(self, subprotocol: _Text | None = None, headers: _Headers | None = None, *,
+               compression: bool = True, max_message_size: int = 1048576,
+               ping_interval: float | None = None, ping_timeout: float = 20.0,
+               close_timeout: float = 10.0, write_limit: int = 65536) -> WebSocket: ...
+    def send(self, message: str | bytes | bytearray | memoryview) -> Awaitable[None]: ...
+    def ping(self, data: bytes = b"") -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    async def receive(self) -> str | bytes: ...
+    def __aiter__(self) -> WebSocket: ...
+    async def __anext__(self) -> str | bytes: ...
+    async def drain(self) -> None: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
@@ -65,6 +109,7 @@ class HTTPProtocol:
     @property
     def push_early_hints(self) -> bool: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
@@ -89,6 +134,7 @@ class Session(HTTPProtocol):
     shutting_down: bool
     ping_outstanding: bool
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDTableEntry:
     """One entry of an HPACK dynamic table."""
     def __init__(self, name: bytes, value: bytes) -> None: ...
@@ -103,6 +149,7 @@ class HDTableEntry:
     @property
     def space(self) -> int: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class ASGIConfig:
     """What every request of one ASGI server shares (see nghttp2py.asgi.asgi_handler)."""
 
@@ -135,6 +182,7 @@ class ASGIHandler(BaseRequestHandler):
     def can_push(self) -> bool: ...
     async def run_app(self, app_call: Any) -> None: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDDeflater:
     """HPACK encoder: compresses header lists into header blocks."""
     def __init__(self, hd_table_bufsize_max: int = 4096) -> None: ...
@@ -142,11 +190,10 @@ class HDDeflater:
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDInflater:
     """HPACK decoder: decompresses header blocks into header lists."""
     def __init__(self) -> None: ...
     def inflate(self, data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]: ...
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
-
-__all__: Sequence[str]

@@ -5,13 +5,15 @@ The classes, their C-level interface and the constants are declared in
 nghttp2py/_nghttp2.pxd, with every cimport; each .pxi below holds one piece.
 """
 
-cimport cython  # for @cython.freelist (a decorator needs it in this file)
+cimport cython  # no-cython-lint: @cython.freelist in headers.pxi needs it here
 
 include "errors.pxi"      # libnghttp2 error codes -> nghttp2py.errors exceptions
 include "headers.pxi"     # header blocks handed to libnghttp2, validation
 include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "websocket.pxi"   # WebSocket: RFC 6455 messages on a stream
+include "memory.pxi"      # the memory allocator of each nghttp2 session
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "asgi.pxi"        # ASGIHandler: ASGI 3 applications on the stream interface
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
@@ -19,7 +21,7 @@ include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
-    "BaseRequestHandler", "HTTPProtocol", "Session", "ASGIConfig", "ASGIHandler",
+    "BaseRequestHandler", "HTTPProtocol", "Session", "WebSocket", "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater",
     "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]

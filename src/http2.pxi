@@ -85,10 +85,17 @@ cdef class Session(HTTPProtocol):
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
-        cdef nghttp2_settings_entry entries[6]
+        cdef nghttp2_settings_entry entries[7]
         if _callbacks == NULL:
             _init_session_templates()
-        check(nghttp2_session_server_new2(&self.session, _callbacks, <void *>self, _option))
+        cdef nghttp2_mem mem
+        mem.mem_user_data = &self.page_blocks
+        mem.malloc = mem_malloc
+        mem.free = mem_free
+        mem.calloc = mem_calloc
+        mem.realloc = mem_realloc
+        check(nghttp2_session_server_new3(&self.session, _callbacks, <void *>self, _option,
+                                          &mem))
         entries[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         entries[0].value = settings["max_concurrent_streams"]
         entries[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
@@ -101,7 +108,11 @@ cdef class Session(HTTPProtocol):
         entries[4].value = settings["header_table_size"]
         entries[5].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES
         entries[5].value = 1
-        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 6))
+        # RFC 8441: extended CONNECT (WebSockets over HTTP/2). Submitting it
+        # makes nghttp2 accept :protocol in requests at once, as the RFC allows.
+        entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL
+        entries[6].value = 1
+        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 7))
         check(nghttp2_session_set_local_window_size(
             self.session, NGHTTP2_FLAG_NONE, 0, settings["connection_window_size"]))
         return 0
@@ -186,6 +197,7 @@ cdef class Session(HTTPProtocol):
         nghttp2_submit_shutdown_notice(self.session)
         nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, NULL)
         self.ping_outstanding = True
+        self.close_websockets()
         self.flush()
 
     def finish_shutdown(self):
@@ -475,6 +487,8 @@ cdef class Session(HTTPProtocol):
                 handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
         elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
             handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+        elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
+            handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
         return 0
 
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1:

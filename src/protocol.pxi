@@ -102,6 +102,13 @@ cdef class HTTPProtocol:
         self.streams[stream_id] = handler
         return handler
 
+    cdef void close_websockets(self) except *:
+        """A graceful shutdown: close every open WebSocket with 1001 (going away)."""
+        cdef BaseRequestHandler handler
+        for handler in list(self.streams.values()):
+            if handler._websocket is not None and handler._websocket.state == WS_OPEN:
+                handler._websocket.close(1001, "server shutting down")
+
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc):
         self.failures.append((stream, where, exc))
 
