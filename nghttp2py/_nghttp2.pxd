@@ -482,7 +482,7 @@ cdef enum:
     ASGI_TRAILERS = 16      # the app announced trailers
     ASGI_BODY_DONE = 32     # the whole request body has arrived
     ASGI_BODY_SENT = 64     # the app has received the last http.request
-    ASGI_DISCONNECTED = 128 # the stream has closed
+    ASGI_DISCONNECTED = 128  # the stream has closed
     ASGI_RESET = 256        # ... before the response was whole: http.disconnect
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "WebSocket", "HDDeflater", "HDInflater",
-           "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "WebSocket", "ASGIConfig",
+           "ASGIHandler", "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF",
+           "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
 
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
@@ -166,10 +167,13 @@ class ASGIConfig:
     tls: bool
     requests: int
     def __init__(self, app: Callable[..., Any], *, root_path: str = ...,
-                 server: tuple[str, int | None] | None = ..., state: dict[str, Any] | None = ...,
-                 extensions: dict[str, Any] | None = ..., push_runner: Callable[..., Any] | None = ...,
+                 server: tuple[str, int | None] | None = ...,
+                 state: dict[str, Any] | None = ...,
+                 extensions: dict[str, Any] | None = ...,
+                 push_runner: Callable[..., Any] | None = ...,
                  tls: bool = ...) -> None: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class ASGIHandler(BaseRequestHandler):
     """Runs an ASGI 3 application for each request (see docs/asgi.md)."""
 

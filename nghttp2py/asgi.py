@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -97,14 +97,15 @@ async def push_through_app(parent: ASGIHandler, path: str,
 class _PushedResponse:
     """The ASGI side of one pushed request: its response becomes ``parent.push(...)``."""
 
-    def __init__(self, parent: ASGIHandler, path: str, request_headers: list,
+    def __init__(self, parent: ASGIHandler, path: str,
+                 request_headers: list[tuple[bytes, bytes]],
                  started: asyncio.Future[None]) -> None:
         self.parent = parent
         self.path = path
         self.request_headers = request_headers
         self.started = started
         self.status = 200
-        self.headers: list = []
+        self.headers: list[tuple[bytes, Any]] = []
         self.chunks: asyncio.Queue[bytes | None] | None = None
         self.request_sent = False
         self.finished = asyncio.Event()
@@ -137,7 +138,7 @@ class _PushedResponse:
                 self.chunks.put_nowait(None)
                 self.finished.set()
 
-    async def _stream(self):
+    async def _stream(self) -> AsyncIterator[bytes]:
         assert self.chunks is not None
         while (chunk := await self.chunks.get()) is not None:
             yield chunk
@@ -153,7 +154,7 @@ class _PushedResponse:
                            self.parent.stream_id, exc)
         self.started.set_result(None)
 
-    def app_done(self, task: asyncio.Task) -> None:
+    def app_done(self, task: asyncio.Task[None]) -> None:
         self.finished.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("ASGI app raised on pushed %s", self.path, exc_info=task.exception())
@@ -186,7 +187,7 @@ class Lifespan:
         self.app = app
         self.mode = mode
         self.state: dict[str, Any] | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[Message] | None = None
         self._waiting: asyncio.Future[None] | None = None
         self._phase = ""

@@ -293,10 +293,10 @@ def _seconds(text: str) -> float | str:
 def _read_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The options a TOML file sets, checked like the command line's."""
     try:
-        import tomllib
+        tomllib = importlib.import_module("tomllib")
     except ImportError:  # Python < 3.11
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            tomllib = importlib.import_module("tomli")
         except ImportError:
             raise CommandLineError("--config needs Python 3.11 or the tomli package") from None
     try:

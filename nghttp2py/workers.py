@@ -59,7 +59,7 @@ class WorkerSockets:
 
     def add(self, bind: Bind, scheme: str, backlog: int = 1024, reuse_port: bool = False
             ) -> None:
-        """Open ``bind`` for the workers, or with ``reuse_port`` reserve its port; raises OSError."""
+        """Open ``bind`` for the workers (``reuse_port``: reserve its port); raises OSError."""
         if reuse_port and bind.kind == "tcp" and hasattr(socket, "SO_REUSEPORT"):
             reserved = _reserve_port(bind)
             self.held.append(reserved)

@@ -10,6 +10,7 @@ too much is queued), and the iterable's ``close()`` is always called.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
@@ -26,7 +27,7 @@ __all__ = ["WSGIApp", "wsgi_handler"]
 
 logger = logging.getLogger("nghttp2py")
 
-WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Request bytes buffered ahead of the app's reads before the handler pauses
 # reading; response bytes queued before the app's thread waits.
@@ -203,10 +204,8 @@ class WSGIHandler(BaseRequestHandler):
 
     def loop_call(self, callback: Callable[..., object], *args: object) -> None:
         """Run ``callback`` on the server's loop (from the app's thread)."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
             self.loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop is closed: the server is gone
-            pass
 
     # -- the environ ---------------------------------------------------------------
 
@@ -261,9 +260,10 @@ class WSGIHandler(BaseRequestHandler):
 
     def run(self, environ: dict[str, Any]) -> None:
         """Call the app and hand its response to the loop, chunk by chunk."""
-        started: list = []
+        started: list[Any] = []
 
-        def start_response(status: str, headers: list, exc_info: Any = None):
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
             if exc_info is not None:
                 try:
                     if self.response_sent:
@@ -358,7 +358,7 @@ class WSGIHandler(BaseRequestHandler):
 
     # -- the loop's side -----------------------------------------------------------
 
-    def respond(self, status: int, headers: list, body: bytes | None) -> None:
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None) -> None:
         if self.gone:
             return
         if self.method == b"HEAD":

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import new_event_loop
 
+from conftest import new_event_loop
 from nghttp2py.app_server import AppServer
 
 

@@ -15,8 +15,8 @@ import threading
 
 import h2.events
 import httpx
-from conftest import run_peer, stream_result
 
+from conftest import response_of, run_peer
 from nghttp2py import ErrorCode
 from nghttp2py.asgi import ClientDisconnected, asgi_handler
 
@@ -174,7 +174,7 @@ def test_client_is_held_back_while_the_app_does_not_receive(serve, h2_client):
     events: list = []
     sent = client.pump(stream_id, data, sent, events=events)
     assert sent == len(data)
-    _, body, _ = client.response(stream_id)
+    body = bytes(client.response(stream_id).body)
     assert body == str(len(data)).encode()
     assert received == [len(data)]
 
@@ -267,10 +267,10 @@ def test_app_raising_after_the_response_started_resets_the_stream(serve, h2_clie
     server = serve(asgi_handler(app))
     client = h2_client(server.port)
     stream_id = client.request("/")
-    _, _, events = client.response(stream_id)
-    result = stream_result(events, stream_id)
-    assert result["status"] == "200"
-    assert result["reset"] == ErrorCode.INTERNAL_ERROR
+    events = client.response(stream_id).events
+    result = response_of(events, stream_id)
+    assert result.status == 200
+    assert result.reset == ErrorCode.INTERNAL_ERROR
 
 
 def test_app_returning_without_a_response_gets_500_and_a_log_line(serve, caplog):
@@ -315,7 +315,7 @@ def test_streamed_response_with_backpressure(serve, h2_client):
     assert ahead == []  # 4 MiB cannot all be queued behind a 64 KiB window
     for event in first:
         client.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-    _, body, _ = client.response(stream_id)
+    body = bytes(client.response(stream_id).body)
     assert b"".join(e.data for e in first) + body == chunk * 256
     assert ahead == [True]
 
@@ -375,7 +375,8 @@ def test_trailers(serve, h2_client):
     server = serve(asgi_handler(app))
     client = h2_client(server.port)
     stream_id = client.request("/", headers=[("te", "trailers")])
-    _, body, events = client.response(stream_id)
+    response = client.response(stream_id)
+    body, events = bytes(response.body), response.events
     assert body == b"body!"
     trailers = [e for e in events if isinstance(e, h2.events.TrailersReceived)]
     assert trailers and dict(trailers[0].headers) == {b"x-checksum": b"abc", b"x-done": b"1"}
@@ -391,7 +392,8 @@ def test_early_hint_comes_before_the_response(serve, h2_client):
     server = serve(asgi_handler(app))
     client = h2_client(server.port)
     stream_id = client.request("/")
-    _, body, events = client.response(stream_id)
+    response = client.response(stream_id)
+    body, events = bytes(response.body), response.events
     informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
     assert dict(informational[0].headers)[b":status"] == b"103"
     assert dict(informational[0].headers)[b"link"] == b"</style.css>; rel=preload; as=style"
@@ -421,8 +423,8 @@ def test_push_runs_the_pushed_request_through_the_app(serve, h2_client):
     assert dict(push.headers)[b"accept"] == b"text/css"
     events.extend(promised)
     client.read_streams(events, stream_id, push.pushed_stream_id)
-    assert stream_result(events, push.pushed_stream_id)["body"] == b"body {} /* pushed */"
-    assert stream_result(events, stream_id)["body"] == b"<html>"
+    assert bytes(response_of(events, push.pushed_stream_id).body) == b"body {} /* pushed */"
+    assert bytes(response_of(events, stream_id).body) == b"<html>"
 
 
 def test_push_to_a_client_without_push_becomes_an_early_hint(serve, h2_client):
@@ -434,7 +436,7 @@ def test_push_to_a_client_without_push_becomes_an_early_hint(serve, h2_client):
     server = serve(asgi_handler(app))
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
-    _, _, events = client.response(stream_id)
+    events = client.response(stream_id).events
     informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
     assert dict(informational[0].headers)[b"link"] == b"</app.js>; rel=preload; as=script"
     assert not any(isinstance(e, h2.events.PushedStreamReceived) for e in events)

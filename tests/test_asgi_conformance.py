@@ -16,9 +16,9 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from conftest import run_peer
 from served import PEER_ENV
 
+from conftest import run_peer
 from nghttp2py.asgi import asgi_handler
 
 SPEC_KEYS = {"type", "asgi", "http_version", "method", "scheme", "path", "raw_path",

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+
 from conftest import run_peer
 
 MiB = 1 << 20

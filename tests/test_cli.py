@@ -79,8 +79,8 @@ def test_a_malformed_option_is_a_usage_error():
 def test_help_lists_every_option():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
-    for option in ("MODULE:APP", "--interface", "--bind HOST:PORT", "--certfile FILE", "--keyfile FILE",
-                   "--access-log", "--no-early-hints", "--loop {asyncio,uvloop}",
+    for option in ("MODULE:APP", "--interface", "--bind HOST:PORT", "--certfile FILE",
+                   "--keyfile FILE", "--access-log", "--no-early-hints", "--loop {asyncio,uvloop}",
                    "--log-level", "python -m nghttp2py examples.hello:Handler"):
         assert option in result.stdout, option
 

@@ -20,8 +20,9 @@ import time
 import h2.events
 import httpx
 import pytest
-from conftest import ROOT, require, run_peer, stream_result
 from served import PEER_ENV, ServedPrograms
+
+from conftest import ROOT, require, response_of, run_peer
 
 TESTS = ROOT / "tests"
 APPS_ENV = dict(PEER_ENV, PYTHONPATH=f"{ROOT}{os.pathsep}{TESTS}")
@@ -81,8 +82,8 @@ def test_quart_pushed_bodies_are_the_files(program, certificate, h2_client):
     static = ROOT / "examples" / "site" / "static"
     for path, pushed_id in pushed.items():
         expected = (static / path.removeprefix("/static/")).read_bytes()
-        assert stream_result(events, pushed_id)["body"] == expected, path
-    assert b"Served by Quart on nghttp2py" in stream_result(events, stream_id)["body"]
+        assert bytes(response_of(events, pushed_id).body) == expected, path
+    assert b"Served by Quart on nghttp2py" in bytes(response_of(events, stream_id).body)
     client.close()
     site.stop()
 

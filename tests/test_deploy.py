@@ -16,10 +16,10 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from conftest import ROOT, require, run_peer
 from served import PEER_ENV, ServedPrograms
 from test_cli_apps import APPS_ENV
 
+from conftest import ROOT, require, run_peer
 from nghttp2py.proxy_headers import TrustedProxies, forwarded_client
 from nghttp2py.proxy_protocol import ProxyProtocolError, parse_v1, parse_v2
 

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_peer
 from served import PEER_ENV, ServedPrograms
+
+from conftest import ROOT, run_peer
 
 CHECKOUT_ENV = dict(PEER_ENV, PYTHONPATH=str(ROOT))
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import h2.events
 import httpx
 import pytest
-from conftest import run_peer, stream_result
 
+from conftest import response_of, run_peer
 from nghttp2py import ErrorCode
 from nghttp2py.wsgi import wsgi_handler
 
@@ -83,7 +83,7 @@ def test_input_streams_and_holds_the_client_back(serve_wsgi, h2_client):
     go.set()
     sent = client.pump(stream_id, data, sent)
     assert sent == len(data)
-    _, body, _ = client.response(stream_id)
+    body = bytes(client.response(stream_id).body)
     assert body == hashlib.sha256(data).hexdigest().encode()
 
 
@@ -124,7 +124,7 @@ def test_streamed_response_with_backpressure_and_close(serve_wsgi, h2_client):
     assert len(produced) < 64  # not 4 MiB ahead of a 64 KiB window
     for event in first:
         client.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-    _, body, _ = client.response(stream_id)
+    body = bytes(client.response(stream_id).body)
     assert len(b"".join(e.data for e in first) + body) == 256 * 16384
     assert closed.wait(5)
 
@@ -172,8 +172,8 @@ def test_error_while_streaming_resets_the_stream(serve_wsgi, h2_client):
     server = serve_wsgi(app)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    _, _, events = client.response(stream_id)
-    assert stream_result(events, stream_id)["reset"] == ErrorCode.INTERNAL_ERROR
+    events = client.response(stream_id).events
+    assert response_of(events, stream_id).reset == ErrorCode.INTERNAL_ERROR
 
 
 def test_write_callable(serve_wsgi):

@@ -61,7 +61,8 @@ async def record(name: str) -> None:
 
 
 async def later(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("queued", background=BackgroundTask(record, request.query_params["id"]))
+    task = BackgroundTask(record, request.query_params["id"])
+    return PlainTextResponse("queued", background=task)
 
 
 async def pid(request: Request) -> PlainTextResponse:
