@@ -106,7 +106,8 @@ class _PushedResponse:
         self.started = started
         self.status = 200
         self.headers: list[tuple[bytes, Any]] = []
-        self.chunks: asyncio.Queue[bytes | None] | None = None
+        # The streamed body: bytes, then None at its end, or the app's exception.
+        self.chunks: asyncio.Queue[bytes | BaseException | None] | None = None
         self.request_sent = False
         self.finished = asyncio.Event()
 
@@ -141,6 +142,8 @@ class _PushedResponse:
     async def _stream(self) -> AsyncIterator[bytes]:
         assert self.chunks is not None
         while (chunk := await self.chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk  # the engine resets the pushed stream
             yield chunk
 
     def _promise(self, body: Any) -> None:
@@ -156,12 +159,13 @@ class _PushedResponse:
 
     def app_done(self, task: asyncio.Task[None]) -> None:
         self.finished.set()
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("ASGI app raised on pushed %s", self.path, exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            logger.error("ASGI app raised on pushed %s", self.path, exc_info=error)
         if not self.started.done():
             self.started.set_result(None)  # nothing to push: the parent goes on
         if self.chunks is not None:
-            self.chunks.put_nowait(None)
+            self.chunks.put_nowait(error)
 
 
 # -- lifespan ---------------------------------------------------------------------------

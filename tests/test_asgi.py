@@ -507,3 +507,23 @@ def test_answering_before_reading_an_upload_does_not_stall_the_client(serve):
     with h2c() as client:
         response = client.post(server.url(), content=b"x" * (5 * MiB))
     assert (response.status_code, response.text) == (413, "too large")
+
+
+def test_a_pushed_response_that_fails_halfway_is_reset(serve, h2_client):
+    async def app(scope, receive, send):
+        if scope["path"] == "/broken.css":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            raise ValueError("pushed app broke")
+        await send({"type": "http.response.push", "path": "/broken.css", "headers": []})
+        for message in reply(body=b"<html>"):
+            await send(message)
+
+    server = serve(asgi_handler(app))
+    client = h2_client(server.port)
+    stream_id = client.request("/")
+    events = client.events_until(lambda e: isinstance(e, h2.events.PushedStreamReceived))
+    pushed_id = events[-1].pushed_stream_id
+    responses = client.read_streams(events, stream_id, pushed_id)
+    assert bytes(responses[stream_id].body) == b"<html>"
+    assert responses[pushed_id].reset == ErrorCode.INTERNAL_ERROR
