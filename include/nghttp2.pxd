@@ -314,6 +314,9 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                                int32_t stream_id)
     int nghttp2_session_terminate_session(nghttp2_session *session,
                                           uint32_t error_code)
+    int nghttp2_session_upgrade2(nghttp2_session *session, const uint8_t *settings_payload,
+                                 size_t settings_payloadlen, int head_request,
+                                 void *stream_user_data)
 
     # submissions
     int nghttp2_submit_settings(nghttp2_session *session, uint8_t flags,

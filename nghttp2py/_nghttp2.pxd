@@ -7,7 +7,8 @@
 #                 up:   on_headers / on_data / on_request_done / on_close
 #                 down: HTTPProtocol.submit_response / submit_info / submit_push /
 #                       push_enabled / resume_body / consume / reset_stream
-#   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2)
+#   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2),
+#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools)
 #
 # A handler talks only to its HTTPProtocol, through the methods declared on
 # it below; only a protocol talks to its C library. A protocol owns its
@@ -100,6 +101,37 @@ cdef enum:
     EVENT_HEADERS = 0
     EVENT_DATA = 1
     EVENT_DONE = 2
+
+
+# HTTP/1.1: what is known of a request (HTTP1Connection.reading_flags and
+# active_flags).
+cdef enum:
+    REQ_KEEP_ALIVE = 1
+    REQ_HTTP10 = 2
+    # Its header block is complete: further fields are trailers.
+    REQ_HEADERS_DONE = 4
+    REQ_DONE = 8
+    REQ_CHUNKED = 16
+    # An Upgrade header field: ask the parser whether it is an upgrade.
+    REQ_UPGRADE_FIELD = 32
+    REQ_UPGRADE_H2C = 64
+    # llhttp stops at the end of its header block (Upgrade or CONNECT).
+    REQ_UPGRADE = 128
+    # The connection closes after its response.
+    REQ_CLOSE = 256
+
+# HTTP/1.1: the state of the response being sent (HTTP1Connection.response_state).
+cdef enum:
+    RESP_HEAD = 1
+    RESP_CHUNKED = 2
+    RESP_DONE = 4
+    # Its head said "connection: close", or its body ends with the connection.
+    RESP_CLOSE = 8
+
+# HTTP/1.1: events of a pipelined request that waits for its turn, besides
+# EVENT_HEADERS, EVENT_DATA and EVENT_DONE.
+cdef enum:
+    EVENT_PARSE_ERROR = 3
 
 
 # -- header blocks (headers.pxi) -------------------------------------------------
@@ -255,6 +287,13 @@ cdef class HTTPProtocol:
     # A KeyboardInterrupt or SystemExit from application code, raised again
     # once the failures around it are answered and the output is flushed.
     cdef object escape
+    # Output being batched: a bytes object we alone hold, filled in place
+    # (see write_output).
+    cdef PyObject *output
+    cdef size_t output_length
+    cdef size_t output_capacity
+    cdef bint writing_paused
+    cdef readonly double last_activity
 
     # The stream interface, downwards: each protocol implements these.
     cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1
@@ -270,6 +309,9 @@ cdef class HTTPProtocol:
     cdef void request_flush(self)
 
     # Shared by every protocol.
+    cdef int reserve_output(self, size_t n) noexcept
+    cdef void write_output(self) except *
+    cdef void release_output(self) noexcept
     cdef BaseRequestHandler new_handler(self, int32_t stream_id)
     cdef void close_websockets(self) except *
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc)
@@ -294,26 +336,20 @@ cdef class Session(HTTPProtocol):
     # A BaseException from a callback that is not a handler's: handled once
     # the C call has returned.
     cdef object fatal
-    cdef bint writing_paused
     cdef bint received_data
     cdef double reset_tokens
     cdef double reset_stamp
     cdef readonly bint preface_received
     cdef readonly bint settings_acked
-    cdef readonly double last_activity
     cdef readonly bint shutting_down
     cdef readonly bint ping_outstanding
     cdef bint shutdown_ping_acked
     cdef bint final_goaway_sent
-    # Output being batched: a bytes object we alone hold, filled in place
-    # (see _write_output).
-    cdef PyObject *output
-    cdef size_t output_length
-    cdef size_t output_capacity
 
     cdef int _create(self, dict settings) except -1
-    cdef int _reserve(self, size_t n) noexcept
-    cdef void _write_output(self) except *
+    # An HTTP/1.1 request upgraded to h2c becomes stream 1 (see http1.pxi).
+    cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1
+    cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1
     cdef void _after_callbacks(self) except *
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
@@ -439,6 +475,73 @@ cdef class WebSocket:
     cdef void output_drained(self, size_t pending) except *
     cdef void input_ended(self) except *
     cdef void stream_closed(self, uint32_t error_code) except *
+
+
+# -- HTTP/1.1 (http1.pxi) ------------------------------------------------------------
+
+cdef class HTTP1Connection(HTTPProtocol):
+    # httptools.HttpRequestParser (llhttp), calling back this object's on_* methods.
+    cdef object parser
+    # The Session's settings, for an h2c upgrade; the limits of HTTP/1.1 too.
+    cdef dict settings
+    cdef int32_t next_stream_id
+    # The request being parsed, and the one being answered (the head of the line).
+    cdef BaseRequestHandler reading
+    cdef BaseRequestHandler active
+    cdef int reading_flags
+    cdef int active_flags
+    cdef int response_state
+    # Body bytes the response head announced and not yet sent (-1: not counted).
+    cdef Py_ssize_t response_remaining
+    # Requests parsed while an earlier one is answered, in order: each a list
+    # [handler, (event, data), ...] replayed in its turn. `deferred` is the
+    # list of the request being parsed, when it waits.
+    cdef object waiting
+    cdef list deferred
+    # The request being parsed: its content-length, the bytes of its head
+    # that arrived across reads, and the Upgrade's HTTP2-Settings.
+    cdef Py_ssize_t content_length
+    cdef Py_ssize_t head_bytes
+    # Reads fed so far, and the one in which the current head began.
+    cdef size_t feeds
+    cdef size_t head_feed
+    cdef bytes http2_settings
+    # A status that a callback decided (414, 431, 400...) before stopping the parser.
+    cdef int error_status
+    # Request body bytes handed to handlers (or waiting) and not yet consumed.
+    cdef Py_ssize_t unconsumed
+    cdef Py_ssize_t max_unconsumed
+    cdef Py_ssize_t max_waiting
+    # An upgrade request's body, read past the parser (which skips it).
+    cdef bytearray upgrade_body
+    cdef Py_ssize_t upgrade_remaining
+    cdef bytes upgrade_rest
+    # When the head of the request being parsed began (0: none is).
+    cdef readonly double head_started
+    # No more requests are parsed on this connection.
+    cdef bint stopped
+    cdef bint reading_paused
+    cdef readonly bint shutting_down
+
+    cdef object take_upgrade(self, bytes rest)
+    cdef object read_upgrade_body(self, object data, Py_ssize_t length)
+    cdef object finish_upgrade(self, bytes body, bytes rest)
+    cdef int parse_failed(self, object exc) except -1
+    cdef int fail_request(self, int status, str reason) except -1
+    cdef int stop_parsing(self, int status) except -1
+    cdef int headers_event(self, BaseRequestHandler handler, int flags, bint end_stream) except -1
+    cdef int done_event(self, BaseRequestHandler handler) except -1
+    cdef int replay(self, list entry) except -1
+    cdef int answer_error(self, BaseRequestHandler handler, int status) except -1
+    cdef void advance(self) except *
+    cdef int pull_body(self) except -1
+    cdef int lend_body(self, BaseRequestHandler stream) except -1
+    cdef int end_body(self, BaseRequestHandler stream) except -1
+    cdef int write_head(self, HeaderBlock block, bint skip_length, bytes framing,
+                        bytes connection) except -1
+    cdef int write_raw(self, bytes data) except -1
+    cdef void close_connection(self) except *
+    cdef void update_reading(self) except *
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -105,7 +105,7 @@ class AppServer:
                  interface: str | None = None, ssl: _ssl.SSLContext | None = None,
                  root_path: str = "", lifespan: str = "auto",
                  settings: ServerSettings | None = None, timeouts: Timeouts | None = None,
-                 access_log: bool = False, push_early_hints: bool = True,
+                 access_log: bool = False, push_early_hints: bool = True, http1: bool = True,
                  shutdown_timeout: float = 30.0, backlog: int = 1024, wsgi_threads: int = 32,
                  reuse_port: bool = False, sockets: Iterable[socket.socket] | None = None,
                  max_requests: int | None = None, max_requests_jitter: int = 0,
@@ -126,7 +126,8 @@ class AppServer:
         self.lifespan = Lifespan(app, lifespan if interface == "asgi" else "off")  # type: ignore[arg-type]
         self.options: dict[str, Any] = {
             "settings": settings, "timeouts": timeouts, "access_log": access_log,
-            "push_early_hints": push_early_hints, "shutdown_timeout": shutdown_timeout,
+            "push_early_hints": push_early_hints, "http1": http1,
+            "shutdown_timeout": shutdown_timeout,
             "backlog": backlog, "proxy_protocol": proxy_protocol}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port

@@ -132,7 +132,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "nghttp2py") -> int:
     parser = _parser(
         prog=prog,
         description="Serve an ASGI app, a WSGI app or a request handler class (a subclass of\n"
-                    "nghttp2py.BaseRequestHandler) over HTTP/2 until Ctrl-C or SIGTERM.",
+                    "nghttp2py.BaseRequestHandler) over HTTP/2 and HTTP/1.1 until Ctrl-C or\n"
+                    "SIGTERM.",
         bind=DEFAULT_BIND, app_argument=True,
         epilog="examples:\n"
                f"  {prog} examples.hello:Handler\n"
@@ -192,8 +193,8 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                              f":PORT for every interface (port 0 picks a free one), "
                              f"unix:PATH, or fd://N for an inherited socket (default {bind})")
     parser.add_argument("--certfile", metavar="FILE",
-                        help="PEM certificate (chain): serve HTTP/2 over TLS, with ALPN h2; "
-                             "without it, cleartext HTTP/2 (h2c)")
+                        help="PEM certificate (chain): serve over TLS, with ALPN h2 and "
+                             "http/1.1; without it, cleartext HTTP/2 (h2c) and HTTP/1.1")
     parser.add_argument("--keyfile", metavar="FILE",
                         help="PEM private key of --certfile, if it is not in that file")
     parser.add_argument("--ca-certs", metavar="FILE",
@@ -206,6 +207,9 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                         default=None,
                         help="do not answer push() to a client that refuses server push "
                              "(every current browser) with 103 Early Hints preload links")
+    parser.add_argument("--no-http1", dest="http1", action="store_false",
+                        help="serve HTTP/2 only: no HTTP/1.1 on the same port (a TLS client "
+                             "without h2 is closed, a cleartext HTTP/1 request gets 505)")
     parser.add_argument("--loop", choices=loops.LOOPS,
                         help=f"event loop (default: ${loops.LOOP_ENVIRONMENT_VARIABLE}, "
                              "else asyncio)")
@@ -383,6 +387,7 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             lifespan=getattr(options, "lifespan", None) or "auto",
             settings=settings, timeouts=timeouts, access_log=options.access_log is not None,
             push_early_hints=options.early_hints is not False,
+            http1=options.http1 is not False,
             shutdown_timeout=options.shutdown_timeout or 30.0,
             wsgi_threads=getattr(options, "wsgi_threads", None) or 32,
             sockets=_open_sockets(binds, reuse_port=bool(options.reuse_port)),

@@ -103,7 +103,7 @@ cdef class BaseRequestHandler:
 
     @property
     def http_version(self):
-        """The protocol carrying this request: ``"2"`` (HTTP/2)."""
+        """The protocol carrying this request: ``"2"`` (HTTP/2) or ``"1.1"`` (HTTP/1.x)."""
         return self.protocol.http_version if self.protocol is not None else None
 
     @property

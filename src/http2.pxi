@@ -23,6 +23,12 @@ cdef bytes _HTTP1_REPLY = (
     b"content-type: text/plain; charset=utf-8\r\n"
     b"content-length: " + str(len(_HTTP1_REPLY_BODY)).encode() + b"\r\n"
     b"connection: close\r\n\r\n" + _HTTP1_REPLY_BODY)
+# RFC 9113 section 3.4: an invalid preface is a connection error of type
+# PROTOCOL_ERROR. The server's preface (an empty SETTINGS) comes first, then
+# GOAWAY (last stream 0): written as bytes, past the session that failed.
+cdef bytes _BAD_PREFACE_REPLY = (
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" b"\x00\x00\x00\x00" b"\x00\x00\x00\x01")
 
 
 # The callbacks and options every session is created with; nghttp2 copies both
@@ -68,7 +74,6 @@ cdef class Session(HTTPProtocol):
 
     def __cinit__(self):
         self.session = NULL
-        self.output = NULL
 
     def __init__(self, transport, handler_class, settings, *, client_address=None,
                  client_certificate=None, bytes scheme=b"http", bint access_log=False,
@@ -121,8 +126,38 @@ cdef class Session(HTTPProtocol):
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
-        Py_XDECREF(self.output)
-        self.output = NULL
+
+    cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1:
+        """Take over from HTTP/1.1 (h2c upgrade): ``handler``'s request becomes stream 1.
+
+        ``settings_payload`` is the decoded HTTP2-Settings field. Raises if
+        nghttp2 refuses it; then nothing has changed.
+        """
+        check(nghttp2_session_upgrade2(
+            self.session, <const uint8_t *>PyBytes_AS_STRING(settings_payload),
+            PyBytes_GET_SIZE(settings_payload), handler.method == _HEAD, <void *>handler))
+        handler.attach(self, 1)
+        self.streams[1] = handler
+        return 0
+
+    cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1:
+        """Hand the upgraded request (read whole, ``body`` included) to its handler;
+        send the server preface and what the handler answers."""
+        self.in_feed = True
+        try:
+            handler.headers_received(True)
+            if body:
+                handler.data_received(<const uint8_t *>PyBytes_AS_STRING(body),
+                                      PyBytes_GET_SIZE(body))
+            handler.request_received()
+        finally:
+            self.in_feed = False
+        try:
+            self._after_callbacks()
+            self.flush()
+        finally:
+            self.raise_escape()
+        return 0
 
     # -- the connection's side ----------------------------------------------
 
@@ -249,19 +284,19 @@ cdef class Session(HTTPProtocol):
             while not self.writing_paused:
                 n = nghttp2_session_mem_send(self.session, &data)
                 if n < 0:
-                    self._write_output()
+                    self.write_output()
                     self._after_callbacks()
                     self._fail_session(n)
                     return
                 if n == 0:
                     break
-                if self._reserve(n) < 0:
+                if self.reserve_output(n) < 0:
                     raise MemoryError()
                 memcpy(bytes_data(self.output) + self.output_length, data, n)
                 self.output_length += n
                 if self.output_length >= WRITE_BATCH_SIZE:
-                    self._write_output()
-            self._write_output()
+                    self.write_output()
+            self.write_output()
             if not self.failures and self.fatal is None:
                 break
             # Failed handlers get their 500 or RST_STREAM in a second pass.
@@ -271,67 +306,8 @@ cdef class Session(HTTPProtocol):
         if not nghttp2_session_want_read(self.session) \
                 and not nghttp2_session_want_write(self.session):
             self.transport.close()
-        elif not self.streams and self.output != NULL:
-            # An idle connection keeps no output buffer: most connections are
-            # idle most of the time, and malloc hands the buffer to the next.
-            Py_XDECREF(self.output)
-            self.output = NULL
-            self.output_capacity = 0
-
-    cdef int _reserve(self, size_t n) noexcept:
-        """Room for ``n`` more bytes of output; -1 if memory ran out (output lost)."""
-        cdef size_t needed = self.output_length + n
-        cdef size_t capacity
-        if needed <= self.output_capacity:
-            return 0
-        if self.output == NULL:
-            # A large DATA frame is the start of a batch of them: room for a
-            # whole batch at once, so that the buffer is never copied to grow.
-            capacity = (WRITE_BATCH_SIZE + NO_COPY_CAPACITY if n >= NO_COPY_THRESHOLD
-                        else INITIAL_OUTPUT_CAPACITY)
-            while capacity < needed:
-                capacity *= 2
-            self.output = new_bytes(NULL, capacity)
-        else:
-            capacity = self.output_capacity * 2
-            while capacity < needed:
-                capacity *= 2
-            if _PyBytes_Resize(&self.output, capacity) < 0:
-                self.output = NULL  # freed by _PyBytes_Resize
-        if self.output == NULL:
-            PyErr_Clear()
-            self.output_capacity = self.output_length = 0
-            return -1
-        self.output_capacity = capacity
-        return 0
-
-    cdef void _write_output(self) except *:
-        """Hand the batched output to the transport.
-
-        A small batch is copied out. A large one is lent as a memoryview of
-        the buffer itself; if the transport still holds it afterwards (it
-        could not send it all at once), the buffer is left to it and the next
-        batch gets a new one.
-        """
-        cdef object data
-        if not self.output_length:
-            return
-        if self.output_length < SMALL_WRITE:
-            data = PyBytes_FromStringAndSize(bytes_data(self.output), self.output_length)
-        else:
-            data = memoryview(<object>self.output)[:self.output_length]
-        self.output_length = 0
-        self.transport.write(data)
-        data = None
-        if Py_REFCNT(self.output) > 1:
-            Py_XDECREF(self.output)
-            self.output = NULL
-            self.output_capacity = 0
-        self.last_activity = monotonic()
-        if self.transport.is_closing():
-            # The peer is gone (asyncio drops further writes): pull no more
-            # DATA, so streams end with connection_lost, not as complete.
-            self.writing_paused = True
+        elif not self.streams:
+            self.release_output()
 
     cdef void request_flush(self):
         """Frames were submitted outside feed(): flush once, later this loop turn."""
@@ -366,16 +342,19 @@ cdef class Session(HTTPProtocol):
             self.transport.close()
 
     cdef void _reject_preface(self, const char *data, Py_ssize_t length):
-        """Not an HTTP/2 client: tell an HTTP/1 client why, then close."""
+        """Not an HTTP/2 client: tell an HTTP/1 client why, anyone else GOAWAY; then close."""
         cdef Py_ssize_t i = 0
         while i < length and b'A' <= data[i] <= b'Z':
             i += 1
-        looks_http1 = not self.received_data and 0 < i < length and data[i] == b' '
+        looks_http1 = (not self.received_data and 0 < i < length and data[i] == b' '
+                       and not (i == 3 and memcmp(data, b"PRI", 3) == 0))
         _logger.info("closing connection from %s: %s", self.client_address,
                      "HTTP/1 request on an HTTP/2-only port" if looks_http1
                      else "bad HTTP/2 connection preface")
         if looks_http1 and self.scheme == b"http":
             self.transport.write(_HTTP1_REPLY)
+        else:
+            self.transport.write(_BAD_PREFACE_REPLY)
         self.transport.close()
 
     # -- the stream interface ------------------------------------------------------
@@ -575,7 +554,7 @@ cdef class Session(HTTPProtocol):
         cdef char *end
         if self.writing_paused:
             return NGHTTP2_ERR_WOULDBLOCK  # called again with the same frame on resume
-        if self._reserve(FRAME_HEADER_LENGTH + length) < 0:
+        if self.reserve_output(FRAME_HEADER_LENGTH + length) < 0:
             return NGHTTP2_ERR_CALLBACK_FAILURE
         end = bytes_data(self.output) + self.output_length
         memcpy(end, framehd, FRAME_HEADER_LENGTH)
@@ -583,7 +562,7 @@ cdef class Session(HTTPProtocol):
         self.output_length += FRAME_HEADER_LENGTH + length
         if self.output_length >= WRITE_BATCH_SIZE:
             try:
-                self._write_output()
+                self.write_output()
             except BaseException as exc:
                 self.fatal = exc
                 return NGHTTP2_ERR_CALLBACK_FAILURE
@@ -596,12 +575,6 @@ cdef class Session(HTTPProtocol):
                      nghttp2_http2_strerror(frame.goaway.error_code).decode("ascii"),
                      self.client_address, frame.goaway.last_stream_id,
                      ": " + debug.decode("utf-8", "replace") if debug else "")
-
-
-cdef inline double monotonic() noexcept:
-    cdef timespec now
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec + now.tv_nsec * 1e-9
 
 
 cdef bytes _HTTP = b"http"
