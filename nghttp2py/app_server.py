@@ -218,9 +218,16 @@ class AppServer:
         for server in self.servers:
             await server.wait_closed()
         await self.lifespan.shutdown()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # The WSGI threads end once their streams have (the connections are
+            # gone by now); an app stuck in its own code is not waited for long.
+            waiting = asyncio.ensure_future(asyncio.to_thread(executor.shutdown, True))
+            try:
+                await asyncio.wait_for(asyncio.shield(waiting),
+                                       self.options["shutdown_timeout"])
+            except asyncio.TimeoutError:
+                logger.warning("WSGI threads still busy after the shutdown timeout")
 
     @property
     def urls(self) -> list[str]:

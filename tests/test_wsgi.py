@@ -19,16 +19,21 @@ MiB = 1 << 20
 
 @pytest.fixture
 def serve_wsgi(serve):
-    executors = []
+    """``serve_wsgi(app, **wsgi_handler options)``: its own pool of 4 threads."""
+    started = []
 
     def start(app, **options):
         executor = ThreadPoolExecutor(4)
-        executors.append(executor)
-        return serve(wsgi_handler(app, executor=executor, **options))
+        server = serve(wsgi_handler(app, executor=executor, **options))
+        started.append((server, executor))
+        return server
 
     yield start
-    for executor in executors:
-        executor.shutdown(wait=False)
+    # The server first (its connections' ends release the apps' threads), then the
+    # threads, so that no app thread outlives the test holding a stream.
+    for server, executor in started:
+        server.stop()
+        executor.shutdown(wait=True)
 
 
 def h2c() -> httpx.Client:
