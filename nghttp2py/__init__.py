@@ -3,6 +3,7 @@ from typing import Any
 
 from ._nghttp2 import NGHTTP2_LIB_VERSION, WebSocket
 from ._version import __version__
+from .app_server import AppServer, serve
 from .client import BaseResponseHandler, Client, HTTP2Client, PushPromise, Response, Timeout
 from .errors import (
     ErrorCode,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_HEADER_TABLE_SIZE",
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "NGHTTP2_LIB_VERSION",
+    "AppServer",
     "BaseRequestHandler",
     "BaseResponseHandler",
     "Client",
@@ -62,6 +64,7 @@ __all__ = [
     "WebSocketClosed",
     "__version__",
     "print_hd_table",
+    "serve",
 ]
 
 

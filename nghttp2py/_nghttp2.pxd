@@ -641,3 +641,73 @@ cdef class HDInflater:
     cdef bint failed
 
     cdef int check_usable(self) except -1
+
+
+# -- ASGI applications (asgi.pxi) ---------------------------------------------------
+
+# Request bytes buffered for an app that has not called receive() before the
+# handler pauses reading; response bytes queued before send() waits.
+cdef enum:
+    ASGI_READ_AHEAD = 65536
+    ASGI_WRITE_AHEAD = 65536
+
+# An ASGIHandler's progress (its `flow` bits).
+cdef enum:
+    ASGI_STARTED = 1        # http.response.start received
+    ASGI_STREAMING = 2      # the response went out with a streamed body
+    ASGI_BODY_END = 4       # the last http.response.body received
+    ASGI_COMPLETE = 8       # the response is whole (trailers included)
+    ASGI_TRAILERS = 16      # the app announced trailers
+    ASGI_BODY_DONE = 32     # the whole request body has arrived
+    ASGI_BODY_SENT = 64     # the app has received the last http.request
+    ASGI_DISCONNECTED = 128  # the stream has closed
+    ASGI_RESET = 256        # ... before the response was whole: http.disconnect
+
+
+cdef class ASGIConfig:
+    cdef readonly object app
+    cdef readonly str root_path
+    cdef bytes root_path_bytes
+    cdef public object server
+    cdef public object state
+    cdef readonly dict asgi
+    cdef public dict extensions
+    cdef public object push_runner
+    cdef public bint tls
+    cdef public Py_ssize_t requests
+    # The loop seen without a task factory: its tasks are made directly.
+    cdef object task_loop
+    # The fixed part of every scope, and the server it was made for.
+    cdef dict template
+    cdef object template_server
+
+    cdef dict scope_template(self)
+
+
+cdef class ASGIHandler(BaseRequestHandler):
+    cdef ASGIConfig config
+    cdef readonly dict scope
+    cdef object app_task
+    cdef int flow
+    cdef list request_chunks
+    cdef Py_ssize_t buffered
+    cdef list receive_waiters
+    cdef object response_status
+    cdef object response_headers
+    cdef list out_chunks
+    cdef Py_ssize_t out_bytes
+    cdef object send_waiter
+    cdef list trailer_fields
+
+    cdef dict build_scope(self, ASGIConfig config)
+    cdef list scope_headers(self)
+    cdef dict tls_extension(self)
+    cdef bint message_ready(self)
+    cdef dict next_message(self)
+    cdef void wake_receiver(self) except *
+    cdef object send_body(self, dict message)
+    cdef object send_trailers(self, dict message)
+    cdef object send_path(self, path)
+    cdef void respond(self, body) except *
+    cdef void response_complete(self) except *
+    cdef void app_finished(self, object exception) except *

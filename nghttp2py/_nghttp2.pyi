@@ -9,8 +9,9 @@ from typing import Any
 from typing_extensions import disjoint_base
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
-           "BaseResponseHandler", "ClientSession", "PushPromise", "HDDeflater", "HDInflater",
-           "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
+           "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
+           "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
+           "NGHTTP2_LIB_VERSION"]
 
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
@@ -238,6 +239,42 @@ class HDTableEntry:
     def valuelen(self) -> int: ...
     @property
     def space(self) -> int: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class ASGIConfig:
+    """What every request of one ASGI server shares (see nghttp2py.asgi.asgi_handler)."""
+
+    @property
+    def app(self) -> Callable[..., Any]: ...
+    @property
+    def root_path(self) -> str: ...
+    @property
+    def asgi(self) -> dict[str, str]: ...
+    server: tuple[str, int | None] | None
+    state: dict[str, Any] | None
+    extensions: dict[str, Any]
+    push_runner: Callable[..., Any] | None
+    tls: bool
+    requests: int
+    def __init__(self, app: Callable[..., Any], *, root_path: str = ...,
+                 server: tuple[str, int | None] | None = ...,
+                 state: dict[str, Any] | None = ...,
+                 extensions: dict[str, Any] | None = ...,
+                 push_runner: Callable[..., Any] | None = ...,
+                 tls: bool = ...) -> None: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class ASGIHandler(BaseRequestHandler):
+    """Runs an ASGI 3 application for each request (see docs/asgi.md)."""
+
+    asgi_config: ASGIConfig
+    @property
+    def scope(self) -> dict[str, Any] | None: ...
+    async def receive(self) -> dict[str, Any]: ...
+    def send(self, message: dict[str, Any]) -> Any: ...
+    def pull_body(self, size: int) -> tuple[bytes, int]: ...
+    def can_push(self) -> bool: ...
+    async def run_app(self, app_call: Any) -> None: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class HDDeflater:

@@ -193,6 +193,16 @@ class ServerConnection(asyncio.BufferedProtocol):
     def shutdown(self) -> None:
         """Graceful shutdown: finish the streams already started, then close."""
         session = self._session
+        young = time.monotonic() - self._started
+        waiting = session is None or (isinstance(session, Session) and not session.preface_received)
+        if waiting and young < self._config.timeouts.shutdown_ping and self._transport is not None:
+            # Accepted a moment ago (just before a worker was told to drain): its
+            # client's first request is on the way, and closing now, or a GOAWAY,
+            # would refuse it. Let it arrive first.
+            if self._shutdown_timer is None:
+                self._shutdown_timer = self._config.loop.call_later(
+                    self._config.timeouts.shutdown_ping - young, self._shutdown_later)
+            return
         if session is None:
             if self._transport is not None:
                 self._transport.close()  # no request yet
@@ -204,6 +214,10 @@ class ServerConnection(asyncio.BufferedProtocol):
                 and self._transport is not None and not self._transport.is_closing():
             self._shutdown_timer = self._config.loop.call_later(
                 self._config.timeouts.shutdown_ping, session.finish_shutdown)
+
+    def _shutdown_later(self) -> None:
+        self._shutdown_timer = None
+        self.shutdown()
 
     def abort(self) -> None:
         """Close at once, dropping whatever is in flight."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from . import loops
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
+from .proxy_protocol import ProxyProtocolReader
 from .settings import ServerSettings, Timeouts
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ logger = logging.getLogger("nghttp2py")
 
 # Shared by every connection of one server; see ServerConnection.
 _READ_BUFFER_SIZE = 256 * 1024
+# How long close() waits for connections accepted just before it.
+_ACCEPT_SETTLE = 0.05
 
 
 class HTTP2Server:
@@ -39,7 +42,11 @@ class HTTP2Server:
     ``h2`` is closed, a cleartext HTTP/1 request gets ``505``.
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
-    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``access_log``
+    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
+    listening socket made elsewhere (a Unix socket, one inherited from systemd,
+    one shared by worker processes), replaces ``address``. ``proxy_protocol``
+    reads a PROXY protocol (v1 or v2) header at the start of every connection
+    and takes the client address from it. ``access_log``
     logs one line per request to the ``nghttp2py.access`` logger.
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
@@ -65,6 +72,8 @@ class HTTP2Server:
         http1: bool = True,
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
+        sock: socket.socket | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -79,11 +88,14 @@ class HTTP2Server:
         self.push_early_hints = push_early_hints
         self.backlog = backlog
         self.shutdown_timeout = shutdown_timeout
+        self.sock = sock
+        self.proxy_protocol = proxy_protocol
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
         self._read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
         self._closing = False
+        self._accepts_settled = False
         self._abort_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
 
@@ -100,17 +112,26 @@ class HTTP2Server:
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
             http1=self.http1)
-        new_connection = functools.partial(
+        new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
+        ssl = self.ssl
+        if self.proxy_protocol:
+            # The PROXY header comes first, before TLS: the reader starts TLS after it.
+            new_connection = functools.partial(
+                ProxyProtocolReader, new_connection, ssl, loop)  # type: ignore[arg-type]
+            ssl = None
         host, port = self.address
-        if host:
+        if self.sock is not None:
             self._server = await loop.create_server(
-                new_connection, host, port, ssl=self.ssl, backlog=self.backlog,
+                new_connection, sock=self.sock, ssl=ssl, backlog=self.backlog)
+        elif host:
+            self._server = await loop.create_server(
+                new_connection, host, port, ssl=ssl, backlog=self.backlog,
                 reuse_address=True)
         else:
             # One socket for every interface, so that port 0 means one port.
             self._server = await loop.create_server(
-                new_connection, sock=_any_address_socket(port, self.backlog), ssl=self.ssl,
+                new_connection, sock=_any_address_socket(port, self.backlog), ssl=ssl,
                 backlog=self.backlog)
         logger.info("serving HTTP/2 (%s) on %s, on the %s event loop%s",
                     "TLS" if self.ssl else "h2c",
@@ -132,6 +153,12 @@ class HTTP2Server:
             connection.shutdown()
         assert self.loop is not None
         self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
+        # A connection the kernel handed over just before close() reaches
+        # _connection_made a few loop iterations later: wait for it.
+        self.loop.call_later(_ACCEPT_SETTLE, self._settled)
+
+    def _settled(self) -> None:
+        self._accepts_settled = True
         self._check_closed()
 
     def abort(self) -> None:
@@ -234,7 +261,7 @@ class HTTP2Server:
         self._check_closed()
 
     def _check_closed(self) -> None:
-        if self._closing and not self._connections and self._closed is not None:
+        if self._accepts_settled and not self._connections and self._closed is not None:
             self._closed.set()
             if self._abort_timer is not None:
                 self._abort_timer.cancel()
@@ -256,6 +283,8 @@ def _any_address_socket(port: int, backlog: int) -> socket.socket:
     return socket.create_server(("", port), backlog=backlog)
 
 
-def _format_address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> str:
+def _format_address(sockname: str | tuple[str, int] | tuple[str, int, int, int]) -> str:
+    if isinstance(sockname, str):
+        return f"unix:{sockname}"
     host, port = sockname[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

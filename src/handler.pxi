@@ -32,11 +32,24 @@ cdef int callback_flags(type cls) except -1:
                           (HAS_ON_CLOSE, "on_close")):
             if getattr(cls, name) is not getattr(BaseRequestHandler, name):
                 flags |= bit
-        if cls.__init__ is not BaseRequestHandler.__init__ \
-                or cls.__new__ is not BaseRequestHandler.__new__:
+        if cls.__init__ is not BaseRequestHandler.__init__ or _python_new(cls):
             flags |= HAS_CONSTRUCTOR
         _callback_flags_by_class[cls] = flags
     return flags
+
+
+cdef bint _python_new(type cls):
+    """Whether a class between ``cls`` and BaseRequestHandler defines ``__new__`` in Python.
+
+    An extension subclass (ASGIHandler) has a ``__new__`` of its own that
+    only allocates: calling its tp_new directly is the same.
+    """
+    for klass in cls.__mro__:
+        if klass is BaseRequestHandler:
+            break
+        if "__new__" in klass.__dict__ and klass.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE
+            return True
+    return False
 
 
 cdef bytes preload_link(bytes path):

@@ -673,3 +673,6 @@ def log_records(caplog) -> pytest.LogCaptureFixture:
     """Captures nghttp2py's log at INFO (also from the server thread)."""
     caplog.set_level(logging.INFO, logger="nghttp2py")
     return caplog
+
+
+from appserver import serve_app  # noqa: E402,F401 -- the fixture, for every test module

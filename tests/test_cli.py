@@ -79,8 +79,8 @@ def test_a_malformed_option_is_a_usage_error():
 def test_help_lists_every_option():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
-    for option in ("MODULE:ATTRIBUTE", "--bind HOST:PORT", "--certfile FILE", "--keyfile FILE",
-                   "--access-log", "--no-early-hints", "--loop {asyncio,uvloop}",
+    for option in ("MODULE:APP", "--interface", "--bind HOST:PORT", "--certfile FILE",
+                   "--keyfile FILE", "--access-log", "--no-early-hints", "--loop {asyncio,uvloop}",
                    "--log-level", "python -m nghttp2py examples.hello:Handler"):
         assert option in result.stdout, option
 
@@ -95,11 +95,14 @@ def test_help_lists_every_option():
      "no module named 'examples.nosuch' (looked in the current directory and sys.path)"),
     ("examples.hello:Nope", "module 'examples.hello' has no attribute 'Nope'"),
     ("examples.hello:nghttp2",
-     "examples.hello:nghttp2 is a module, not a subclass of nghttp2py.BaseRequestHandler"),
+     "examples.hello:nghttp2 is a module, not an app (ASGI or WSGI) or a subclass of "
+     "nghttp2py.BaseRequestHandler"),
     ("json:JSONDecoder",
-     "json:JSONDecoder is the class JSONDecoder, not a subclass of nghttp2py.BaseRequestHandler"),
+     "json:JSONDecoder is the class JSONDecoder, not an app (ASGI or WSGI) or a subclass of "
+     "nghttp2py.BaseRequestHandler"),
     ("examples.bookstore:BOOK_COUNT",
-     "examples.bookstore:BOOK_COUNT is a int, not a subclass of nghttp2py.BaseRequestHandler"),
+     "examples.bookstore:BOOK_COUNT is a int, not an app (ASGI or WSGI) or a subclass of "
+     "nghttp2py.BaseRequestHandler"),
     ("examples/hello.py",
      "'examples/hello.py' is not MODULE:ATTRIBUTE (e.g. examples.hello:Handler)"),
     ("examples.hello", "'examples.hello' is not MODULE:ATTRIBUTE (e.g. examples.hello:Handler)"),

@@ -64,6 +64,13 @@ class Server:
         if self.family == "nghttp2py":
             return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
                     "--loop", str(self.loop), *tls_args]
+        if self.family in ("nghttp2py-asgi", "nghttp2py-asgi-2w"):
+            # The ASGI adapter serving the app Hypercorn and Granian serve; "-2w": two
+            # worker processes sharing the port.
+            workers = ["--workers", "2"] if self.family.endswith("-2w") else []
+            cert = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
+            return [main_python, "-m", "nghttp2py", ASGI_APP, "--bind", f"127.0.0.1:{port}",
+                    "--loop", str(self.loop), "--log-level", "warning", *workers, *cert]
         if self.family == "hypercorn":
             extra = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [str(BENCH_BIN / "hypercorn"), "--config", str(HYPERCORN_CONFIG),
@@ -111,6 +118,9 @@ UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
     Server("nghttp2py-uvloop", loop="uvloop"),
+    Server("nghttp2py-asgi"),
+    Server("nghttp2py-asgi-uvloop", loop="uvloop"),
+    Server("nghttp2py-asgi-2w-uvloop", loop="uvloop"),
     Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
     Server("hypercorn-uvloop", loop="uvloop", http1=False,
            why_not_http1=HYPERCORN_WHY_NOT_HTTP1),

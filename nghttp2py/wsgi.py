@@ -1,0 +1,397 @@
+"""WSGI (PEP 3333) applications on a bounded thread pool.
+
+:func:`wsgi_handler` turns a WSGI application into a
+:class:`~nghttp2py.BaseRequestHandler` subclass. Each request runs in one of
+the pool's threads: ``wsgi.input`` streams the request body as it arrives
+(the client is held back by flow control while the app does not read), the
+response iterable is streamed as the client takes it (the thread waits while
+too much is queued), and the iterable's ``close()`` is always called.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from .handler import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
+
+__all__ = ["WSGIApp", "wsgi_handler"]
+
+logger = logging.getLogger("nghttp2py")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Request bytes buffered ahead of the app's reads before the handler pauses
+# reading; response bytes queued before the app's thread waits.
+READ_AHEAD = 65536
+WRITE_AHEAD = 65536
+
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                         "upgrade", "te"))
+_ERROR_BODY = b"Internal Server Error\n"
+
+
+class ClientGone(OSError):
+    """Raised in the app's thread (reading wsgi.input, writing) once the client has gone."""
+
+
+def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
+                 server: tuple[str, int | None] | None = None,
+                 multiprocess: bool = False) -> type[BaseRequestHandler]:
+    """A handler class that runs the WSGI application ``app`` in ``executor``'s threads.
+
+    ``root_path`` becomes ``SCRIPT_NAME``, ``server`` gives ``SERVER_NAME``
+    and ``SERVER_PORT`` (else the request's host), ``multiprocess`` is
+    ``wsgi.multiprocess``.
+    """
+    if not callable(app):
+        raise TypeError(f"a WSGI app is a callable, not {type(app).__name__}")
+    return type("WSGIApp", (WSGIHandler,), {
+        "wsgi_app": staticmethod(app), "wsgi_executor": executor,
+        "wsgi_root_path": root_path.rstrip("/"), "wsgi_server": server,
+        "wsgi_multiprocess": multiprocess, "requests": 0, "__module__": __name__})
+
+
+class RequestBody(io.RawIOBase):
+    """``wsgi.input``: the request body, read in the app's thread as it arrives."""
+
+    def __init__(self, handler: WSGIHandler) -> None:
+        super().__init__()
+        self._handler = handler
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._gone = False
+        self._dropping = False
+        self._ready = threading.Condition()
+
+    # -- the loop's side -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Add a chunk; True once enough is buffered that reading should pause."""
+        with self._ready:
+            if self._dropping:
+                return False
+            self._chunks.append(data)
+            self._buffered += len(data)
+            self._ready.notify()
+            return self._buffered >= READ_AHEAD
+
+    def drop(self) -> None:
+        """The app is done: what is buffered and what still comes is thrown away."""
+        with self._ready:
+            self._dropping = True
+            self._chunks.clear()
+            self._buffered = 0
+
+    def feed_eof(self, gone: bool = False) -> None:
+        with self._ready:
+            self._eof = True
+            self._gone = self._gone or gone
+            self._ready.notify()
+
+    # -- the app's side ----------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._take(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return self._take(size)
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self._take(1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = bytearray()
+        while size is None or size < 0 or len(line) < size:
+            with self._ready:
+                self._wait()
+                if not self._chunks:
+                    break
+                chunk = self._chunks[0]
+                end = chunk.find(b"\n") + 1 or len(chunk)
+                if size is not None and size >= 0:
+                    end = min(end, size - len(line))
+                line += chunk[:end]
+                self._consume(end)
+            if line.endswith(b"\n"):
+                break
+        return bytes(line)
+
+    def _take(self, size: int) -> bytes:
+        with self._ready:
+            self._wait()
+            taken = bytearray()
+            while self._chunks and len(taken) < size:
+                chunk = self._chunks[0]
+                part = chunk[:size - len(taken)]
+                taken += part
+                self._consume(len(part))
+            return bytes(taken)
+
+    def _wait(self) -> None:
+        while not self._chunks and not self._eof:
+            self._ready.wait()
+        if self._gone:
+            raise ClientGone("the client has gone")
+
+    def _consume(self, length: int) -> None:
+        chunk = self._chunks[0]
+        if length == len(chunk):
+            self._chunks.popleft()
+        else:
+            self._chunks[0] = chunk[length:]
+        was_full = self._buffered >= READ_AHEAD
+        self._buffered -= length
+        if was_full and self._buffered < READ_AHEAD:
+            self._handler.loop_call(self._handler.resume_reading)
+
+
+class WSGIHandler(BaseRequestHandler):
+    """Runs a WSGI app for each request; made by :func:`wsgi_handler`, not by hand."""
+
+    wsgi_app: WSGIApp
+    wsgi_executor: Executor
+    wsgi_root_path: str
+    wsgi_server: tuple[str, int | None] | None
+    wsgi_multiprocess: bool
+    requests: int  # requests started, for --max-requests
+
+    def on_headers(self) -> None:
+        type(self).requests += 1
+        self.loop = asyncio.get_running_loop()
+        self.input = RequestBody(self)
+        self.gone = False
+        self.chunks: deque[bytes] = deque()
+        self.queued = 0
+        self.finished = False
+        self.error: BaseException | None = None
+        self.room = threading.Condition()
+        # Not run_in_executor: its asyncio future would wake the loop once more per
+        # request, for a result nobody awaits (run() answers everything itself).
+        self.wsgi_executor.submit(self.run, self.environ())
+
+    def on_data(self, data: bytes) -> None:
+        if self.input.feed(data):
+            self.pause_reading()
+
+    def on_request_done(self) -> None:
+        self.input.feed_eof()
+
+    def on_close(self, error_code: int) -> None:
+        self.gone = True
+        self.input.feed_eof(gone=True)
+        with self.room:
+            self.room.notify_all()
+
+    def loop_call(self, callback: Callable[..., object], *args: object) -> None:
+        """Run ``callback`` on the server's loop (from the app's thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    # -- the environ ---------------------------------------------------------------
+
+    def environ(self) -> dict[str, Any]:
+        target = self.path or b"/"
+        raw_path, _, query = target.partition(b"?")
+        path = unquote_to_bytes(raw_path).decode("latin-1")
+        script_name = self.wsgi_root_path
+        if script_name and (path == script_name or path.startswith(script_name + "/")):
+            path = path[len(script_name):]
+        host = (self.host or b"").decode("latin-1")
+        server = self.wsgi_server
+        if server is not None and server[1] is not None:
+            server_name, server_port = server[0], str(server[1])
+        else:
+            server_name, _, server_port = host.rpartition(":") if ":" in host else (host, "", "")
+            server_port = server_port or ("443" if self.scheme == b"https" else "80")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": (self.method or b"GET").decode("latin-1"),
+            "SCRIPT_NAME": script_name,
+            "PATH_INFO": path,
+            "QUERY_STRING": query.decode("latin-1"),
+            "SERVER_NAME": server_name,
+            "SERVER_PORT": server_port,
+            "SERVER_PROTOCOL": f"HTTP/{self.http_version}",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": (self.scheme or b"http").decode("latin-1"),
+            "wsgi.input": self.input,
+            "wsgi.input_terminated": True,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": self.wsgi_multiprocess,
+            "wsgi.run_once": False,
+        }
+        client = self.client_address
+        if isinstance(client, tuple) and client:
+            environ["REMOTE_ADDR"] = str(client[0])
+            environ["REMOTE_PORT"] = str(client[1])
+        for name, value in self.headers:
+            key = name.decode("latin-1").upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = value.decode("latin-1")
+                continue
+            key = "HTTP_" + key
+            text = value.decode("latin-1")
+            environ[key] = f"{environ[key]},{text}" if key in environ else text
+        if host and "HTTP_HOST" not in environ:
+            environ["HTTP_HOST"] = host
+        return environ
+
+    # -- the app's thread --------------------------------------------------------------
+
+    def run(self, environ: dict[str, Any]) -> None:
+        """Call the app and hand its response to the loop, chunk by chunk."""
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            if exc_info is not None:
+                try:
+                    if self.response_sent:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif started:
+                raise RuntimeError("start_response() called twice without exc_info")
+            started[:] = [status, headers]
+            return self.write
+
+        self.response_sent = False
+        self.start = started
+        result = None
+        try:
+            result = self.wsgi_app(environ, start_response)
+            iterator = iter(result)
+            first = next(iterator, None)
+            if first is None:
+                self.deliver(b"", True)
+                return
+            second = next(iterator, None)
+            if second is None:
+                self.deliver(first, True)  # the whole body at once: one response
+                return
+            self.deliver(first, False)
+            self.deliver(second, False)
+            for chunk in iterator:
+                self.deliver(chunk, False)
+            self.deliver(b"", True)
+        except ClientGone:
+            pass
+        except BaseException as exc:  # noqa: BLE001 -- whatever the app raised is answered
+            self.failed(exc)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    logger.error("closing the WSGI response of stream %d failed",
+                                 self.stream_id, exc_info=exc)
+            self.loop_call(self.app_done)
+
+    def app_done(self) -> None:
+        """The app has returned: a client still sending the body is no longer held back."""
+        self.input.drop()
+        if self.reading_paused and not self.gone:
+            self.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` that start_response returns."""
+        self.deliver(data, False)
+
+    def deliver(self, chunk: bytes, last: bool) -> None:
+        """Queue a body chunk for the loop; wait while too much is queued."""
+        if self.gone:
+            raise ClientGone("the client has gone")
+        if not self.start:
+            raise RuntimeError("the WSGI app sent its body before calling start_response()")
+        if not self.response_sent:
+            self.response_sent = True
+            status, headers = self.start
+            self.loop_call(self.respond, int(status.split(None, 1)[0]), headers,
+                           bytes(chunk) if last else None)
+            if last:
+                return
+        if chunk or last:
+            with self.room:
+                if chunk:
+                    self.chunks.append(bytes(chunk))
+                    self.queued += len(chunk)
+                self.finished = last
+            self.loop_call(self.resume)
+        with self.room:
+            while self.queued > WRITE_AHEAD and not self.gone:
+                self.room.wait()
+        if self.gone:
+            raise ClientGone("the client has gone")
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.response_sent:
+            self.response_sent = True
+            logger.error("WSGI app raised on stream %d from %s", self.stream_id,
+                         self.client_address, exc_info=exc)
+            self.loop_call(self.respond, 500,
+                           [("content-type", "text/plain; charset=utf-8")], _ERROR_BODY)
+            return
+        with self.room:
+            self.error = exc  # the engine resets the stream when it next pulls
+        self.loop_call(self.resume)
+
+    # -- the loop's side -----------------------------------------------------------
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None) -> None:
+        if self.gone:
+            return
+        if self.method == b"HEAD":
+            with self.room:  # no body goes out: the app's thread stops producing it
+                self.gone = True
+                self.room.notify_all()
+        fields = []
+        for name, value in headers:
+            name = name.lower()
+            if name not in _HOP_BY_HOP:
+                fields.append((name, value))
+        try:
+            self.send_response(status, fields, body if body is not None else self.pull)
+        except Exception as exc:  # noqa: BLE001 -- a bad status or header from the app
+            logger.error("WSGI app's response on stream %d is invalid: %s", self.stream_id, exc)
+            with self.room:
+                self.gone = True
+                self.room.notify_all()
+            self.send_response(500, [("content-type", "text/plain; charset=utf-8")],
+                               _ERROR_BODY)
+
+    def pull(self, size: int) -> tuple[bytes, int]:
+        """The streamed body, as the engine pulls it: ``(data, flag)``."""
+        with self.room:
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            if self.chunks:
+                data = self.chunks.popleft()
+                self.queued -= len(data)
+                if self.queued <= WRITE_AHEAD:
+                    self.room.notify_all()
+                return data, DATA_EOF if self.finished and not self.chunks else DATA_OK
+            if self.finished:
+                return b"", DATA_EOF
+            return b"", DATA_DEFERRED
