@@ -1,7 +1,10 @@
-"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
+"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server and client API."""
+from typing import Any
+
 from ._nghttp2 import NGHTTP2_LIB_VERSION, WebSocket
 from ._version import __version__
 from .app_server import AppServer, serve
+from .client import BaseResponseHandler, Client, HTTP2Client, PushPromise, Response, Timeout
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -35,6 +38,8 @@ __all__ = [
     "NGHTTP2_LIB_VERSION",
     "AppServer",
     "BaseRequestHandler",
+    "BaseResponseHandler",
+    "Client",
     "ErrorCode",
     "FlowControlError",
     "HDDeflater",
@@ -42,13 +47,18 @@ __all__ = [
     "HDTableEntry",
     "HPACKError",
     "HTTP2Error",
+    "HTTP2Client",
     "HTTP2Server",
+    "HTTPXTransport",
     "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
+    "PushPromise",
+    "Response",
     "ResponseStateError",
     "ServerSettings",
     "StreamClosedError",
+    "Timeout",
     "Timeouts",
     "WebSocket",
     "WebSocketClosed",
@@ -56,3 +66,11 @@ __all__ = [
     "print_hd_table",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx is optional: its transport is imported on first use.
+    if name == "HTTPXTransport":
+        from .client.httpx_transport import HTTPXTransport
+        return HTTPXTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

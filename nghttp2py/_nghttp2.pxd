@@ -199,6 +199,10 @@ cdef class AsyncIterBody(ChunkedBody):
     cdef object waiting
     cdef BaseRequestHandler handler
 
+    # What a chunk's arrival (or failure) does to its stream.
+    cdef void resume(self) except *
+    cdef void failed(self, object exception) except *
+
 
 # -- the application's side of a stream (handler.pxi) ------------------------------
 
@@ -347,6 +351,7 @@ cdef class Session(HTTPProtocol):
     cdef bint final_goaway_sent
 
     cdef int _create(self, dict settings) except -1
+    cdef int _submit_settings(self, dict settings) except -1
     # An HTTP/1.1 request upgraded to h2c becomes stream 1 (see http1.pxi).
     cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1
     cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1
@@ -367,7 +372,7 @@ cdef class Session(HTTPProtocol):
     cdef int _on_stream_close(self, int32_t stream_id, uint32_t error_code) except -1
     cdef ssize_t _on_data_source_read(self, BaseRequestHandler stream, uint8_t *buf,
                                       size_t length, uint32_t *flags) noexcept
-    cdef int _on_send_data(self, BaseRequestHandler stream, const uint8_t *framehd,
+    cdef int _on_send_data(self, BodySource body, const uint8_t *framehd,
                            size_t length) noexcept
 
 
@@ -542,6 +547,76 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef int write_raw(self, bytes data) except -1
     cdef void close_connection(self) except *
     cdef void update_reading(self) except *
+
+# -- HTTP/2 client (client.pxi) -----------------------------------------------------
+
+# A response handler's state bits, beside the shared STREAM_CLOSED,
+# HANDLER_FAILED, PUSHED, HEADERS_TOO_LARGE and READING_PAUSED.
+cdef enum:
+    FINAL_HEADERS = 256
+    RESPONSE_DONE = 512
+
+
+cdef class BaseResponseHandler:
+    cdef ClientSession session
+    cdef readonly int stream_id
+    cdef public int status
+    cdef public list headers
+    cdef public list trailers
+    cdef public bytes scheme
+    cdef public bytes method
+    cdef public bytes host
+    cdef public bytes path
+    cdef readonly bint pushed
+    cdef public object error
+    cdef int state
+    cdef bint wants_data
+    cdef size_t header_list_size
+    # Response bytes taken while reading is paused: the server's credit for later.
+    cdef size_t unconsumed
+    # The request body, pulled as the server's window allows.
+    cdef BodySource body
+
+    # A hook or the request body raised: reset the stream after the C call.
+    cdef void fail(self, str where, object exc)
+    # Its session tells it what arrived (a response header block's fields, the
+    # end of the block, body data, END_STREAM) and when the stream closed.
+    cdef int attach(self, ClientSession session, int32_t stream_id) except -1
+    cdef int add_field(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1
+    cdef int header_block_received(self) except -1
+    cdef int data_received(self, const uint8_t *data, size_t length) except -1
+    cdef int response_received(self) except -1
+    cdef int closed(self, uint32_t error_code) except -1
+
+
+cdef class PushPromise:
+    cdef readonly BaseResponseHandler parent
+    cdef readonly int stream_id
+    cdef readonly bytes method
+    cdef readonly bytes scheme
+    cdef readonly bytes host
+    cdef readonly bytes path
+    cdef readonly list headers
+    cdef bint decided
+
+
+cdef class AsyncRequestBody(AsyncIterBody):
+    cdef BaseResponseHandler response
+
+
+cdef class ClientSession(Session):
+    # Promised streams whose PUSH_PROMISE is still being received, by id.
+    cdef dict promises
+    cdef readonly object goaway
+
+    cdef void reset_response(self, BaseResponseHandler stream, uint32_t error_code)
+    cdef void reset_stream_id(self, int32_t stream_id, uint32_t error_code)
+    cdef void consume_response(self, BaseResponseHandler stream, size_t length) noexcept
+    cdef void resume_request_body(self, BaseResponseHandler stream)
+    cdef int accept(self, PushPromise promise, BaseResponseHandler handler) except -1
+    cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
+    cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
+                                       size_t length, uint32_t *flags) noexcept
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -9,8 +9,9 @@ from typing import Any
 from typing_extensions import disjoint_base
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
-           "ASGIConfig", "ASGIHandler", "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK",
-           "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
+           "ASGIConfig", "ASGIHandler", "BaseResponseHandler", "ClientSession", "PushPromise",
+           "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
+           "NGHTTP2_LIB_VERSION"]
 
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
@@ -162,6 +163,67 @@ class HTTP1Connection(HTTPProtocol):
     def on_message_complete(self) -> None: ...
     head_started: float
     shutting_down: bool
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class BaseResponseHandler:
+    """Receives the response to one request; subclass it and override the ``on_*`` hooks."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    trailers: list[tuple[bytes, bytes]] | None
+    scheme: bytes | None
+    method: bytes | None
+    host: bytes | None
+    path: bytes | None
+    error: BaseException | None
+    # Read-only:
+    stream_id: int
+    pushed: bool
+    server_address: Any
+    response_done: bool
+    closed_stream: bool
+    reading_paused: bool
+    def on_headers(self) -> None: ...
+    def on_data(self, data: bytes) -> None: ...
+    def on_response_done(self) -> None: ...
+    def on_close(self, error_code: int) -> None: ...
+    def on_push_promise(self, push_promise: PushPromise) -> None: ...
+    def accept_push(self, push_promise: PushPromise,
+                    handler: BaseResponseHandler | type[BaseResponseHandler] | None = None,
+                    ) -> BaseResponseHandler: ...
+    def reject_push(self, push_promise: PushPromise) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def cancel(self, error_code: int = 8) -> None: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class PushPromise:
+    """A response the server promises to push, and the request it answers."""
+
+    # All read-only.
+    parent: BaseResponseHandler | None
+    stream_id: int
+    method: bytes | None
+    scheme: bytes | None
+    host: bytes | None
+    path: bytes | None
+    headers: list[tuple[bytes, bytes]]
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class ClientSession(Session):
+    """The HTTP/2 client side of one connection (used by nghttp2py.client)."""
+
+    def __init__(self, settings: Mapping[str, int], *, scheme: bytes = b"https",
+                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    def connection_made(self, transport: asyncio.Transport, server_address: Any = None) -> None: ...
+    def connection_lost(self, error: BaseException | None = None) -> None: ...
+    def submit_request(self, handler: BaseResponseHandler, method: _Text, scheme: _Text,
+                       authority: _Text, path: _Text, headers: _Headers | None = None,
+                       body: _Body = None) -> int: ...
+    @property
+    def accepting_requests(self) -> bool: ...
+    @property
+    def goaway(self) -> tuple[int, int, bytes] | None: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class HDTableEntry:

@@ -17,6 +17,7 @@ include "websocket.pxi"   # WebSocket: RFC 6455 messages on a stream
 include "memory.pxi"      # the memory allocator of each nghttp2 session
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "http1.pxi"       # HTTP1Connection: HTTP/1.1 over llhttp (httptools)
+include "client.pxi"      # ClientSession, BaseResponseHandler: the client side of HTTP/2
 include "asgi.pxi"        # ASGIHandler: ASGI 3 applications on the stream interface
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
@@ -24,6 +25,7 @@ NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
     "BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
-    "ASGIConfig", "ASGIHandler", "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK",
-    "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
+    "ASGIConfig", "ASGIHandler", "BaseResponseHandler", "ClientSession", "PushPromise",
+    "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
+    "NGHTTP2_LIB_VERSION",
 ]

@@ -37,10 +37,9 @@ cdef nghttp2_session_callbacks *_callbacks = NULL
 cdef nghttp2_option *_option = NULL
 
 
-cdef int _init_session_templates() except -1:
-    global _callbacks, _option
+cdef nghttp2_session_callbacks *new_session_callbacks() except NULL:
+    """Callbacks with every cb_on_* trampoline set (ClientSession's start from these too)."""
     cdef nghttp2_session_callbacks *callbacks = NULL
-    cdef nghttp2_option *option = NULL
     check(nghttp2_session_callbacks_new(&callbacks))
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, cb_on_begin_headers)
     nghttp2_session_callbacks_set_on_header_callback2(callbacks, cb_on_header)
@@ -50,6 +49,13 @@ cdef int _init_session_templates() except -1:
     nghttp2_session_callbacks_set_send_data_callback(callbacks, cb_send_data)
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, cb_on_frame_send)
     nghttp2_session_callbacks_set_error_callback2(callbacks, cb_on_error)
+    return callbacks
+
+
+cdef int _init_session_templates() except -1:
+    global _callbacks, _option
+    cdef nghttp2_option *option = NULL
+    cdef nghttp2_session_callbacks *callbacks = new_session_callbacks()
     if nghttp2_option_new(&option) != 0:
         nghttp2_session_callbacks_del(callbacks)
         raise MemoryError()
@@ -90,7 +96,6 @@ cdef class Session(HTTPProtocol):
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
-        cdef nghttp2_settings_entry entries[7]
         if _callbacks == NULL:
             _init_session_templates()
         cdef nghttp2_mem mem
@@ -101,6 +106,11 @@ cdef class Session(HTTPProtocol):
         mem.realloc = mem_realloc
         check(nghttp2_session_server_new3(&self.session, _callbacks, <void *>self, _option,
                                           &mem))
+        return self._submit_settings(settings)
+
+    cdef int _submit_settings(self, dict settings) except -1:
+        """Announce ``settings`` and open the connection's receive window to its size."""
+        cdef nghttp2_settings_entry entries[7]
         entries[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         entries[0].value = settings["max_concurrent_streams"]
         entries[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
@@ -113,10 +123,14 @@ cdef class Session(HTTPProtocol):
         entries[4].value = settings["header_table_size"]
         entries[5].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES
         entries[5].value = 1
-        # RFC 8441: extended CONNECT (WebSockets over HTTP/2). Submitting it
-        # makes nghttp2 accept :protocol in requests at once, as the RFC allows.
-        entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL
-        entries[6].value = 1
+        if "enable_push" in settings:  # a client's
+            entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH
+            entries[6].value = settings["enable_push"]
+        else:
+            # RFC 8441: extended CONNECT (WebSockets over HTTP/2). Submitting it
+            # makes nghttp2 accept :protocol in requests at once, as the RFC allows.
+            entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL
+            entries[6].value = 1
         check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 7))
         check(nghttp2_session_set_local_window_size(
             self.session, NGHTTP2_FLAG_NONE, 0, settings["connection_window_size"]))
@@ -257,14 +271,12 @@ cdef class Session(HTTPProtocol):
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
-        cdef BaseRequestHandler handler
-        streams, self.streams = self.streams, {}
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
         self.transport = None
-        for handler in streams.values():
-            handler.closed(NGHTTP2_CANCEL)
+        for stream_id in list(self.streams):
+            self._on_stream_close(stream_id, NGHTTP2_CANCEL)
         try:
             if self.failures:
                 self.process_failures()
@@ -547,7 +559,7 @@ cdef class Session(HTTPProtocol):
             # nghttp2 resets the stream with INTERNAL_ERROR.
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
 
-    cdef int _on_send_data(self, BaseRequestHandler stream, const uint8_t *framehd,
+    cdef int _on_send_data(self, BodySource body, const uint8_t *framehd,
                            size_t length) noexcept:
         # Only bodies that set NGHTTP2_DATA_FLAG_NO_COPY (large BytesBody chunks)
         # come here; no padding is ever requested, so the frame is header + data.
@@ -558,7 +570,7 @@ cdef class Session(HTTPProtocol):
             return NGHTTP2_ERR_CALLBACK_FAILURE
         end = bytes_data(self.output) + self.output_length
         memcpy(end, framehd, FRAME_HEADER_LENGTH)
-        memcpy(end + FRAME_HEADER_LENGTH, stream.body.take(length), length)
+        memcpy(end + FRAME_HEADER_LENGTH, body.take(length), length)
         self.output_length += FRAME_HEADER_LENGTH + length
         if self.output_length >= WRITE_BATCH_SIZE:
             try:
@@ -686,4 +698,5 @@ cdef ssize_t cb_data_source_read(nghttp2_session *session, int32_t stream_id, ui
 cdef int cb_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                       size_t length, nghttp2_data_source *source,
                       void *user_data) noexcept:
-    return (<Session>user_data)._on_send_data(<BaseRequestHandler>source.ptr, framehd, length)
+    return (<Session>user_data)._on_send_data((<BaseRequestHandler>source.ptr).body, framehd,
+                                              length)
