@@ -12,6 +12,7 @@ include "headers.pxi"     # header blocks handed to libnghttp2, validation
 include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "guard.pxi"       # the Session's guard against hostile peers (SECURITY.md)
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
