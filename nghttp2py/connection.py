@@ -8,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._nghttp2 import BaseRequestHandler, Session
+from .errors import ErrorCode
 from .settings import Timeouts
 
 __all__ = ["ConnectionConfig", "ServerConnection"]
 
 logger = logging.getLogger("nghttp2py")
 
-_SETTINGS_TIMEOUT = 0x4  # HTTP/2 error code
+# After a GOAWAY for cause, how long the client has to take it before the
+# connection is aborted.
+_CLOSE_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class ServerConnection(asyncio.BufferedProtocol):
             scheme=b"https" if ssl_object is not None else b"http",
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=config.loop)
+        self._session.header_timeout = config.timeouts.request_header or 0.0
+        self._session.min_rate = config.timeouts.min_rate or 0.0
         self._on_made(self)
         if ssl_object is not None:
             # On cleartext the preface waits for the client's first bytes, so
@@ -152,18 +157,19 @@ class ServerConnection(asyncio.BufferedProtocol):
         if not session.preface_received and timeouts.handshake is not None:
             deadline = self._started + timeouts.handshake
             if now >= deadline:
-                self._close_for("no HTTP/2 connection preface in time")
+                self._close_for("no HTTP/2 connection preface in time", ErrorCode.SETTINGS_TIMEOUT)
                 return
             deadlines.append(deadline)
         if not session.settings_acked and timeouts.settings_ack is not None:
             deadline = self._started + timeouts.settings_ack
             if now >= deadline:
                 if not session.preface_received:
-                    self._close_for("no HTTP/2 connection preface in time")
+                    self._close_for("no HTTP/2 connection preface in time",
+                                    ErrorCode.SETTINGS_TIMEOUT)
                     return
                 logger.info("closing connection from %s: SETTINGS not acknowledged in time",
                             session.client_address)
-                session.terminate(_SETTINGS_TIMEOUT)
+                session.terminate(ErrorCode.SETTINGS_TIMEOUT)
                 return
             deadlines.append(deadline)
         if timeouts.idle is not None:
@@ -180,7 +186,7 @@ class ServerConnection(asyncio.BufferedProtocol):
             if session.ping_outstanding and self._ping_sent:
                 deadline = self._ping_sent + timeouts.keepalive_ack
                 if now >= deadline:
-                    self._close_for("keep-alive PING not acknowledged")
+                    self._close_for("keep-alive PING not acknowledged", ErrorCode.NO_ERROR)
                     return
                 deadlines.append(deadline)
             elif session.preface_received and now >= session.last_activity + timeouts.keepalive:
@@ -195,8 +201,13 @@ class ServerConnection(asyncio.BufferedProtocol):
             self._watchdog = loop.call_at(loop.time() + max(min(deadlines) - now, 0.01),
                                           self._check_timeouts)
 
-    def _close_for(self, reason: str) -> None:
+    def _close_for(self, reason: str, error_code: int) -> None:
+        """GOAWAY ``error_code`` and close; abort if the client does not take it in time."""
+        session = self._session
         logger.info("closing connection from %s: %s",
-                    self._session.client_address if self._session else None, reason)
-        if self._transport is not None:
+                    session.client_address if session else None, reason)
+        if session is not None:
+            session.terminate(error_code)
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+        self._watchdog = self._config.loop.call_later(_CLOSE_GRACE, self.abort)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import subprocess
 import textwrap
 import time
 
 import pytest
-from conftest import require, start_server_script
+from conftest import require, start_server_script, wait_for
 from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
 
 from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
@@ -289,19 +288,18 @@ def test_timeouts_none_turns_one_off():
     assert Timeouts(handshake=None, settings_ack=None, idle=None).idle is None
 
 
-def test_silent_client_closed_after_handshake_timeout(serve):
+def test_silent_client_closed_after_handshake_timeout(serve, raw_client):
+    """No preface in time: the server's SETTINGS, GOAWAY SETTINGS_TIMEOUT, then the close."""
     server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3))
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    client = raw_client(server.port, preface=False)
     started = time.monotonic()
-    try:
-        received = sock.recv(65536)
-    except ConnectionResetError:
-        received = b""
-    elapsed = time.monotonic() - started
-    sock.close()
-    assert received == b""
-    assert 0.25 <= elapsed < 2.0, elapsed
-    assert server.call(lambda: server.server.connections) == 0
+    frames, timed = read_until_eof(client, 5)
+    [goaway] = goaways(frames)
+    assert goaway.error_code == ErrorCode.SETTINGS_TIMEOUT
+    arrival = {id(f): t for t, f in timed}
+    assert 0.25 <= arrival[id(goaway)] - started < 2.0
+    assert client.eof
+    assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
 
 
 def test_handshake_timeout_does_not_hit_a_client_that_spoke(serve, raw_client):
