@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from . import loops
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
+from .memory import MemoryReleaser
 from .settings import ServerSettings, Timeouts
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class HTTP2Server:
         self._closing = False
         self._abort_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
+        self._memory: MemoryReleaser | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -90,6 +92,7 @@ class HTTP2Server:
             raise RuntimeError("the server is already started")
         self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        self._memory = MemoryReleaser(loop)
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
@@ -224,6 +227,8 @@ class HTTP2Server:
 
     def _connection_lost(self, connection: ServerConnection) -> None:
         self._connections.discard(connection)
+        if self._memory is not None:
+            self._memory.connection_closed()
         self._check_closed()
 
     def _check_closed(self) -> None:
