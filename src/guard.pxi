@@ -84,7 +84,8 @@ cdef inline void clear_bit(uint64_t *words, int slot) noexcept:
 
 cdef void open_client_stream(Session self, int32_t stream_id) noexcept:
     """A HEADERS frame opens ``stream_id``: the ids skipped on the way were never used."""
-    cdef int32_t skipped = self.max_client_stream + 2
+    # 64 bits: the ids run up to 2**31 - 1, and the loop steps past the last.
+    cdef long long skipped = <long long>self.max_client_stream + 2
     cdef int slot
     if (stream_id - skipped) >> 1 >= STREAM_WINDOW_BITS:
         memset(self.opened_ids, 0, sizeof(self.opened_ids))

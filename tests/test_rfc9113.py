@@ -180,6 +180,12 @@ def test_5_1_1_a_lower_stream_id_in_the_same_read_is_a_protocol_error(client):
     connection_error(client, ErrorCode.PROTOCOL_ERROR)
 
 
+def test_5_1_1_the_largest_stream_id_is_served(client):
+    """2**31 - 1 (found by the fuzzer: the id bookkeeping once looped forever on it)."""
+    client.send(get(client, 2**31 - 1))
+    assert status_of(client.frames_until(ended(2**31 - 1), 5), 2**31 - 1) == b"200"
+
+
 def test_5_1_1_stream_ids_may_skip(client):
     client.send(get(client, 1) + get(client, 11))
     frames = client.frames_until(ended(11), 5)
