@@ -1,14 +1,17 @@
-"""Build nghttp2py._nghttp2 against the system libnghttp2 (found with pkg-config).
+"""Build nghttp2py._nghttp2 against the system libnghttp2.
 
 Metadata (name, version, extras) lives in pyproject.toml; this file only
-describes the extension.  NGHTTP2PY_DEBUG=1 builds it with -O0 -g.
+describes the extension.  The compiler and linker flags for libnghttp2 come
+from NGHTTP2_CFLAGS / NGHTTP2_LIBS when NGHTTP2_LIBS is set (the Makefile
+exports what ./configure recorded in config.mk), else from pkg-config.
+NGHTTP2PY_DEBUG=1 builds with -O0 -g.
 """
 import glob
 import os
 import shlex
 import subprocess
 
-from setuptools import setup, Extension
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 try:
@@ -21,7 +24,7 @@ except ImportError:
     raise SystemExit(
         "error: Cython >= 3 is required to build nghttp2py; "
         "install it with: python3 -m pip install 'Cython>=3'"
-    )
+    ) from None
 
 NGHTTP2_MIN = "1.52"
 NGHTTP2_HINT = (
@@ -38,16 +41,24 @@ def pkg_config(*args):
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
-        raise SystemExit(NGHTTP2_HINT)
+        raise SystemExit(NGHTTP2_HINT) from None
     return shlex.split(out)
 
 
-def nghttp2_flags():
-    """pkg-config output sorted into the Extension keywords it belongs to."""
+def nghttp2_args():
+    """libnghttp2's compiler and linker arguments: the environment's, else pkg-config's."""
+    libs = os.environ.get("NGHTTP2_LIBS", "").strip()
+    if libs:
+        return shlex.split(os.environ.get("NGHTTP2_CFLAGS", "")) + shlex.split(libs)
     pkg_config(f"--atleast-version={NGHTTP2_MIN}")
+    return pkg_config("--cflags", "--libs")
+
+
+def nghttp2_flags():
+    """libnghttp2's arguments sorted into the Extension keywords they belong to."""
     flags = {"include_dirs": [], "library_dirs": [], "libraries": [],
              "define_macros": [], "extra_compile_args": [], "extra_link_args": []}
-    for arg in pkg_config("--cflags", "--libs"):
+    for arg in nghttp2_args():
         if arg.startswith("-I"):
             flags["include_dirs"].append(arg[2:])
         elif arg.startswith("-L"):
@@ -58,8 +69,8 @@ def nghttp2_flags():
             name, _, value = arg[2:].partition("=")
             flags["define_macros"].append((name, value or None))
         else:
-            # pkg-config cannot tell us whether an unknown flag is for the
-            # compiler or the linker; gcc accepts both kinds in either place.
+            # The flags do not tell whether an unknown one is for the compiler
+            # or the linker; gcc accepts both kinds in either place.
             flags["extra_compile_args"].append(arg)
             flags["extra_link_args"].append(arg)
     return flags
@@ -87,15 +98,14 @@ class BuildExt(build_ext):
 
 
 flags = nghttp2_flags()
-# Always defined, so Cython code can read it with `cdef extern from *`.
-flags["define_macros"].append(("NGHTTP2PY_DEBUG", "1" if DEBUG else "0"))
 if DEBUG:
     flags["extra_compile_args"] += ["-O0", "-g", "-UNDEBUG"]
 
 extension = Extension(
     "nghttp2py._nghttp2",
     sources=["src/_nghttp2.pyx"],
-    depends=sorted(glob.glob("src/*.pxi") + glob.glob("nghttp2py/*.pxd") + glob.glob("include/*.pxd")),
+    depends=sorted(glob.glob("src/*.pxi") + glob.glob("nghttp2py/*.pxd")
+                   + glob.glob("include/*.pxd")),
     **flags,
 )
 
@@ -115,7 +125,7 @@ try:
     )
 except CompileError as exc:
     # Cython has printed the errors; a traceback of cythonize adds nothing.
-    raise SystemExit(f"error: Cython failed to compile {exc.args[-1]}")
+    raise SystemExit(f"error: Cython failed to compile {exc.args[-1]}") from None
 
 setup(
     packages=["nghttp2py"],

@@ -29,6 +29,7 @@ class H2loadResult:
     command: list[str]
     seconds: float
     req_per_s: float
+    total: int
     done: int
     succeeded: int
     failed: int
@@ -37,6 +38,11 @@ class H2loadResult:
     latency_mean_ms: float | None = None
     latency_max_ms: float | None = None
     latency_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def unsuccessful(self) -> int:
+        """Requests of the run that did not get a 2xx/3xx answer (failed, errored, not done)."""
+        return self.total - self.succeeded
 
     @property
     def mib_per_s(self) -> float:
@@ -48,7 +54,7 @@ class H2loadResult:
         if not self.latency_ms:
             return None
         ordered = sorted(self.latency_ms)
-        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
     def summary(self) -> dict:
         """JSON-friendly numbers (per-request latencies reduced to percentiles)."""
@@ -76,7 +82,7 @@ def parse(command: list[str], output: str) -> H2loadResult:
     data = _DATA.search(output)
     result = H2loadResult(
         command=command, seconds=seconds, req_per_s=float(finished.group(3)),
-        done=int(requests.group(3)), succeeded=int(requests.group(4)),
+        total=int(requests.group(1)), done=int(requests.group(3)), succeeded=int(requests.group(4)),
         failed=int(requests.group(5)), errored=int(requests.group(6)),
         data_bytes=int(data.group(1)) if data else 0)
     latency = _TIME_FOR_REQUEST.search(output)

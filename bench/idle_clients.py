@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import signal
 import struct
@@ -74,10 +75,8 @@ async def main(port: int, count: int, batch: int, max_seconds: float) -> None:
         tasks += [loop.create_task(hold(*pair, alive)) for pair in opened if pair]
     await asyncio.sleep(0.5)
     print(f"READY {alive[0]}", flush=True)
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), max_seconds)
-    except asyncio.TimeoutError:
-        pass
     print(f"ALIVE {alive[0]}", flush=True)
     for task in tasks:
         task.cancel()

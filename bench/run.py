@@ -19,12 +19,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import report  # noqa: E402
-from h2load import H2loadError  # noqa: E402
-from scenarios import MEASURE, Case, Outcome, Scenario, Settings, scenarios  # noqa: E402
-from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit  # noqa: E402
-from servers.peers import (BENCH, BENCH_PY, REFERENCE, REPO, SERVERS, Paths,  # noqa: E402
-                           Server)
+import report
+from h2load import H2loadError
+from scenarios import MEASURE, Case, Outcome, Scenario, Settings, scenarios
+from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit
+from servers.common import LOOP_LINE
+from servers.peers import (
+    BENCH,
+    BENCH_PY,
+    REFERENCE,
+    REFERENCE_UVLOOP,
+    REPO,
+    SERVERS,
+    Paths,
+    Server,
+    loop_matches,
+)
 
 RESULTS = BENCH / "results"
 RAW = RESULTS / "raw"
@@ -33,6 +43,10 @@ REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
 PEER_PACKAGES = ["hypercorn", "twisted", "granian", "pynghttp2", "uvloop", "h2", "matplotlib",
                  "psutil"]
+
+
+class LoopMismatch(RuntimeError):
+    """A server runs on another event loop than its row names: the run is void."""
 
 
 def log(message: str) -> None:
@@ -128,8 +142,8 @@ def machine_info() -> dict:
 def versions() -> dict:
     """Versions of Python, nghttp2py, libnghttp2, the nghttp2 tools and every peer."""
     peers = _output([str(BENCH_PY), "-c",
-                     "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) "
-                     f"for p in {PEER_PACKAGES!r}}}))"])
+                     ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) "
+                     f"for p in {PEER_PACKAGES!r}}}))")])
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return {
         "python": platform.python_version(),
@@ -145,15 +159,26 @@ def versions() -> dict:
     }
 
 
+def checked_loop(server: Server, running: ServerProcess) -> str:
+    """The loop class the server reports; LoopMismatch unless it is the row's loop."""
+    if server.loop is None:
+        return ""
+    reported = running.reported_loop(LOOP_LINE)
+    if not loop_matches(server.loop, reported):
+        raise LoopMismatch(f"{server.name} must run on {server.loop} but reports "
+                           f"{reported or 'no event loop'}: {running.last_line()}")
+    return reported
+
+
 def run_case(scenario: Scenario, case: Case, server: Server, running: ServerProcess, port: int,
-             settings: Settings) -> Outcome:
+             settings: Settings, loop: str) -> Outcome:
     """Measure one case, turning harness-level failures into a 'failed' outcome."""
     started = time.monotonic()
     try:
         outcome = MEASURE[scenario.kind](scenario, case, running, port, settings)
     except (H2loadError, ServerError, subprocess.SubprocessError, OSError, ValueError) as exc:
         outcome = Outcome(server="", status="failed", note=str(exc).splitlines()[0][:200])
-    outcome = dataclasses.replace(outcome, server=server.name)
+    outcome = dataclasses.replace(outcome, server=server.name, loop=loop)
     log(f"  {case.key:>3} {server.name:<17} {outcome.status:<6} "
         f"{report.number(outcome.value):>10} {scenario.metric:<8} "
         f"cpu {report.number(outcome.cpu_us):>8} µs/req  ({time.monotonic() - started:.1f}s) "
@@ -185,9 +210,10 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
                                                       note=str(exc).splitlines()[0]))
                 log(f"  {server.name}: {exc}")
                 continue
+            loop = checked_loop(server, running)
             for case in scenario.cases:
                 outcomes[case.key].append(run_case(scenario, case, server, running, port,
-                                                   settings))
+                                                   settings, loop))
     return [(scenario, case, outcomes[case.key]) for case in scenario.cases]
 
 
@@ -234,8 +260,8 @@ def main() -> int:
     unavailable: dict[str, str] = {}
     if err := import_error("from nghttp2py import BaseRequestHandler, HTTP2Server"):
         log(f"WARNING: nghttp2py is not importable ({err}); its rows are n/a")
-        unavailable = {"nghttp2py": f"not importable: {err}",
-                       "nghttp2py-uvloop": f"not importable: {err}"}
+        unavailable = {REFERENCE: f"not importable: {err}",
+                       REFERENCE_UVLOOP: f"not importable: {err}"}
     settings = Settings(rounds=rounds, seconds=seconds, raw_dir=RAW, post_file=post_file)
 
     started = time.time()
@@ -248,7 +274,8 @@ def main() -> int:
             "duration_s": round(time.time() - started, 1), "quick": args.quick,
             "rounds": rounds, "target_seconds_per_run": seconds,
             "machine": machine_info(), "versions": versions(),
-            "server_commands": server_commands(paths), "reference": REFERENCE}
+            "server_commands": server_commands(paths), "loops": report.reported_loops(results),
+            "reference": REFERENCE}
     header = (f"Run {meta['started']}, {meta['machine']['cores']} cores "
               f"({meta['machine']['cpu_model']}), {rounds} round(s), median reported.\n")
     text = report.markdown(results, header)
@@ -285,6 +312,9 @@ def print_cpu_summary(results: list[tuple[Scenario, Case, list[Outcome]]]) -> No
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except LoopMismatch as exc:
+        log(f"ERROR: {exc}; no result written")
+        sys.exit(2)
     except KeyboardInterrupt:
         log("interrupted; servers stopped")
         sys.exit(130)

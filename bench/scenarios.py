@@ -53,6 +53,8 @@ class Outcome:
     cpu_us: float | None = None
     note: str = ""
     rounds: list[dict] = field(default_factory=list)
+    failed: int = 0  # requests that failed or errored, summed over the measured rounds
+    loop: str = ""  # event loop class the server reported running on
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,9 @@ def _measured(server: ServerProcess, command: list[str], settings: Settings,
     return result, tree_cpu_seconds(server.pid) - before
 
 
-def _failures(results: list[h2load.H2loadResult]) -> str:
-    failed = sum(r.done - r.succeeded + r.errored for r in results)
-    return f"{failed} failed/errored requests" if failed else ""
+def _unsuccessful(results: list[h2load.H2loadResult]) -> int:
+    """Requests of the measured runs that did not succeed."""
+    return sum(r.unsuccessful for r in results)
 
 
 def _warm(case: Case, url: str, settings: Settings) -> h2load.H2loadResult:
@@ -146,7 +148,7 @@ def _median_outcome(rounds: list[dict], results: list) -> Outcome:
     return Outcome(server="", status="ok",
                    value=statistics.median(r["value"] for r in rounds),
                    cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
-                   note=_failures(results), rounds=rounds)
+                   failed=_unsuccessful(results), rounds=rounds)
 
 
 def measure_churn(scenario: Scenario, case: Case, server: ServerProcess, port: int,
@@ -194,7 +196,7 @@ def measure_rate(scenario: Scenario, case: Case, server: ServerProcess, port: in
     return Outcome(server="", status="ok",
                    value=statistics.median(r["value"] for r in rounds),
                    cpu_us=statistics.median(r["cpu_us_per_req"] for r in rounds),
-                   note="; ".join(filter(None, [note, _failures(results)])), rounds=rounds)
+                   note=note, failed=_unsuccessful(results), rounds=rounds)
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -1,6 +1,7 @@
 """Start a server pinned to one CPU, wait until it answers, and always stop it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -9,6 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 SERVER_CPU = "0"
 
@@ -48,7 +53,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> Self:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
@@ -68,7 +73,8 @@ class ServerProcess:
             lines = []
         if not lines:
             return "(no output)"
-        return f"{lines[-1][:200]} (see {self.log.relative_to(self.cwd)})"
+        shown = self.log.relative_to(self.cwd) if self.log.is_relative_to(self.cwd) else self.log
+        return f"{lines[-1][:200]} (see {shown})"
 
     def wait_ready(self, port: int, tls: bool, timeout: float = 30.0) -> None:
         """Poll with a one-request h2load until the server answers 200 (bounded by timeout)."""
@@ -90,6 +96,21 @@ class ServerProcess:
             time.sleep(0.2)
         raise ServerError(f"server did not answer within {timeout:.0f}s: {self.last_line()}")
 
+    def reported_loop(self, prefix: str, timeout: float = 5.0) -> str:
+        """The loop class the server printed after prefix ('' if none within timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = self.log.read_text(errors="replace")
+            except FileNotFoundError:
+                text = ""
+            for line in text.splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix):].strip()
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.1)
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop the process group: SIGINT, SIGTERM after grace seconds, then SIGKILL."""
         if self.proc is None:
@@ -105,8 +126,6 @@ class ServerProcess:
                 self.proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 continue
-        try:  # leftover workers of a multi-process server
+        with contextlib.suppress(ProcessLookupError):  # leftover workers of a multi-process server
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc = None

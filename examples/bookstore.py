@@ -2,7 +2,7 @@
 
 Run it (after ``make``, or ``pip install .``)::
 
-    python examples/bookstore.py                   # or: python -m nghttp2py examples.bookstore:Handler
+    python examples/bookstore.py        # or: python -m nghttp2py examples.bookstore:Handler
     nghttp -nv http://localhost:8080/              # the list of book ids
     curl --http2-prior-knowledge 'http://localhost:8080/book?id=1042'
 

@@ -10,7 +10,8 @@ Routes::
 
 Try it (after ``make``, or ``pip install .``)::
 
-    python examples/streaming.py                   # or: python -m nghttp2py examples.streaming:StreamingHandler
+    python examples/streaming.py
+    # or: python -m nghttp2py examples.streaming:StreamingHandler
     head -c 50M /dev/urandom | curl --http2-prior-knowledge -T - http://localhost:8080/upload
     curl --http2-prior-knowledge -N http://localhost:8080/ticks
     nghttp -v http://localhost:8080/        # shows the 103 before the 200

@@ -211,7 +211,6 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_goaway goaway
 
 
-
 # nghttp2 runs callbacks only inside the calls that nghttp2py makes with the
 # GIL held (mem_recv, mem_send, ...), so the callback types are not nogil: the
 # trampolines need not take the GIL again.
@@ -246,6 +245,21 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_session *session, int lib_error_code, const char *msg,
         size_t len, void *user_data) noexcept
 
+
+# Custom memory allocator (nghttp2_mem): plain C functions, called with or
+# without the GIL, never calling into Python.
+cdef extern from "nghttp2/nghttp2.h" nogil:
+    ctypedef void *(*nghttp2_malloc)(size_t size, void *mem_user_data) noexcept
+    ctypedef void (*nghttp2_free)(void *ptr, void *mem_user_data) noexcept
+    ctypedef void *(*nghttp2_calloc)(size_t nmemb, size_t size, void *mem_user_data) noexcept
+    ctypedef void *(*nghttp2_realloc)(void *ptr, size_t size, void *mem_user_data) noexcept
+
+    ctypedef struct nghttp2_mem:
+        void *mem_user_data
+        nghttp2_malloc malloc
+        nghttp2_free free
+        nghttp2_calloc calloc
+        nghttp2_realloc realloc
 
 
 cdef extern from "nghttp2/nghttp2.h" nogil:
@@ -283,9 +297,10 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                                         uint8_t type)
 
     # session
-    int nghttp2_session_server_new2(nghttp2_session **session_ptr,
+    int nghttp2_session_server_new3(nghttp2_session **session_ptr,
                                     const nghttp2_session_callbacks *callbacks,
-                                    void *user_data, const nghttp2_option *option)
+                                    void *user_data, const nghttp2_option *option,
+                                    nghttp2_mem *mem)
     void nghttp2_session_del(nghttp2_session *session)
     ssize_t nghttp2_session_mem_recv(nghttp2_session *session, const uint8_t *data,
                                      size_t datalen)
@@ -338,7 +353,7 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
 
     # HPACK
     int nghttp2_hd_deflate_new(nghttp2_hd_deflater **deflater_ptr,
-                                   size_t max_deflate_dynamic_table_size)
+                               size_t max_deflate_dynamic_table_size)
     void nghttp2_hd_deflate_del(nghttp2_hd_deflater *deflater)
     int nghttp2_hd_deflate_change_table_size(nghttp2_hd_deflater *deflater,
                                              size_t settings_max_dynamic_table_size)

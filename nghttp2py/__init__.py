@@ -1,5 +1,6 @@
 """nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
 from ._nghttp2 import NGHTTP2_LIB_VERSION
+from ._version import __version__
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -22,8 +23,6 @@ from .hpack import (
 )
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DATA_DEFERRED",

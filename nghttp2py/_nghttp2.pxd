@@ -13,10 +13,11 @@
 # it below; only a protocol talks to its C library. A protocol owns its
 # connection's state, a handler its stream's: each changes its own fields.
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 from libc.time cimport time, time_t
+from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
@@ -69,6 +70,10 @@ cdef enum:
     NO_COPY_CAPACITY = 16384 + FRAME_HEADER_LENGTH
     # Response header fields up to this many fit in a HeaderBlock itself.
     INLINE_NV = 8
+    # nghttp2 callocs of this size and more are mapped from the kernel
+    # (memory.pxi), at most this many at a time per session.
+    PAGE_BLOCK_MIN = 4096
+    MAX_PAGE_BLOCKS = 4
     # RFC 9113 section 3.4: the client connection preface starts with 24 octets.
     CLIENT_MAGIC_LENGTH = 24
     # Client stream ids a Session remembers below the newest one, as bits (one
@@ -275,10 +280,18 @@ cdef class HTTPProtocol:
     cdef void raise_escape(self) except *
 
 
-# -- HTTP/2 (http2.pxi) ------------------------------------------------------------
+# -- HTTP/2 (http2.pxi, memory.pxi) ------------------------------------------------
+
+# The kernel-mapped blocks one session's allocator holds (memory.pxi).
+ctypedef struct PageBlocks:
+    void *ptr[MAX_PAGE_BLOCKS]
+    size_t size[MAX_PAGE_BLOCKS]
+
 
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
+    # Blocks of the session's memory allocator: valid until nghttp2_session_del.
+    cdef PageBlocks page_blocks
     # A BaseException from a callback that is not a handler's: handled once
     # the C call has returned.
     cdef object fatal
@@ -305,8 +318,8 @@ cdef class Session(HTTPProtocol):
     cdef const char *refused_for
     cdef object backlog
     # Since when a frame header or a header block is incomplete (0: none).
-    cdef readonly double header_stall_since
-    cdef readonly unsigned long long received_bytes
+    cdef double header_stall_since
+    cdef unsigned long long received_bytes
     # Timeouts.request_header and Timeouts.min_rate (0: off), set by the connection.
     cdef public double header_timeout
     cdef public double min_rate

@@ -3,20 +3,26 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import Any
 
-_Text = Union[str, bytes]
+from typing_extensions import disjoint_base
+
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HDDeflater", "HDInflater",
+           "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION"]
+
+_Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
-_BodyGenerator = Callable[[int], tuple[Union[bytes, str, None], int]]
-_Body = Union[None, str, bytes, bytearray, memoryview, io.IOBase, _BodyGenerator,
-              AsyncIterable[Union[bytes, str]]]
+_BodyGenerator = Callable[[int], tuple[bytes | str | None, int]]
+_Body = (None | str | bytes | bytearray | memoryview | io.IOBase | _BodyGenerator
+         | AsyncIterable[bytes | str])
 
 NGHTTP2_LIB_VERSION: str
 DATA_OK: int
 DATA_EOF: int
 DATA_DEFERRED: int
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class BaseRequestHandler:
     """Handles one request stream; subclass it and override the ``on_*`` hooks."""
 
@@ -50,6 +56,7 @@ class BaseRequestHandler:
     @property
     def reading_paused(self) -> bool: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
@@ -65,6 +72,7 @@ class HTTPProtocol:
     @property
     def push_early_hints(self) -> bool: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
@@ -88,7 +96,11 @@ class Session(HTTPProtocol):
     last_activity: float
     shutting_down: bool
     ping_outstanding: bool
+    # Timeouts.request_header and Timeouts.min_rate (0: off), set by the connection.
+    header_timeout: float
+    min_rate: float
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDTableEntry:
     """One entry of an HPACK dynamic table."""
     def __init__(self, name: bytes, value: bytes) -> None: ...
@@ -103,6 +115,7 @@ class HDTableEntry:
     @property
     def space(self) -> int: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDDeflater:
     """HPACK encoder: compresses header lists into header blocks."""
     def __init__(self, hd_table_bufsize_max: int = 4096) -> None: ...
@@ -110,11 +123,10 @@ class HDDeflater:
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class HDInflater:
     """HPACK decoder: decompresses header blocks into header lists."""
     def __init__(self) -> None: ...
     def inflate(self, data: bytes | bytearray | memoryview) -> list[tuple[bytes, bytes]]: ...
     def change_table_size(self, hd_table_bufsize_max: int) -> None: ...
     def get_hd_table(self) -> list[HDTableEntry]: ...
-
-__all__: Sequence[str]

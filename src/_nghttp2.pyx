@@ -5,13 +5,14 @@ The classes, their C-level interface and the constants are declared in
 nghttp2py/_nghttp2.pxd, with every cimport; each .pxi below holds one piece.
 """
 
-cimport cython  # for @cython.freelist (a decorator needs it in this file)
+cimport cython  # no-cython-lint: @cython.freelist in headers.pxi needs it here
 
 include "errors.pxi"      # libnghttp2 error codes -> nghttp2py.errors exceptions
 include "headers.pxi"     # header blocks handed to libnghttp2, validation
 include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "memory.pxi"      # the memory allocator of each nghttp2 session
 include "guard.pxi"       # the Session's guard against hostile peers (SECURITY.md)
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry

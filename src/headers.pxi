@@ -150,7 +150,7 @@ cdef class HeaderBlock:
         self.length += 1
 
     cdef void add(self, const char *name, Py_ssize_t name_size, const char *value,
-                         Py_ssize_t value_size) noexcept:
+                  Py_ssize_t value_size) noexcept:
         # The caller keeps name and value alive until the block is submitted.
         cdef nghttp2_nv *nv = &self.nva[self.length]
         nv.name = <uint8_t *>name

@@ -82,7 +82,14 @@ cdef class Session(HTTPProtocol):
         cdef nghttp2_settings_entry entries[6]
         if _callbacks == NULL:
             _init_session_templates()
-        check(nghttp2_session_server_new2(&self.session, _callbacks, <void *>self, _option))
+        cdef nghttp2_mem mem
+        mem.mem_user_data = &self.page_blocks
+        mem.malloc = mem_malloc
+        mem.free = mem_free
+        mem.calloc = mem_calloc
+        mem.realloc = mem_realloc
+        check(nghttp2_session_server_new3(&self.session, _callbacks, <void *>self, _option,
+                                          &mem))
         entries[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         entries[0].value = settings["max_concurrent_streams"]
         entries[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE

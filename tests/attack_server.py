@@ -15,8 +15,7 @@ import os
 import signal
 import sys
 
-from nghttp2py import BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
-from nghttp2py import loops
+from nghttp2py import BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts, loops
 
 
 def rss_kib() -> int:

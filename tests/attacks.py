@@ -4,6 +4,7 @@ while it reads the server's answer in another.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,8 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import ROOT, TEST_LOOP
-from rawh2 import (CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PRIORITY, RST_STREAM,
-                   WINDOW_UPDATE, RawH2, ended, frame, is_goaway, is_server_settings)
+from rawh2 import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PRIORITY,
+    RST_STREAM,
+    WINDOW_UPDATE,
+    RawH2,
+    ended,
+    frame,
+    is_goaway,
+    is_server_settings,
+)
 
 AUTHORITY = b"attack.test"
 
@@ -219,10 +233,8 @@ def attack(port: int, setup: bytes, flood: bytes, *, settle=None,
         result = AttackResult()
 
         def send() -> None:
-            try:
+            with contextlib.suppress(OSError):  # the server may hang up on the flood
                 client.sock.sendall(flood)
-            except OSError:
-                pass  # the server hung up on the flood
 
         started = time.monotonic()
         sender = threading.Thread(target=send, daemon=True)

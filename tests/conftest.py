@@ -14,9 +14,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,7 @@ class ServerThread:
         self.loop.run_until_complete(self.server.wait_closed())
         self.loop.close()
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         self._started.wait(10)
         if self._error is not None:
@@ -105,7 +107,8 @@ class ServerThread:
 
 @pytest.fixture
 def serve() -> Iterator:
-    """``serve(Handler, ssl=None, **kwargs)`` starts a server on a free port; stopped after the test."""
+    """``serve(Handler, ssl=None, **kwargs)`` starts a server on a free port; stopped after
+    the test."""
     started: list[ServerThread] = []
 
     def start(handler_class, ssl=None, **kwargs) -> ServerThread:
@@ -147,6 +150,123 @@ def run_peer(*argv: str, timeout: float = 60, **kwargs) -> subprocess.CompletedP
     """Run a peer tool to completion and return its result (text mode)."""
     return subprocess.run([require(argv[0]), *argv[1:]], capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+@dataclass
+class CurlResult:
+    """One curl run: the final response's ``status``, ``headers`` (names lower-cased, in
+    order) and exact ``body`` bytes, the statuses of the 1xx responses before it, the
+    HTTP version (as curl's ``%{http_version}``), exit code and stderr."""
+
+    returncode: int
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    informational: list[int]
+    http_version: str
+    stderr: str
+
+    def header(self, name: str) -> str | None:
+        """The last value of header field ``name``, or None."""
+        found = [value for key, value in self.headers if key == name]
+        return found[-1] if found else None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of header field ``name``, in order."""
+        return [value for key, value in self.headers if key == name]
+
+
+def curl(*args: str, check: bool = True, timeout: float = 20, **kwargs) -> CurlResult:
+    """Run curl with ``args`` (options and the URL; ``-sS``, ``--max-time`` and where the
+    output goes are added) and return what it received. Fails the test when curl exits
+    non-zero, unless ``check`` is false. ``kwargs`` go to ``subprocess.run``."""
+    with tempfile.TemporaryDirectory() as directory:
+        header_file, body_file = Path(directory, "headers"), Path(directory, "body")
+        result = run_peer("curl", "-sS", "--max-time", str(timeout), "-D", str(header_file),
+                          "-o", str(body_file), "-w", "%{http_code} %{http_version}", *args,
+                          timeout=timeout + 10, **kwargs)
+        if check:
+            assert result.returncode == 0, f"curl {' '.join(args)}: {result.stderr}"
+        blocks = parse_header_dump(header_file.read_text() if header_file.exists() else "")
+        body = body_file.read_bytes() if body_file.exists() else b""
+    status, _, version = result.stdout.partition(" ")
+    final = [headers for code, headers in blocks if code >= 200]
+    return CurlResult(result.returncode, int(status or 0), final[-1] if final else [], body,
+                      [code for code, _ in blocks if code < 200], version, result.stderr)
+
+
+def parse_header_dump(text: str) -> list[tuple[int, list[tuple[str, str]]]]:
+    """The (status, header fields) of each response in curl's ``-D`` output; the fields
+    of a trailer block are added to the response before it."""
+    blocks: list[tuple[int, list[tuple[str, str]]]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith("HTTP/"):
+            blocks.append((int(line.split()[1]), []))
+        elif line and blocks:
+            name, _, value = line.partition(":")
+            blocks[-1][1].append((name.strip().lower(), value.strip()))
+    return blocks
+
+
+class Response:
+    """What one stream received, kept by ``add`` from its h2 events: the final response's
+    ``headers`` (a str dict) and ``fields`` (the same, in order), ``status``, the fields
+    of each 1xx before it (``informational``), ``body``, ``data_frames``, ``trailers``
+    (str pairs, or None), and how it finished: ``ended``, or ``reset`` (the error code).
+    ``events`` are the events read while waiting for it (every stream's)."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+        self.headers: dict[str, str] = {}
+        self.fields: list[tuple[str, str]] = []
+        self.informational: list[list[tuple[str, str]]] = []
+        self.body = bytearray()
+        self.data_frames = 0
+        self.trailers: list[tuple[str, str]] | None = None
+        self.ended = False
+        self.reset: int | None = None
+        self.events: list = []
+
+    def add(self, event) -> None:
+        """Take one h2 event of this stream into account."""
+        import h2.events
+
+        if isinstance(event, h2.events.InformationalResponseReceived):
+            self.informational.append([(k.decode(), v.decode()) for k, v in event.headers])
+        elif isinstance(event, h2.events.ResponseReceived):
+            self.fields = [(k.decode(), v.decode()) for k, v in event.headers]
+            self.headers = dict(self.fields)
+        elif isinstance(event, h2.events.DataReceived):
+            self.body += event.data
+            self.data_frames += 1
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.trailers = [(k.decode(), v.decode()) for k, v in event.headers]
+        elif isinstance(event, h2.events.StreamEnded):
+            self.ended = True
+        elif isinstance(event, h2.events.StreamReset):
+            self.reset = event.error_code
+
+    @property
+    def status(self) -> int | None:
+        return int(self.headers[":status"]) if ":status" in self.headers else None
+
+    @property
+    def done(self) -> bool:
+        return self.ended or self.reset is not None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of the response header field ``name``, in order."""
+        return [value for key, value in self.fields if key == name]
+
+
+def response_of(events, stream_id: int) -> Response:
+    """The Response of ``stream_id`` in h2 ``events`` read before."""
+    response = Response(stream_id)
+    for event in events:
+        if getattr(event, "stream_id", None) == stream_id:
+            response.add(event)
+    response.events = list(events)
+    return response
 
 
 class H2Connection:
@@ -191,6 +311,10 @@ class H2Connection:
         self.flush()
         return stream_id
 
+    def get(self, path: str = "/", method: str = "GET", timeout: float = 10) -> Response:
+        """One request without a body, and its response (see ``response``)."""
+        return self.response(self.request(path, method=method), timeout)
+
     def receive(self, timeout: float) -> list | None:
         """The next batch of h2 events: those ``events_until`` left unconsumed, else what
         one read brings; None once the server has closed. The caller flushes."""
@@ -220,9 +344,9 @@ class H2Connection:
                     return seen
             self.flush()
 
-    def response(self, stream_id: int, timeout: float = 10) -> tuple[dict, bytes, list]:
-        """Headers (as a str dict), body and all events until the stream ends or resets.
-        The stream's DATA is acknowledged as it arrives, so bodies of any size flow."""
+    def response(self, stream_id: int, timeout: float = 10) -> Response:
+        """Read until ``stream_id`` ends or is reset (or the server closes) and return what
+        it received. Its DATA is acknowledged as it arrives, so bodies of any size flow."""
         import h2.events
 
         def done(event) -> bool:
@@ -232,17 +356,7 @@ class H2Connection:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
             return isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset))
 
-        events = self.events_until(done, timeout)
-        headers: dict = {}
-        body = b""
-        for event in events:
-            if getattr(event, "stream_id", None) != stream_id:
-                continue
-            if isinstance(event, h2.events.ResponseReceived):
-                headers = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                body += event.data
-        return headers, body, events
+        return response_of(self.events_until(done, timeout), stream_id)
 
     def pump(self, stream_id: int, data: bytes, sent: int = 0, *, quiet: float = 0.4,
              end_stream: bool = True, events: list | None = None) -> int:
@@ -271,10 +385,11 @@ class H2Connection:
                 events.extend(new)
         return sent
 
-    def read_streams(self, events: list, *stream_ids: int, timeout: float = 10) -> None:
+    def read_streams(self, events: list, *stream_ids: int,
+                     timeout: float = 10) -> dict[int, Response]:
         """Append to ``events`` what arrives until every stream in ``stream_ids`` has
-        ended or been reset (counting what ``events`` already holds). DATA is not
-        acknowledged."""
+        ended or been reset (counting what ``events`` already holds); their Responses.
+        DATA is not acknowledged."""
         import h2.events
 
         def ended() -> set:
@@ -289,6 +404,7 @@ class H2Connection:
             assert new is not None, "the server closed the connection"
             events.extend(new)
             self.flush()
+        return {stream_id: response_of(events, stream_id) for stream_id in stream_ids}
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -318,27 +434,11 @@ def h2_client() -> Iterator:
     yield from closed_after(H2Connection)
 
 
-def stream_result(events, stream_id: int) -> dict:
-    """{'status', 'body', 'reset'} of one stream, from h2 ``events``."""
-    import h2.events
-
-    result = {"status": None, "body": b"", "reset": None}
-    for e in events:
-        if getattr(e, "stream_id", None) != stream_id:
-            continue
-        if isinstance(e, h2.events.ResponseReceived):
-            result["status"] = dict(e.headers)[b":status"].decode()
-        elif isinstance(e, h2.events.DataReceived):
-            result["body"] += e.data
-        elif isinstance(e, h2.events.StreamReset):
-            result["reset"] = e.error_code
-    return result
-
-
 class StreamReader:
-    """Reads an H2Connection, acknowledging DATA (unless ``ack`` is false), and keeps
-    what each stream saw: ``headers`` (a str dict), ``body``, ``ended``, ``reset``
-    (stream id -> error code), ``pushes`` (promised stream id -> PushedStreamReceived),
+    """Reads an H2Connection as events arrive, acknowledging DATA (unless ``ack`` is
+    false), for tests that watch several streams at once: ``streams`` maps each stream
+    id to its Response; ``headers``, ``body``, ``ended`` and ``reset`` are views of them
+    by stream id. It also keeps ``pushes`` (promised stream id -> PushedStreamReceived),
     every event in order (``events``) and a GOAWAY (``terminated``).
 
     ``timeout`` is the default for the waits.
@@ -349,12 +449,25 @@ class StreamReader:
         self.ack = ack
         self.timeout = timeout
         self.events: list = []
-        self.headers: dict[int, dict[str, str]] = {}
-        self.body: dict[int, bytearray] = {}
-        self.ended: set[int] = set()
-        self.reset: dict[int, int] = {}
+        self.streams: dict[int, Response] = {}
         self.pushes: dict[int, object] = {}
         self.terminated = None
+
+    @property
+    def headers(self) -> dict[int, dict[str, str]]:
+        return {sid: r.headers for sid, r in self.streams.items() if r.fields}
+
+    @property
+    def body(self) -> dict[int, bytearray]:
+        return {sid: r.body for sid, r in self.streams.items() if r.data_frames}
+
+    @property
+    def ended(self) -> set[int]:
+        return {sid for sid, r in self.streams.items() if r.ended}
+
+    @property
+    def reset(self) -> dict[int, int]:
+        return {sid: r.reset for sid, r in self.streams.items() if r.reset is not None}
 
     def read_once(self, timeout: float) -> None:
         import h2.events
@@ -364,16 +477,10 @@ class StreamReader:
         for event in events:
             self.events.append(event)
             sid = getattr(event, "stream_id", None)
-            if isinstance(event, h2.events.ResponseReceived):
-                self.headers[sid] = {k.decode(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h2.events.DataReceived):
-                self.body.setdefault(sid, bytearray()).extend(event.data)
-                if self.ack:
-                    self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
-            elif isinstance(event, h2.events.StreamEnded):
-                self.ended.add(sid)
-            elif isinstance(event, h2.events.StreamReset):
-                self.reset[sid] = event.error_code
+            if sid:
+                self.streams.setdefault(sid, Response(sid)).add(event)
+            if isinstance(event, h2.events.DataReceived) and self.ack:
+                self.client.conn.acknowledge_received_data(event.flow_controlled_length, sid)
             elif isinstance(event, h2.events.PushedStreamReceived):
                 self.pushes[event.pushed_stream_id] = event
             elif isinstance(event, h2.events.ConnectionTerminated):
@@ -390,13 +497,14 @@ class StreamReader:
 
     def finish(self, sid: int, timeout: float | None = None) -> None:
         """Read until stream ``sid`` has ended or been reset."""
-        self.wait(lambda: sid in self.ended or sid in self.reset, timeout)
+        self.wait(lambda: sid in self.streams and self.streams[sid].done, timeout)
 
-    def response(self, sid: int, timeout: float | None = None) -> tuple[int, bytes]:
+    def response(self, sid: int, timeout: float | None = None) -> tuple[int | None, bytes]:
         """(status, body) of stream ``sid``, which must end without a reset."""
         self.finish(sid, timeout)
-        assert sid not in self.reset, f"stream {sid} was reset with {self.reset[sid]}"
-        return int(self.headers[sid][":status"]), bytes(self.body.get(sid, b""))
+        response = self.streams[sid]
+        assert response.reset is None, f"stream {sid} was reset with {response.reset}"
+        return response.status, bytes(response.body)
 
     def send_body(self, sid: int, payload, end_stream: bool = True,
                   timeout: float | None = None) -> None:
@@ -443,21 +551,121 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
     return predicate()
 
 
-def start_server_script(tmp_path, text: str,
-                        stdout=subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
-    """Run ``text`` as a server script in a subprocess; the process and the port it
-    logged ("serving HTTP/2 (h2c) on 127.0.0.1:PORT", on stderr)."""
-    script = tmp_path / "server.py"
-    script.write_text(text)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line}{proc.communicate()[1]}")
-    return proc, int(match.group(1))
+SERVING = re.compile(r"serving HTTP/2 \((?:h2c|TLS)\) on \S+:(\d+)")
+
+
+class ServerProcess:
+    """A server in a subprocess, its output read as it comes.
+
+    ``port`` is the first group of ``ready`` (a stream name and a pattern) once it
+    appears: by default nghttp2py's "serving HTTP/2 (...) on HOST:PORT" line, which a
+    script logs to stderr with ``logging.basicConfig(level=logging.INFO)``. ``stdout``
+    and ``stderr`` hold what it wrote so far; ``wait_output`` waits for a pattern in
+    either, ``wait`` for its exit (then both are complete).
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], timeout: float = 20,
+                 ready: tuple[str, str | re.Pattern] = ("stderr", SERVING)) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._output = {"stdout": bytearray(), "stderr": bytearray()}
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._drain, args=(name, pipe), daemon=True)
+                         for name, pipe in (("stdout", self.proc.stdout),
+                                            ("stderr", self.proc.stderr))]
+        for reader in self._readers:
+            reader.start()
+        try:
+            self.port = int(self.wait_output(*ready, timeout).group(1))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _drain(self, name: str, pipe) -> None:
+        while chunk := pipe.read1(65536):
+            with self._changed:
+                self._output[name] += chunk
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def stdout(self) -> str:
+        return self._output["stdout"].decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._output["stderr"].decode(errors="replace")
+
+    def wait_output(self, name: str, pattern: str | re.Pattern, timeout: float = 10) -> re.Match:
+        """The first match of ``pattern`` (a regular expression) in ``name``
+        ("stdout" or "stderr"); fails if the process exits or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                match = re.search(pattern, self._output[name].decode(errors="replace"))
+                if match:
+                    return match
+                remaining = deadline - time.monotonic()
+                exited = self.proc.poll() is not None and not any(
+                    reader.is_alive() for reader in self._readers)
+                if exited or remaining <= 0:
+                    raise AssertionError(
+                        f"{pattern!r} not in the server's {name} "
+                        f"({'it exited' if exited else 'timed out'}):\n"
+                        f"stdout: {self.stdout}\nstderr: {self.stderr}")
+                self._changed.wait(remaining)
+
+    def wait(self, timeout: float = 10) -> int:
+        """Its exit status, once it has exited and all its output is read."""
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+@pytest.fixture
+def server_process(tmp_path) -> Iterator:
+    """``server_process(script, *args, python=None, env=None, ready=...)`` runs a server
+    (see ``ServerProcess``) with ``args``; killed after the test. ``script`` is the
+    text of a script, or the Path of one (an example, say).
+
+    The script runs on this interpreter with the source tree first on its path, or on
+    ``python`` (say, a venv with nghttp2py installed) without it. ``serve_forever()``
+    runs on the loop of this pass of the suite (NGHTTP2PY_LOOP); ``env`` adds
+    variables, or removes those given as None.
+    """
+    started: list[ServerProcess] = []
+
+    def start(script: str | Path, *args: str, python: str | None = None,
+              env: dict[str, str | None] | None = None, **kwargs) -> ServerProcess:
+        if not isinstance(script, Path):
+            text, script = script, tmp_path / f"server{len(started)}.py"
+            script.write_text(text)
+        environ = dict(os.environ, NGHTTP2PY_LOOP=TEST_LOOP)
+        environ.pop("PYTHONPATH", None)
+        if python is None:
+            python = sys.executable
+            environ["PYTHONPATH"] = str(ROOT)
+        for name, value in (env or {}).items():
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
+        started.append(ServerProcess([python, str(script), *args], environ, **kwargs))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

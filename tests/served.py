@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, TEST_LOOP
 
 EXAMPLES = ROOT / "examples"

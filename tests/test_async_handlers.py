@@ -15,15 +15,9 @@ import random
 import time
 
 import h2.events
-from conftest import H2Connection, digest, stream_result, wait_for
 
+from conftest import digest, wait_for
 from nghttp2py import BaseRequestHandler, ErrorCode, ServerSettings
-
-
-def finish(client: H2Connection, events: list, stream_id: int, timeout: float = 10) -> dict:
-    """Read until the stream ends or resets: {'status', 'body', 'reset'}."""
-    client.read_streams(events, stream_id, timeout=timeout)
-    return stream_result(events, stream_id)
 
 
 def error_records(log_records) -> list:
@@ -70,8 +64,8 @@ def test_async_hooks_keep_order_and_respond_after_awaits(serve, h2_client):
     stream_id = client.request("/", "POST", end_stream=False)
     events: list = []
     assert client.pump(stream_id, data, quiet=5, events=events) == len(data)
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"].decode()) == ("200", digest(data))
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body.decode()) == (200, digest(data))
     h = OrderedHandler.instances[0]
     log = server.call(lambda: list(h.log))
     assert log[:2] == ["headers-start", "headers-end"]  # on_data waited for on_headers
@@ -111,8 +105,8 @@ def test_async_on_data_is_backpressure(serve, h2_client):
     h = HeldDataHandler.instances[0]
     server.call(h.release.set)
     assert client.pump(stream_id, data, sent, quiet=5, events=events) == len(data)
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"]) == ("200", str(len(data)).encode())
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body) == (200, str(len(data)).encode())
 
 
 # -- cancellation -------------------------------------------------------------------------------
@@ -122,8 +116,10 @@ class ForeverHandler(BaseRequestHandler):
     """An async hook that never finishes by itself; records its cancellation."""
 
     events: list = []
+    started: list = []
 
     async def on_headers(self):
+        ForeverHandler.started.append(self.stream_id)
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -135,11 +131,11 @@ class ForeverHandler(BaseRequestHandler):
 
 
 def test_async_hook_cancelled_when_the_client_resets(serve, h2_client):
-    ForeverHandler.events = []
+    ForeverHandler.events, ForeverHandler.started = [], []
     server = serve(ForeverHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    time.sleep(0.2)
+    assert wait_for(lambda: stream_id in ForeverHandler.started)
     client.conn.reset_stream(stream_id, ErrorCode.CANCEL)
     client.flush()
     assert wait_for(lambda: len(ForeverHandler.events) == 2)
@@ -147,18 +143,18 @@ def test_async_hook_cancelled_when_the_client_resets(serve, h2_client):
         [("cancelled", stream_id), ("closed", stream_id, ErrorCode.CANCEL)], key=str)
     # The connection carries on.
     other = client.request("/")
-    time.sleep(0.1)
+    assert wait_for(lambda: other in ForeverHandler.started)
     assert server.call(lambda: server.server.connections) == 1
     client.conn.reset_stream(other, ErrorCode.CANCEL)
     client.flush()
 
 
 def test_async_hook_cancelled_when_the_connection_is_lost(serve, h2_client):
-    ForeverHandler.events = []
+    ForeverHandler.events, ForeverHandler.started = [], []
     server = serve(ForeverHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    time.sleep(0.2)
+    assert wait_for(lambda: stream_id in ForeverHandler.started)
     client.sock.close()
     assert wait_for(lambda: ("cancelled", stream_id) in ForeverHandler.events)
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
@@ -196,7 +192,7 @@ def test_reset_streams_give_their_unconsumed_bytes_back_to_the_connection(serve,
     other = client.request("/fast", "POST", end_stream=False)
     events: list = []
     assert client.pump(other, data, quiet=2, events=events) == len(data)
-    assert finish(client, events, other)["body"] == b"done"
+    assert client.read_streams(events, other)[other].body == b"done"
 
 
 # -- exceptions ------------------------------------------------------------------------------
@@ -230,8 +226,8 @@ def test_async_on_headers_raising_gives_500_and_one_error_record(serve, h2_clien
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/headers")
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     assert wait_for(lambda: error_records(log_records))
     time.sleep(0.1)
     [record] = error_records(log_records)
@@ -245,8 +241,8 @@ def test_async_on_data_raising_gives_500(serve, h2_client, log_records):
     events: list = []
     stream_id = client.request("/data", "POST", end_stream=False)
     client.pump(stream_id, b"x" * 1000, events=events)
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_data" in record.getMessage() and record.exc_info
@@ -257,8 +253,8 @@ def test_async_on_request_done_raising_gives_500(serve, h2_client, log_records):
     client = h2_client(server.port)
     events: list = []
     stream_id = client.request("/done")
-    result = finish(client, events, stream_id)
-    assert result["status"] == "500"
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 500
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_request_done" in record.getMessage() and record.exc_info
@@ -271,15 +267,15 @@ def test_async_hook_raising_after_the_response_started_resets_the_stream(
     events: list = []
     stream_id = client.request("/data-after-response", "POST", end_stream=False)
     client.pump(stream_id, b"x" * 1000, events=events)
-    result = finish(client, events, stream_id)
-    assert result["status"] == "200"
-    assert result["reset"] == ErrorCode.INTERNAL_ERROR
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert result.status == 200
+    assert result.reset == ErrorCode.INTERNAL_ERROR
     time.sleep(0.1)
     [record] = error_records(log_records)
     assert "on_data" in record.getMessage()
     # The connection survives.
     other = client.request("/fine")
-    assert finish(client, events, other)["status"] == "200"
+    assert client.read_streams(events, other)[other].status == 200
 
 
 class AsyncCloseHandler(BaseRequestHandler):
@@ -301,7 +297,8 @@ def test_async_on_close_runs_and_its_exception_is_logged(serve, h2_client, log_r
     client = h2_client(server.port)
     events: list = []
     for path in ("/ok", "/raise"):
-        assert finish(client, events, client.request(path))["body"] == b"bye"
+        stream_id = client.request(path)
+        assert client.read_streams(events, stream_id)[stream_id].body == b"bye"
     assert wait_for(lambda: AsyncCloseHandler.closed == [(b"/ok", 0)])
     assert wait_for(lambda: error_records(log_records))
     time.sleep(0.1)
@@ -326,9 +323,9 @@ def test_request_trailers_visible_in_async_on_request_done(serve, h2_client):
     client.conn.send_headers(stream_id, [("x-sum", "42"), ("x-more", "yes")], end_stream=True)
     client.flush()
     events: list = []
-    result = finish(client, events, stream_id)
-    assert (result["status"], result["body"]) == (
-        "200", b"[(b'x-sum', b'42'), (b'x-more', b'yes')]")
+    result = client.read_streams(events, stream_id)[stream_id]
+    assert (result.status, result.body) == (
+        200, b"[(b'x-sum', b'42'), (b'x-more', b'yes')]")
 
 
 # -- a cancelled hook or body is a handler failure ------------------------------------------
@@ -361,10 +358,7 @@ def test_a_cancelled_async_hook_gets_a_500_and_one_log_line(serve, h2_client, lo
     server = serve(CancelledHookHandler)
     client = h2_client(server.port)
     for path in ("/self", "/other"):
-        events: list = []
-        stream_id = client.request(path)
-        result = finish(client, events, stream_id)
-        assert result["status"] == "500", path
+        assert client.get(path).status == 500, path
     errors = [r.getMessage() for r in error_records(log_records)]
     assert len(errors) == 2 and all("on_headers was cancelled on stream" in e for e in errors)
     assert not [r for r in log_records.records if "Exception in callback" in r.getMessage()]
@@ -373,13 +367,10 @@ def test_a_cancelled_async_hook_gets_a_500_and_one_log_line(serve, h2_client, lo
 def test_a_cancelled_async_body_resets_the_stream_with_cancel(serve, h2_client, log_records):
     server = serve(CancelledHookHandler)
     client = h2_client(server.port)
-    events: list = []
-    stream_id = client.request("/after")
-    result = finish(client, events, stream_id)
-    assert result["status"] == "200"
-    assert result["body"] == b"first chunk"
-    assert result["reset"] == ErrorCode.CANCEL
+    result = client.get("/after")
+    assert (result.status, bytes(result.body), result.reset) == (
+        200, b"first chunk", ErrorCode.CANCEL)
     errors = [r.getMessage() for r in error_records(log_records)]
     assert len(errors) == 1 and "body was cancelled on stream" in errors[0]
     # The connection carries on.
-    assert finish(client, [], client.request("/self"))["status"] == "500"
+    assert client.get("/self").status == 500

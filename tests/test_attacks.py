@@ -17,9 +17,17 @@ import socket
 import time
 
 import pytest
+from attacks import (
+    ATTACKS,
+    AUTHORITY,
+    AttackServer,
+    HonestClient,
+    attack,
+    literal,
+    rapid_reset,
+    request_block,
+)
 
-from attacks import (ATTACKS, AUTHORITY, AttackServer, HonestClient, attack, literal,
-                     rapid_reset, request_block)
 from nghttp2py import ErrorCode
 from rawh2 import DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
 

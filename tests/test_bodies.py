@@ -15,85 +15,13 @@ import time
 
 import pytest
 
-from conftest import run_peer
+from conftest import curl, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
 
 
 # -- peers ---------------------------------------------------------------------
-
-def curl(url: str, tmp_path, *args: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """GET ``url`` with curl over h2c; the status, the header list and the exact body bytes."""
-    body_file = tmp_path / f"curl-body-{time.monotonic_ns()}"
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "20",
-                      "-D", "-", "-o", str(body_file), *args, url, timeout=30)
-    assert result.returncode == 0, result.stderr
-    status, headers = parse_header_dump(result.stdout)
-    body = body_file.read_bytes() if body_file.exists() else b""
-    return status, headers, body
-
-
-def parse_header_dump(text: str) -> tuple[int, list[tuple[str, str]]]:
-    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
-    version, status = lines[0].split()[:2]
-    assert version == "HTTP/2", lines[0]
-    headers = []
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.append((name.strip().lower(), value.strip()))
-    return int(status), headers
-
-
-def values(headers, name: str) -> list[str]:
-    return [v for k, v in headers if k == name]
-
-
-class Stream:
-    """What an h2 client saw on one stream."""
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[str, str]] | None = None
-        self.body = bytearray()
-        self.data_frames = 0
-        self.ended = False
-        self.reset: int | None = None
-
-    @property
-    def status(self) -> int:
-        return int(dict(self.headers)[":status"])
-
-
-def h2_get(client, path: str = "/", method: str = "GET", timeout: float = 20) -> Stream:
-    """One request on an H2Connection; DATA is acknowledged as it arrives (large bodies flow)."""
-    import h2.events
-
-    stream_id = client.request(path, method=method)
-    stream = Stream()
-    client.sock.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while not (stream.ended or stream.reset is not None):
-        assert time.monotonic() < deadline, "response timed out"
-        data = client.sock.recv(1 << 20)
-        assert data, "the server closed the connection"
-        for event in client.conn.receive_data(data):
-            if isinstance(event, h2.events.ConnectionTerminated):
-                pytest.fail(f"the server sent GOAWAY: {event}")
-            if getattr(event, "stream_id", None) != stream_id:
-                continue
-            if isinstance(event, h2.events.ResponseReceived):
-                stream.headers = [(k.decode(), v.decode()) for k, v in event.headers]
-            elif isinstance(event, h2.events.DataReceived):
-                stream.body += event.data
-                stream.data_frames += 1
-                client.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
-            elif isinstance(event, h2.events.StreamEnded):
-                stream.ended = True
-            elif isinstance(event, h2.events.StreamReset):
-                stream.reset = event.error_code
-        client.flush()
-    return stream
-
 
 def responder(make_body, headers=None, status=200):
     """A handler class that answers every request with ``make_body(handler)``."""
@@ -109,7 +37,7 @@ BYTES_BODY = bytes(range(256)) * 7 + b"tail"
 
 
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "memoryview-slice"])
-def test_bytes_like_body_exact_with_content_length(serve, h2_client, tmp_path, kind):
+def test_bytes_like_body_exact_with_content_length(serve, h2_client, kind):
     make = {
         "bytes": lambda: BYTES_BODY,
         "bytearray": lambda: bytearray(BYTES_BODY),
@@ -118,50 +46,51 @@ def test_bytes_like_body_exact_with_content_length(serve, h2_client, tmp_path, k
     }[kind]
     server = serve(responder(lambda h: make()))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == BYTES_BODY
-    assert values(headers, "content-length") == [str(len(BYTES_BODY))]
-    assert values(headers, "server") == ["nghttp2py"]
-    assert len(values(headers, "date")) == 1
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == BYTES_BODY
+    assert got.values("content-length") == [str(len(BYTES_BODY))]
+    assert got.values("server") == ["nghttp2py"]
+    assert len(got.values("date")) == 1
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.reset is None
     assert bytes(stream.body) == BYTES_BODY
-    assert values(stream.headers, "content-length") == [str(len(BYTES_BODY))]
+    assert stream.values("content-length") == [str(len(BYTES_BODY))]
 
 
 def test_empty_bytes_body_has_content_length_zero(serve, h2_client):
     server = serve(responder(lambda h: b""))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == 200 and stream.ended
     assert stream.body == b""
-    assert values(stream.headers, "content-length") == ["0"]
+    assert stream.values("content-length") == ["0"]
 
 
-def test_no_body_gives_empty_response(serve, h2_client, tmp_path):
+def test_no_body_gives_empty_response(serve, h2_client):
     server = serve(responder(lambda h: None))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == b""
-    stream = h2_get(h2_client(server.port))
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == b""
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"" and stream.data_frames == 0
 
 
-def test_str_body_is_utf8_with_byte_content_length(serve, h2_client, tmp_path):
+def test_str_body_is_utf8_with_byte_content_length(serve, h2_client):
     text = "grüße, 日本語, snow ☃ and clef 𝄞\n" * 50
     encoded = text.encode("utf-8")
-    server = serve(responder(lambda h: text, headers=[("content-type", "text/plain; charset=utf-8")]))
+    server = serve(responder(lambda h: text,
+                             headers=[("content-type", "text/plain; charset=utf-8")]))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == encoded
-    assert body.decode("utf-8") == text
-    assert values(headers, "content-length") == [str(len(encoded))]
-    assert values(headers, "content-type") == ["text/plain; charset=utf-8"]
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == encoded
+    assert got.body.decode("utf-8") == text
+    assert got.values("content-length") == [str(len(encoded))]
+    assert got.values("content-type") == ["text/plain; charset=utf-8"]
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == encoded
-    assert values(stream.headers, "content-length") == [str(len(encoded))]
+    assert stream.values("content-length") == [str(len(encoded))]
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +98,13 @@ def big_body() -> bytes:
     return os.urandom(5 * MiB + 123)  # not a multiple of any frame or chunk size
 
 
-def test_large_random_body_intact_via_curl(serve, tmp_path, big_body):
+def test_large_random_body_intact_via_curl(serve, big_body):
     server = serve(responder(lambda h: big_body))
-    status, headers, body = curl(server.url("/big"), tmp_path)
-    assert status == 200
-    assert len(body) == len(big_body)
-    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(big_body).hexdigest()
-    assert values(headers, "content-length") == [str(len(big_body))]
+    got = curl("--http2-prior-knowledge", server.url("/big"))
+    assert got.status == 200
+    assert len(got.body) == len(big_body)
+    assert hashlib.sha256(got.body).hexdigest() == hashlib.sha256(big_body).hexdigest()
+    assert got.values("content-length") == [str(len(big_body))]
 
 
 def test_large_random_body_intact_via_h2(serve, h2_client, big_body):
@@ -184,11 +113,11 @@ def test_large_random_body_intact_via_h2(serve, h2_client, big_body):
     # A large connection window so the stream window (raised by SETTINGS) governs.
     client.conn.increment_flow_control_window(64 * MiB)
     client.flush()
-    stream = h2_get(client, "/big")
+    stream = client.get("/big")
     assert stream.ended and stream.reset is None
     assert len(stream.body) == len(big_body)
     assert hashlib.sha256(stream.body).hexdigest() == hashlib.sha256(big_body).hexdigest()
-    assert values(stream.headers, "content-length") == [str(len(big_body))]
+    assert stream.values("content-length") == [str(len(big_body))]
     # Framed within the default SETTINGS_MAX_FRAME_SIZE: at least len / 16384 frames.
     assert stream.data_frames >= len(big_body) // 16384
 
@@ -227,15 +156,15 @@ def test_large_body_two_streams_interleaved_intact(serve, h2_client, big_body):
 
 # -- file-like bodies ------------------------------------------------------------------
 
-def test_bytesio_body_with_content_length(serve, h2_client, tmp_path):
+def test_bytesio_body_with_content_length(serve, h2_client):
     payload = os.urandom(100_000)
     server = serve(responder(lambda h: io.BytesIO(payload)))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == payload
-    assert values(headers, "content-length") == [str(len(payload))]
-    stream = h2_get(h2_client(server.port))
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == payload
+    assert got.values("content-length") == [str(len(payload))]
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
 
 
 def test_bytesio_body_from_current_position(serve, h2_client):
@@ -245,9 +174,9 @@ def test_bytesio_body_from_current_position(serve, h2_client):
         f.seek(8)
         return f
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.body == b"the rest"
-    assert values(stream.headers, "content-length") == ["8"]
+    assert stream.values("content-length") == ["8"]
 
 
 def test_real_file_body_sent_and_closed(serve, h2_client, tmp_path):
@@ -267,16 +196,16 @@ def test_real_file_body_sent_and_closed(serve, h2_client, tmp_path):
             closed.set()
 
     server = serve(Handler)
-    status, headers, body = curl(server.url("/file"), tmp_path)
-    assert status == 200 and body == payload
-    assert values(headers, "content-length") == [str(len(payload))]
+    got = curl("--http2-prior-knowledge", server.url("/file"))
+    assert got.status == 200 and got.body == payload
+    assert got.values("content-length") == [str(len(payload))]
     assert closed.wait(5)
     assert opened[0].closed
 
     closed.clear()
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
     assert closed.wait(5)
     assert opened[1].closed
 
@@ -295,25 +224,25 @@ def test_unseekable_binary_file_has_no_content_length(serve, h2_client):
             return self._data.readinto(buffer)
 
     server = serve(responder(lambda h: Unseekable()))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
-def test_stringio_text_body_utf8_without_content_length(serve, h2_client, tmp_path):
+def test_stringio_text_body_utf8_without_content_length(serve, h2_client):
     # Multi-byte characters across every chunk boundary.
     text = "".join(f"{i}: é ü ß € 中文 🚀 𝄞\n" for i in range(8000))
     encoded = text.encode("utf-8")
     server = serve(responder(lambda h: io.StringIO(text)))
 
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200
-    assert body == encoded
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200
+    assert got.body == encoded
+    assert got.values("content-length") == []
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body).decode("utf-8") == text
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 @pytest.mark.parametrize("window", [1000, 65535, 1 << 20])
@@ -321,7 +250,7 @@ def test_text_body_not_truncated_by_small_flow_control_window(serve, h2_client, 
     """The text is encoded as the window allows; a window of < 4 bytes left is not EOF."""
     text = "€" * 30000  # 3 bytes each: 90000 bytes, more than the default windows
     server = serve(responder(lambda h: io.StringIO(text)))
-    stream = h2_get(h2_client(server.port, window=window))
+    stream = h2_client(server.port, window=window).get()
     assert stream.ended and stream.reset is None
     assert len(stream.body) == len(text.encode("utf-8"))
     assert bytes(stream.body).decode("utf-8") == text
@@ -340,18 +269,15 @@ def test_text_file_on_disk_utf8(serve, h2_client, tmp_path):
         return f
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == text.encode("utf-8")
-    assert values(stream.headers, "content-length") == []
-    deadline = time.monotonic() + 5
-    while not opened[0].closed and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert opened[0].closed
+    assert stream.values("content-length") == []
+    assert wait_for(lambda: opened[0].closed)
 
 
 # -- generator bodies --------------------------------------------------------------------
 
-def test_generator_body_several_chunks(serve, h2_client, tmp_path):
+def test_generator_body_several_chunks(serve, h2_client):
     chunks = [b"first,", "zweite-ü,", memoryview(b"view,"), bytearray(b"third,"), b"x" * 40000,
               b"last"]
     expected = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
@@ -367,14 +293,14 @@ def test_generator_body_several_chunks(serve, h2_client, tmp_path):
         return body
 
     server = serve(responder(make))
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == expected
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == expected
+    assert got.values("content-length") == []
     assert all(n > 0 for n in sizes)
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == expected
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
 def test_generator_chunk_larger_than_a_frame_is_split_not_lost(serve, h2_client):
@@ -391,18 +317,18 @@ def test_generator_chunk_larger_than_a_frame_is_split_not_lost(serve, h2_client)
         return body
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == big
     assert stream.data_frames >= len(big) // 16384
 
 
 def test_generator_eof_with_data(serve, h2_client):
     server = serve(responder(lambda h: (lambda n: (b"only chunk", DATA_EOF))))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"only chunk"
 
 
-def test_deferred_generator_resumed_by_call_later(serve, h2_client, tmp_path):
+def test_deferred_generator_resumed_by_call_later(serve, h2_client):
     """DATA_DEFERRED pauses the body; handler.resume() from a timer continues it, many times."""
     pieces = [b"one ", b"two ", b"three ", b"four ", b"five"]
     calls: list[float] = []
@@ -423,19 +349,19 @@ def test_deferred_generator_resumed_by_call_later(serve, h2_client, tmp_path):
 
     server = serve(Handler)
     started = time.monotonic()
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     elapsed = time.monotonic() - started
     assert stream.ended and stream.reset is None
     assert stream.body == b"".join(pieces)
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     # The generator is not called again while deferred: once per piece.
     assert len(calls) == len(pieces)
     assert elapsed >= 0.05 * (len(pieces) - 1) * 0.9
     assert all(b - a >= 0.04 for a, b in zip(calls, calls[1:]))
 
     calls.clear()
-    status, _, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == b"".join(pieces)
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == b"".join(pieces)
     assert len(calls) == len(pieces)
 
 
@@ -468,7 +394,7 @@ def test_deferred_generator_with_empty_chunks_then_data(serve, h2_client):
             loop.call_later(0.03, produce)
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"alphabetagamma"
 
 
@@ -493,23 +419,23 @@ def test_deferred_body_resumed_from_another_thread_via_loop(serve, h2_client):
             threading.Thread(target=work, daemon=True).start()
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"computed elsewhere"
 
 
 # -- HEAD, 204, 304 and explicit content-length ------------------------------------
 
-def test_head_has_content_length_but_no_data(serve, h2_client, tmp_path):
+def test_head_has_content_length_but_no_data(serve, h2_client):
     payload = b"z" * 12345
     server = serve(responder(lambda h: payload))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.status == 200 and stream.ended
     assert stream.data_frames == 0 and stream.body == b""
-    assert values(stream.headers, "content-length") == [str(len(payload))]
+    assert stream.values("content-length") == [str(len(payload))]
 
-    status, headers, _ = curl(server.url("/"), tmp_path, "-I")  # -I writes headers as body
-    assert status == 200
-    assert values(headers, "content-length") == [str(len(payload))]
+    got = curl("--http2-prior-knowledge", "-I", server.url("/"))  # -I writes headers as body
+    assert got.status == 200
+    assert got.values("content-length") == [str(len(payload))]
 
 
 def test_head_with_file_body_closes_the_file(serve, h2_client, tmp_path):
@@ -523,9 +449,9 @@ def test_head_with_file_body_closes_the_file(serve, h2_client, tmp_path):
         return f
 
     server = serve(responder(make))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.data_frames == 0
-    assert values(stream.headers, "content-length") == ["5000"]
+    assert stream.values("content-length") == ["5000"]
     assert opened[0].closed
 
 
@@ -537,31 +463,31 @@ def test_head_with_generator_body_sends_no_data(serve, h2_client):
         return b"must not be sent", DATA_EOF
 
     server = serve(responder(lambda h: body))
-    stream = h2_get(h2_client(server.port), method="HEAD")
+    stream = h2_client(server.port).get(method="HEAD")
     assert stream.status == 200 and stream.ended and stream.data_frames == 0
     assert called == []
 
 
 @pytest.mark.parametrize("status", [204, 304])
-def test_no_content_statuses_have_no_content_length(serve, h2_client, tmp_path, status):
+def test_no_content_statuses_have_no_content_length(serve, h2_client, status):
     server = serve(responder(lambda h: None, status=status))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == status and stream.ended
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     assert stream.data_frames == 0
-    code, headers, body = curl(server.url("/"), tmp_path)
-    assert code == status and body == b""
-    assert values(headers, "content-length") == []
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == status and got.body == b""
+    assert got.values("content-length") == []
 
 
 def test_204_with_a_body_sends_no_data(serve, h2_client):
     server = serve(responder(lambda h: b"dropped", status=204))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.status == 204 and stream.ended and stream.data_frames == 0
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
 
 
-def test_user_content_length_kept_and_not_duplicated(serve, h2_client, tmp_path):
+def test_user_content_length_kept_and_not_duplicated(serve, h2_client):
     res = b"response body from the seed example\n"
 
     class Handler(BaseRequestHandler):
@@ -570,31 +496,31 @@ def test_user_content_length_kept_and_not_duplicated(serve, h2_client, tmp_path)
                                body=res)
 
     server = serve(Handler)
-    status, headers, body = curl(server.url("/"), tmp_path)
-    assert status == 200 and body == res
-    assert values(headers, "content-length") == [str(len(res))]
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert got.status == 200 and got.body == res
+    assert got.values("content-length") == [str(len(res))]
 
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert bytes(stream.body) == res
-    assert values(stream.headers, "content-length") == [str(len(res))]
+    assert stream.values("content-length") == [str(len(res))]
 
 
 def test_user_content_length_with_generator_body(serve, h2_client):
     """The length is unknown to the server for a generator; the user's header is sent."""
     server = serve(responder(lambda h: (lambda n: (b"12345", DATA_EOF)),
                              headers=[(b"content-length", b"5")]))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and stream.body == b"12345"
-    assert values(stream.headers, "content-length") == ["5"]
+    assert stream.values("content-length") == ["5"]
 
 
 def test_user_headers_kept_in_order_after_status(serve, h2_client):
     server = serve(responder(lambda h: b"ok", headers=[
         ("x-first", "1"), (b"set-cookie", b"a=1"), ("set-cookie", "b=2"), ("x-last", "é")]))
-    stream = h2_get(h2_client(server.port))
-    names = [k for k, _ in stream.headers]
+    stream = h2_client(server.port).get()
+    names = [k for k, _ in stream.fields]
     assert names[0] == ":status"
-    user = [(k, v) for k, v in stream.headers if k.startswith(("x-", "set-cookie"))]
+    user = [(k, v) for k, v in stream.fields if k.startswith(("x-", "set-cookie"))]
     assert user == [("x-first", "1"), ("set-cookie", "a=1"), ("set-cookie", "b=2"),
                     ("x-last", "é")]
 
@@ -616,9 +542,9 @@ def test_binary_iobase_with_only_read(serve, h2_client):
             return self._data.read(min(size, 10_000))
 
     server = serve(responder(lambda h: ReadOnly()))
-    stream = h2_get(h2_client(server.port))
+    stream = h2_client(server.port).get()
     assert stream.ended and bytes(stream.body) == payload
-    assert values(stream.headers, "content-length") == []
+    assert stream.values("content-length") == []
     assert all(0 < n <= 16384 for n in sizes)
 
 
@@ -632,8 +558,8 @@ def test_slow_reader_backpressure_and_body_intact(serve, h2_client, huge_body, k
     """The client stops reading (windows wide open): the server must stop producing output
     when its transport pauses, not copy the rest of the body into the write buffer; then the
     client reads everything, intact."""
-    import psutil
     import h2.events
+    import psutil
 
     def make(handler):
         if kind == "bytes":
@@ -701,7 +627,7 @@ def test_user_content_length_without_body_for_head_and_304(serve, h2_client, met
                 self.send_response(500)
 
     server = serve(Handler)
-    stream = h2_get(h2_client(server.port), method=method)
+    stream = h2_client(server.port).get(method=method)
     assert outcome == [None]
     assert stream.status == status and stream.ended and stream.data_frames == 0
-    assert values(stream.headers, "content-length") == ["1234"]
+    assert stream.values("content-length") == ["1234"]

@@ -16,9 +16,9 @@ import textwrap
 import time
 
 import pytest
-from conftest import ROOT, TEST_LOOP, run_peer
 from served import PEER_ENV, ServedPrograms
 
+from conftest import ROOT, TEST_LOOP, run_peer
 from nghttp2py.cli import parse_bind
 
 CHECKOUT_ENV = dict(PEER_ENV, PYTHONPATH=str(ROOT))
@@ -100,7 +100,8 @@ def test_help_lists_every_option():
      "json:JSONDecoder is the class JSONDecoder, not a subclass of nghttp2py.BaseRequestHandler"),
     ("examples.bookstore:BOOK_COUNT",
      "examples.bookstore:BOOK_COUNT is a int, not a subclass of nghttp2py.BaseRequestHandler"),
-    ("examples/hello.py", "'examples/hello.py' is not MODULE:ATTRIBUTE (e.g. examples.hello:Handler)"),
+    ("examples/hello.py",
+     "'examples/hello.py' is not MODULE:ATTRIBUTE (e.g. examples.hello:Handler)"),
     ("examples.hello", "'examples.hello' is not MODULE:ATTRIBUTE (e.g. examples.hello:Handler)"),
 ])
 def test_a_bad_handler_name_is_one_line(app, expected):

@@ -6,9 +6,8 @@ import subprocess
 
 import pytest
 
+from conftest import curl
 from nghttp2py import BaseRequestHandler
-
-from conftest import run_peer
 
 
 class CertificateEcho(BaseRequestHandler):
@@ -41,14 +40,10 @@ def mutual_tls_context(certificate, client_certificate) -> ssl.SSLContext:
 def test_client_certificate_reaches_the_handler(serve, mutual_tls_context, client_certificate):
     server = serve(CertificateEcho, ssl=mutual_tls_context)
     cert, key = client_certificate
-    result = run_peer("curl", "-sS", "--http2", "-k", "--cert", str(cert), "--key", str(key),
-                      "-w", "%{http_version}", server.url("/"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "client CN=test-client\n2"
+    got = curl("--http2", "-k", "--cert", str(cert), "--key", str(key), server.url("/"))
+    assert (got.http_version, got.body) == ("2", b"client CN=test-client\n")
 
 
 def test_without_a_client_certificate_it_is_none(serve, mutual_tls_context):
     server = serve(CertificateEcho, ssl=mutual_tls_context)
-    result = run_peer("curl", "-sS", "--http2", "-k", server.url("/"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "client CN=-\n"
+    assert curl("--http2", "-k", server.url("/")).body == b"client CN=-\n"

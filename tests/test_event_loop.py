@@ -15,8 +15,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, run_peer
 
+from conftest import ROOT, run_peer
 from nghttp2py import loops
 
 SERVER = textwrap.dedent("""
@@ -62,8 +62,8 @@ def test_the_event_loop_choice(tmp_path, arguments, environment, expected):
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
-        started = re.search(r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+), on the (\w+) event loop",
-                            line)
+        started = re.search(
+            r"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+), on the (\w+) event loop", line)
         assert started, line + process.stderr.read()
         assert started.group(2) == expected
         url = f"http://127.0.0.1:{started.group(1)}/"

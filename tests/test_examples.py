@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TEST_LOOP, require, run_peer
 from served import EXAMPLES, PEER_ENV, ServedPrograms
+
+from conftest import ROOT, TEST_LOOP, require, run_peer
 
 SITE_STATIC = EXAMPLES / "site" / "static"
 
@@ -135,8 +136,9 @@ def test_hello_served_by_python_m_nghttp2py(program):
     hello.stop()
 
 
-SEED_LINES = re.compile(r"^#     (server = nghttp2\.HTTP2Server\(\('', 8080\), Handler, ssl=None\))\n"
-                        r"#     (server\.serve_forever\(\))$", re.MULTILINE)
+SEED_LINES = re.compile(
+    r"^#     (server = nghttp2\.HTTP2Server\(\('', 8080\), Handler, ssl=None\))\n"
+    r"#     (server\.serve_forever\(\))$", re.MULTILINE)
 
 
 def test_the_seeds_two_lines_quoted_in_hello_py_serve(tmp_path):

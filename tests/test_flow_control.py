@@ -21,20 +21,12 @@ import h2.events
 import psutil
 import pytest
 
-from conftest import H2Connection, digest, require, start_server_script, stream_result
+from conftest import H2Connection, digest, require, wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings
 
 
 class Stalled(Exception):
     pass
-
-
-def responses(client: H2Connection, events: list, *stream_ids: int,
-              timeout: float = 10) -> dict[int, tuple[str, bytes]]:
-    """(status, body) of each stream, from ``events`` and what arrives until all ended."""
-    client.read_streams(events, *stream_ids, timeout=timeout)
-    return {stream_id: (result["status"], result["body"])
-            for stream_id, result in ((s, stream_result(events, s)) for s in stream_ids)}
 
 
 def read_for(client: H2Connection, seconds: float) -> list:
@@ -69,6 +61,7 @@ class RecordingHandler(BaseRequestHandler):
     def on_headers(self):
         self.chunks = []
         self.log = ["headers"]
+        self.closed = threading.Event()
         if self.path.startswith(b"/pause"):
             self.pause_reading()
         RecordingHandler.instances.append(self)
@@ -86,6 +79,9 @@ class RecordingHandler(BaseRequestHandler):
         self.log.append("done")
         body = b"".join(self.chunks)
         self.send_response(200, body=digest(body).encode())
+
+    def on_close(self, error_code):
+        self.closed.set()
 
 
 def handler(server, index: int = 0) -> RecordingHandler:
@@ -110,8 +106,8 @@ def test_paused_stream_stalls_the_client_at_the_stream_window(serve, h2_client):
     assert server.call(lambda: paused.reading_paused) is False
     sent = client.pump(stream_id, data, sent, quiet=5, events=events)
     assert sent == len(data)
-    status, body = responses(client, events, stream_id)[stream_id]
-    assert (status, body.decode()) == ("200", digest(data))  # in order
+    got = client.read_streams(events, stream_id)[stream_id]
+    assert (got.status, got.body.decode()) == (200, digest(data))  # in order
     assert stream_window_updates(events, stream_id) >= len(data) - 100_000
 
 
@@ -142,8 +138,9 @@ def test_paused_streams_stall_the_client_at_the_connection_window(serve, h2_clie
         sent_a = client.pump(a, first, sent_a, quiet=0.1, events=events)
         sent_b = client.pump(b, second, sent_b, quiet=0.1, events=events)
     assert (sent_a, sent_b) == (len(first), len(second))
-    assert responses(client, events, a, b) == {
-        a: ("200", digest(first).encode()), b: ("200", digest(second).encode())}
+    got = client.read_streams(events, a, b)
+    assert (got[a].status, got[a].body) == (200, digest(first).encode())
+    assert (got[b].status, got[b].body) == (200, digest(second).encode())
 
 
 def test_request_done_waits_while_reading_is_paused(serve, h2_client):
@@ -160,7 +157,8 @@ def test_request_done_waits_while_reading_is_paused(serve, h2_client):
     events += read_for(client, 0.3)
     assert not [e for e in events if isinstance(e, h2.events.ResponseReceived)]
     server.call(paused.resume_reading)
-    assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
+    got = client.read_streams(events, stream_id)[stream_id]
+    assert (got.status, got.body) == (200, digest(data).encode())
     log = server.call(lambda: list(paused.log))
     assert log[0] == "headers" and log[-1] == "done" and set(log[1:-1]) == {"data"}
 
@@ -178,8 +176,8 @@ def test_request_trailers_set_before_request_done_when_paused(serve, h2_client):
     client.flush()
     time.sleep(0.2)
     server.call(handler(server).resume_reading)
-    headers, body, _ = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"[(b'x-checksum', b'abc')]")
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"[(b'x-checksum', b'abc')]")
 
 
 def test_pause_inside_on_data_holds_the_next_chunks(serve, h2_client):
@@ -191,7 +189,8 @@ def test_pause_inside_on_data_holds_the_next_chunks(serve, h2_client):
     events: list = []
     sent = client.pump(stream_id, data, 0, quiet=5, events=events)
     assert sent == len(data)  # fits the 1 MiB window: the client never stalls
-    assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
+    got = client.read_streams(events, stream_id)[stream_id]
+    assert (got.status, got.body) == (200, digest(data).encode())
     h = handler(server)
     chunks = server.call(lambda: len(h.chunks))
     assert chunks > 1
@@ -212,7 +211,8 @@ def test_no_on_data_call_while_paused_in_on_data(serve, h2_client):
     stream_id = client.request("/hold-in-data", "POST", end_stream=False)
     events: list = []
     client.pump(stream_id, data, 0, quiet=5, events=events)
-    assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
+    got = client.read_streams(events, stream_id)[stream_id]
+    assert (got.status, got.body) == (200, digest(data).encode())
     h = handler(server)
     times = server.call(lambda: list(h.times))
     assert len(times) >= 2
@@ -229,7 +229,8 @@ def test_sync_on_data_gives_the_window_back_on_return(serve, h2_client):
     stream_id = client.request("/upload", "POST", end_stream=False)
     events: list = []
     assert client.pump(stream_id, data, 0, quiet=5, events=events) == len(data)
-    assert responses(client, events, stream_id)[stream_id] == ("200", digest(data).encode())
+    got = client.read_streams(events, stream_id)[stream_id]
+    assert (got.status, got.body) == (200, digest(data).encode())
     given_back = stream_window_updates(events, stream_id)
     assert len(data) - 65_535 <= given_back <= len(data)
 
@@ -239,11 +240,11 @@ def test_resume_reading_after_the_stream_closed_is_harmless(serve, h2_client):
     server = serve(RecordingHandler)
     client = h2_client(server.port)
     stream_id = client.request("/pause", "POST", body=b"x" * 10_000, end_stream=False)
-    time.sleep(0.2)
+    assert wait_for(lambda: server.call(lambda: len(RecordingHandler.instances)) == 1)
+    h = handler(server)
     client.conn.reset_stream(stream_id, 8)
     client.flush()
-    time.sleep(0.2)
-    h = handler(server)
+    assert h.closed.wait(5)
     server.call(h.resume_reading)
     assert server.call(lambda: h.chunks) == []
     # The connection is still fine, and the held bytes were returned to its window.
@@ -251,7 +252,8 @@ def test_resume_reading_after_the_stream_closed_is_harmless(serve, h2_client):
     other = client.request("/upload", "POST", end_stream=False)
     events: list = []
     assert client.pump(other, data, 0, quiet=5, events=events) == len(data)
-    assert responses(client, events, other)[other] == ("200", digest(data).encode())
+    got = client.read_streams(events, other)[other]
+    assert (got.status, got.body) == (200, digest(data).encode())
 
 
 # -- 1 GiB upload to a slow consumer -------------------------------------------------------
@@ -288,15 +290,16 @@ MIB = 1 << 20
 
 
 def control(client: H2Connection, path: str) -> str:
-    headers, body, _ = client.response(client.request(path))
-    assert headers[":status"] == "200"
-    return body.decode()
+    got = client.response(client.request(path))
+    assert got.headers[":status"] == "200"
+    return got.body.decode()
 
 
 @pytest.mark.slow
-def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(tmp_path):
-    proc, port = start_server_script(tmp_path, SLOW_CONSUMER_SERVER)
-    server = psutil.Process(proc.pid)
+def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(server_process):
+    process = server_process(SLOW_CONSUMER_SERVER)
+    port = process.port
+    server = psutil.Process(process.proc.pid)
     curl = None
     try:
         controls = H2Connection(port)
@@ -349,5 +352,4 @@ def test_1gib_upload_to_a_slow_consumer_is_held_by_flow_control(tmp_path):
     finally:
         if curl is not None and curl.poll() is None:
             curl.kill()
-        proc.kill()
-        proc.communicate(timeout=5)
+            curl.wait()

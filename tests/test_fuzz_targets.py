@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TEST_LOOP
+from conftest import ROOT
 
 FUZZ = ROOT / "fuzz"
 SECONDS = 5
 
-pytestmark = pytest.mark.skipif(
-    TEST_LOOP == "uvloop", reason="the targets run their own asyncio loop: once is enough")
+pytestmark = pytest.mark.loop_independent  # the targets run their own asyncio loop
 
 
 def fuzz_env() -> dict[str, str]:

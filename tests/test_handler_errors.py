@@ -13,10 +13,10 @@ import textwrap
 import time
 
 import pytest
-from conftest import StreamReader, start_server_script, wait_for
-from rawh2 import RawH2, status_of
 
+from conftest import StreamReader, curl, wait_for
 from nghttp2py import DATA_DEFERRED, DATA_OK, BaseRequestHandler, ErrorCode
+from rawh2 import RawH2, status_of
 
 
 class Boom(Exception):
@@ -164,17 +164,12 @@ def test_exception_in_on_request_done_gives_500(serve, h2_client, log_records):
 
 
 def test_500_via_curl(serve, log_records):
-    from conftest import run_peer
-
     class RaisesInOnRequestDone(Base):
         def on_request_done(self):
             raise Boom("curl sees a 500")
 
     server = serve(RaisesInOnRequestDone)
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                      "-o", "/dev/null", "-w", "%{http_code}", server.url("/x"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "500"
+    assert curl("--http2-prior-knowledge", server.url("/x")).status == 500
     assert_logged_once(log_records, "RaisesInOnRequestDone", 1, "on_request_done",
                        "curl sees a 500")
 
@@ -513,23 +508,21 @@ EXITING_SERVER = textwrap.dedent("""\
     """)
 
 
-def test_system_exit_in_a_hook_answers_every_failed_stream_of_the_read_first(tmp_path):
+def test_system_exit_in_a_hook_answers_every_failed_stream_of_the_read_first(server_process):
     """The exit escapes to the program, but only after the other streams that failed in
     the same read got their 500 (and the exiting one too), flushed to the client."""
-    proc, port = start_server_script(tmp_path, EXITING_SERVER)
+    server = server_process(EXITING_SERVER)
+    client = RawH2(server.port)
     try:
-        client = RawH2(port)
         client.send(client.headers_frame(1, "/fail") + client.headers_frame(3, "/exit")
                     + client.headers_frame(5, "/fail"))
         frames = client.frames_until(lambda f: False, timeout=10)
-        client.close()
-        assert {stream_id: status_of(frames, stream_id) for stream_id in (1, 3, 5)} == {
-            1: b"500", 3: b"500", 5: b"500"}
-        assert proc.wait(10) == 1
-        assert "asked to exit" in proc.stderr.read()
     finally:
-        proc.kill()
-        proc.wait()
+        client.close()
+    assert {stream_id: status_of(frames, stream_id) for stream_id in (1, 3, 5)} == {
+        1: b"500", 3: b"500", 5: b"500"}
+    assert server.wait(10) == 1
+    assert "asked to exit" in server.stderr
 
 
 class CloseFailsFile(io.BytesIO):
@@ -546,7 +539,7 @@ class CloseFailsHandler(BaseRequestHandler):
 def test_a_body_whose_close_fails_is_logged_not_swallowed(serve, h2_client, log_records):
     server = serve(CloseFailsHandler)
     client = h2_client(server.port)
-    reader = StreamReader(client)
-    assert reader.response(client.request("/")) == (200, b"all of it")
+    response = client.get("/")
+    assert (response.status, bytes(response.body)) == (200, b"all of it")
     assert wait_for(lambda: any("the disk went away" in r.getMessage()
                                 for r in log_records.records))

@@ -16,8 +16,7 @@ import pytest
 import nghttp2py
 import nghttp2py.hpack
 from nghttp2py.errors import HPACKError, NGHTTP2Error
-from nghttp2py.hpack import (HDDeflater, HDInflater, HDTableEntry,
-                             print_hd_table)
+from nghttp2py.hpack import HDDeflater, HDInflater, HDTableEntry, print_hd_table
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hpack_roundtrip.py"
 
@@ -51,7 +50,7 @@ HEADER_LISTS = {
     "non-ascii": [("x-unicode", "grüße, 日本語 ☃"), ("x-é", "é")],
     "mixed-types": [(b"x-b", "str"), ("x-s", b"bytes")],
     "case-kept": [("X-Mixed-Case", "Value"), (b"UPPER", b"Upper")],
-    "repeated": [("x-repeat-%d" % (i % 5), "value-%d" % (i % 3))
+    "repeated": [(f"x-repeat-{i % 5}", f"value-{i % 3}")
                  for i in range(60)],
     "binary": [(b"x-bin", bytes(range(256)))],
 }
@@ -69,7 +68,7 @@ def random_blocks(seed, count=40):
     for _ in range(count):
         n = rng.randint(0, 12)
         blocks.append([(rng.choice(names), rng.choice(values)
-                        if rng.random() < 0.8 else "r%d" % rng.randint(0, 10**9))
+                        if rng.random() < 0.8 else f"r{rng.randint(0, 10**9)}")
                        for _ in range(n)])
     return blocks
 
@@ -96,7 +95,7 @@ def test_round_trip_sequence():
 
 def test_repeated_headers_use_dynamic_table():
     deflater = HDDeflater()
-    headers = [("x-custom-header", "some-fairly-long-value-%d" % i)
+    headers = [("x-custom-header", f"some-fairly-long-value-{i}")
                for i in range(10)]
     first = deflater.deflate(headers)
     second = deflater.deflate(headers)
@@ -205,7 +204,7 @@ def test_table_respects_size_limit():
     deflater = HDDeflater(256)
     inflater = HDInflater()
     for i in range(50):
-        headers = [("x-h%d" % i, "v" * (i % 17))]
+        headers = [(f"x-h{i}", "v" * (i % 17))]
         inflater.inflate(deflater.deflate(headers))
         assert sum(e.space for e in deflater.get_hd_table()) <= 256
         assert tables(deflater) == tables(inflater)
@@ -302,7 +301,7 @@ def test_deflater_never_exceeds_constructor_limit(hpack):
     decoder = hpack.Decoder()
     deflater.change_table_size(65536)  # the peer allows more; we don't use it
     for i in range(20):
-        headers = [("x-n%d" % i, "value")]
+        headers = [(f"x-n{i}", "value")]
         assert decoder.decode(deflater.deflate(headers), raw=True) \
             == as_bytes(headers)
         assert sum(e.space for e in deflater.get_hd_table()) <= 100

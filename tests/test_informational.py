@@ -11,7 +11,7 @@ import asyncio
 import h2.events
 import pytest
 
-from conftest import run_peer
+from conftest import curl
 from nghttp2py import BaseRequestHandler, ResponseStateError
 
 EXPECT = ("expect", "100-continue")
@@ -71,9 +71,9 @@ def test_expect_100_continue_gets_100_before_the_body_is_sent(serve, h2_client):
     assert informational(events, stream_id) == [("100", [(":status", "100")])]
     client.conn.send_data(stream_id, b"x" * 5000, end_stream=True)
     client.flush()
-    headers, body, more = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"5000")
-    assert informational(more, stream_id) == []  # exactly one 100
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"5000")
+    assert informational(got.events, stream_id) == []  # exactly one 100
 
 
 @pytest.mark.parametrize("path,status", [("/too-big", "413"), ("/refuse", "417")])
@@ -83,9 +83,9 @@ def test_final_response_in_on_headers_suppresses_the_100(serve, h2_client, path,
     client = h2_client(server.port)
     stream_id = client.request(path, "POST", headers=[EXPECT], end_stream=False)
     # The client sends no body: the final response must come without a 100.
-    headers, _, events = client.response(stream_id, timeout=5)
-    assert headers[":status"] == status
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id, timeout=5)
+    assert got.headers[":status"] == status
+    assert informational(got.events, stream_id) == []
     assert EchoLengthHandler.seen == []  # the request never completed
 
 
@@ -93,22 +93,18 @@ def test_expect_without_a_body_gets_no_100(serve, h2_client):
     server = serve(EchoLengthHandler)
     client = h2_client(server.port)
     stream_id = client.request("/empty", "POST", headers=[EXPECT])
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"0")
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"0")
+    assert informational(got.events, stream_id) == []
 
 
 def test_expect_100_continue_via_curl(serve, tmp_path):
     server = serve(EchoLengthHandler)
     upload = tmp_path / "upload.bin"
     upload.write_bytes(b"y" * 200_000)
-    result = run_peer("curl", "-sS", "-v", "--http2-prior-knowledge", "--max-time", "10",
-                      "-H", "Expect: 100-continue", "--data-binary", f"@{upload}",
-                      server.url("/upload"), timeout=20)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "200000"
-    assert "< HTTP/2 100" in result.stderr
-    assert "< HTTP/2 200" in result.stderr
+    got = curl("--http2-prior-knowledge", "-H", "Expect: 100-continue",
+               "--data-binary", f"@{upload}", server.url("/upload"))
+    assert (got.informational, got.status, got.body) == ([100], 200, b"200000")
 
 
 class AsyncRefusingHandler(BaseRequestHandler):
@@ -131,9 +127,9 @@ def test_async_on_headers_refusal_suppresses_the_100(serve, h2_client):
     server = serve(AsyncRefusingHandler)
     client = h2_client(server.port)
     stream_id = client.request("/upload", "POST", headers=[EXPECT], end_stream=False)
-    headers, _, events = client.response(stream_id, timeout=5)
-    assert headers[":status"] == "417"
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id, timeout=5)
+    assert got.headers[":status"] == "417"
+    assert informational(got.events, stream_id) == []
 
 
 class AsyncAcceptingHandler(EchoLengthHandler):
@@ -152,8 +148,8 @@ def test_async_on_headers_accepting_gets_100(serve, h2_client):
     assert [status for status, _ in informational(events, stream_id)] == ["100"]
     client.conn.send_data(stream_id, b"z" * 1000, end_stream=True)
     client.flush()
-    headers, body, _ = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"1000")
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"1000")
 
 
 # -- send_info ---------------------------------------------------------------------------
@@ -170,13 +166,13 @@ def test_send_info_103_precedes_the_final_response(serve, h2_client):
     server = serve(EarlyHintsHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"<html></html>")
-    hints = informational(events, stream_id)
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"<html></html>")
+    hints = informational(got.events, stream_id)
     assert [status for status, _ in hints] == ["103", "103"]
     assert link_values(hints[0][1]) == ["</style.css>; rel=preload; as=style"]
     assert link_values(hints[1][1]) == ["</app.js>; rel=preload; as=script"]
-    kinds = event_kinds(events, stream_id)
+    kinds = event_kinds(got.events, stream_id)
     assert kinds.index("ResponseReceived") > max(
         i for i, k in enumerate(kinds) if k == "InformationalResponseReceived")
 
@@ -197,8 +193,8 @@ def test_send_info_from_an_async_hook_arrives_before_the_response(serve, h2_clie
         lambda e: isinstance(e, (h2.events.InformationalResponseReceived,
                                  h2.events.ResponseReceived)), timeout=5)
     assert [s for s, _ in informational(first, stream_id)] == ["103"]
-    headers, body, _ = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"after hints")
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"after hints")
 
 
 class MisuseHandler(BaseRequestHandler):
@@ -231,9 +227,9 @@ def test_invalid_informational_statuses_raise(serve, h2_client, path, error):
     server = serve(MisuseHandler)
     client = h2_client(server.port)
     stream_id = client.request(path)
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body.decode()) == ("200", error)
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body.decode()) == ("200", error)
+    assert informational(got.events, stream_id) == []
 
 
 class InfoAfterResponseHandler(BaseRequestHandler):
@@ -252,9 +248,9 @@ def test_send_info_after_send_response_raises_response_state_error(serve, h2_cli
     server = serve(InfoAfterResponseHandler)
     client = h2_client(server.port)
     stream_id = client.request("/")
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"final")
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"final")
+    assert informational(got.events, stream_id) == []
     assert len(InfoAfterResponseHandler.errors) == 1
 
 
@@ -284,40 +280,32 @@ def test_push_early_hints_when_the_client_disabled_push(serve, h2_client):
     server = serve(PushingHandler, push_early_hints=True)
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"<html></html>")
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"<html></html>")
     assert PushingHandler.results == [[False, False, False, False]]
-    hints = informational(events, stream_id)
+    hints = informational(got.events, stream_id)
     assert [status for status, _ in hints] == ["103"]
     assert link_values(hints[0][1]) == EXPECTED_LINKS
-    assert not [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
-    kinds = event_kinds(events, stream_id)
+    assert not [e for e in got.events if isinstance(e, h2.events.PushedStreamReceived)]
+    kinds = event_kinds(got.events, stream_id)
     assert kinds.index("InformationalResponseReceived") < kinds.index("ResponseReceived")
 
 
-def test_early_hints_are_on_by_default(serve, h2_client):
-    # Browsers refuse push: by default they get the preload links instead.
+@pytest.mark.parametrize("options, expected_hints", [
+    ({}, [EXPECTED_LINKS]),  # browsers refuse push: by default they get preload links
+    ({"push_early_hints": False}, []),
+])
+def test_early_hints_are_on_by_default(serve, h2_client, options, expected_hints):
     PushingHandler.results = []
-    server = serve(PushingHandler)
+    server = serve(PushingHandler, **options)
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
-    headers, _, events = client.response(stream_id)
-    assert headers[":status"] == "200"
+    got = client.response(stream_id)
+    assert got.headers[":status"] == "200"
     assert PushingHandler.results == [[False, False, False, False]]
-    hints = informational(events, stream_id)
-    assert [status for status, _ in hints] == ["103"]
-    assert link_values(hints[0][1]) == EXPECTED_LINKS
-
-
-def test_no_early_hints_when_turned_off(serve, h2_client):
-    PushingHandler.results = []
-    server = serve(PushingHandler, push_early_hints=False)
-    client = h2_client(server.port, enable_push=False)
-    stream_id = client.request("/")
-    headers, _, events = client.response(stream_id)
-    assert headers[":status"] == "200"
-    assert PushingHandler.results == [[False, False, False, False]]
-    assert informational(events, stream_id) == []
+    hints = informational(got.events, stream_id)
+    assert [status for status, _ in hints] == ["103"] * len(expected_hints)
+    assert [link_values(fields) for _, fields in hints] == expected_hints
 
 
 def test_push_early_hints_still_pushes_when_the_client_allows_push(serve, h2_client):
@@ -325,11 +313,11 @@ def test_push_early_hints_still_pushes_when_the_client_allows_push(serve, h2_cli
     server = serve(PushingHandler, push_early_hints=True)
     client = h2_client(server.port, enable_push=True)
     stream_id = client.request("/")
-    headers, _, events = client.response(stream_id)
-    assert headers[":status"] == "200"
+    got = client.response(stream_id)
+    assert got.headers[":status"] == "200"
     assert PushingHandler.results == [[True, True, True, True]]
-    assert informational(events, stream_id) == []
-    promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+    assert informational(got.events, stream_id) == []
+    promised = [e for e in got.events if isinstance(e, h2.events.PushedStreamReceived)]
     assert [dict(e.headers)[b":path"] for e in promised] == [
         b"/style.css", b"/app.js", b"/font.woff2", b"/data.bin"]
 
@@ -343,6 +331,6 @@ def test_push_early_hints_no_103_when_nothing_pushed(serve, h2_client):
     server = serve(NoPushHandler, push_early_hints=True)
     client = h2_client(server.port, enable_push=False)
     stream_id = client.request("/")
-    headers, body, events = client.response(stream_id)
-    assert (headers[":status"], body) == ("200", b"plain")
-    assert informational(events, stream_id) == []
+    got = client.response(stream_id)
+    assert (got.headers[":status"], got.body) == ("200", b"plain")
+    assert informational(got.events, stream_id) == []

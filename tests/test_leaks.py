@@ -11,11 +11,10 @@ import gc
 
 import pytest
 
-from nghttp2py import BaseRequestHandler, DATA_DEFERRED, DATA_EOF
+from conftest import run_peer, wait_for
+from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
 from nghttp2py._nghttp2 import Session
 from nghttp2py.connection import ServerConnection
-
-from conftest import run_peer, wait_for
 
 
 async def chunks():

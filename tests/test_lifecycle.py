@@ -15,10 +15,10 @@ import textwrap
 import time
 
 import pytest
-from conftest import require, start_server_script, wait_for
-from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
 
+from conftest import require, wait_for
 from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
+from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
 
 NOTICE_LAST_STREAM = 2**31 - 1
 
@@ -230,7 +230,7 @@ H2LOAD_SERVER = textwrap.dedent("""\
     """)
 
 
-def test_sigterm_under_h2load_loses_no_started_stream(tmp_path):
+def test_sigterm_under_h2load_loses_no_started_stream(server_process):
     """SIGTERM to serve_forever() with 100 streams in flight (h2load -c 10 -m 10):
     every stream that reached the server is answered and h2load saw each answer;
     the server exits 0.
@@ -238,22 +238,22 @@ def test_sigterm_under_h2load_loses_no_started_stream(tmp_path):
     h2load counts as "started" the requests it submits to its nghttp2 session, and
     nghttp2 never sends a request after the server's GOAWAY notice; those (at most
     one round, c x m) never reach the server and are not losses."""
-    proc, port = start_server_script(tmp_path, H2LOAD_SERVER, stdout=subprocess.PIPE)
+    server = server_process(H2LOAD_SERVER)
+    h2load = subprocess.Popen(
+        [require("h2load"), "-n", "200000", "-c", "10", "-m", "10",
+         f"http://127.0.0.1:{server.port}/"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        h2load = subprocess.Popen(
-            [require("h2load"), "-n", "200000", "-c", "10", "-m", "10",
-             f"http://127.0.0.1:{port}/"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(1.0)
+        time.sleep(1.0)  # let the load build up
         assert h2load.poll() is None, "h2load finished before the signal"
-        proc.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)
         output, _ = h2load.communicate(timeout=30)
-        code = proc.wait(10)
-        stdout, stderr = proc.communicate(timeout=5)
+        code = server.wait(10)
     finally:
-        for p in (proc, locals().get("h2load")):
-            if p is not None and p.poll() is None:
-                p.kill()
+        if h2load.poll() is None:
+            h2load.kill()
+            h2load.wait()
+    stdout, stderr = server.stdout, server.stderr
     assert code == 0, stderr
     assert "Traceback" not in stderr
     match = re.search(r"requests: 200000 total, (\d+) started, (\d+) done, (\d+) succeeded, "

@@ -11,8 +11,13 @@ import time
 
 import pytest
 
-from nghttp2py import (DATA_DEFERRED, DATA_EOF, BaseRequestHandler, InvalidHeaderError,
-                       ResponseStateError)
+from nghttp2py import (
+    DATA_DEFERRED,
+    DATA_EOF,
+    BaseRequestHandler,
+    InvalidHeaderError,
+    ResponseStateError,
+)
 
 NORMAL_BODY = b"normal response"
 
@@ -136,36 +141,22 @@ def misuse_server(serve):
     return Handler, serve(Handler)
 
 
-def read_stream(client, sid, timeout=5):
-    """All h2 events until ``sid`` ends or resets (h2 validates every header it gets)."""
+def assert_only_normal_response(response) -> None:
+    """``response`` (a conftest.Response) is the normal one, and nothing else came: no
+    reset, GOAWAY, push, second HEADERS or trailers (h2 validates every header it gets)."""
     import h2.events
 
-    events = client.events_until(
-        lambda e: isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset,
-                                 h2.events.ConnectionTerminated))
-        and getattr(e, "stream_id", sid) == sid, timeout)
-    return events
-
-
-def assert_only_normal_response(client, sid, events):
-    import h2.events
-
-    kinds = [type(e) for e in events]
+    kinds = [type(e) for e in response.events]
     assert h2.events.ConnectionTerminated not in kinds
     assert h2.events.StreamReset not in kinds
     assert h2.events.PushedStreamReceived not in kinds
-    responses = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
-    assert len(responses) == 1 and responses[0].stream_id == sid
-    headers = [(k.decode(), v.decode()) for k, v in responses[0].headers]
-    assert [k for k, _ in headers] == [":status", "x-normal", "content-length", "date", "server"]
-    assert dict(headers)[":status"] == "200"
-    assert dict(headers)["content-length"] == str(len(NORMAL_BODY))
-    body = b"".join(e.data for e in events
-                    if isinstance(e, h2.events.DataReceived) and e.stream_id == sid)
-    assert body == NORMAL_BODY
-    assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in events)
-    trailers = [e for e in events if isinstance(e, h2.events.TrailersReceived)]
-    assert trailers == []
+    assert kinds.count(h2.events.ResponseReceived) == 1
+    assert [k for k, _ in response.fields] == [
+        ":status", "x-normal", "content-length", "date", "server"]
+    assert response.status == 200
+    assert response.headers["content-length"] == str(len(NORMAL_BODY))
+    assert response.body == NORMAL_BODY and response.ended
+    assert response.trailers is None
 
 
 @pytest.mark.parametrize("name, case, expected, responds_first", CASES,
@@ -177,8 +168,7 @@ def test_misuse_raises_in_caller_and_nothing_invalid_is_sent(
     handler.responds_first = responds_first
     client = h2_client(server.port)
     sid = client.request("/misuse")
-    events = read_stream(client, sid)
-    assert_only_normal_response(client, sid, events)
+    assert_only_normal_response(client.response(sid, timeout=5))
 
     assert len(handler.outcomes) == 1
     exc = handler.outcomes[0]
@@ -191,7 +181,7 @@ def test_misuse_raises_in_caller_and_nothing_invalid_is_sent(
     handler.case = staticmethod(lambda h: None)
     handler.responds_first = False
     sid2 = client.request("/after")
-    assert_only_normal_response(client, sid2, read_stream(client, sid2))
+    assert_only_normal_response(client.response(sid2, timeout=5))
 
 
 def test_invalid_header_error_is_a_value_error():
@@ -226,7 +216,7 @@ def test_misuse_inside_on_headers_and_on_data(serve, h2_client):
     server = serve(Handler)
     client = h2_client(server.port)
     sid = client.request("/", method="POST", body=b"data")
-    assert_only_normal_response(client, sid, read_stream(client, sid))
+    assert_only_normal_response(client.response(sid, timeout=5))
     assert seen == [("on_headers", InvalidHeaderError), ("on_data", ValueError),
                     ("on_request_done", ResponseStateError)]
 
@@ -264,6 +254,6 @@ def test_send_response_after_deferred_body_started(serve, h2_client):
     client = h2_client(server.port)
     sid = client.request("/")
     started = time.monotonic()
-    assert_only_normal_response(client, sid, read_stream(client, sid))
+    assert_only_normal_response(client.response(sid, timeout=5))
     assert time.monotonic() - started >= 0.04
     assert len(outcome) == 1 and isinstance(outcome[0], ResponseStateError)

@@ -11,9 +11,8 @@ import ssl
 
 import pytest
 
+from conftest import curl, run_peer
 from nghttp2py import BaseRequestHandler
-
-from conftest import run_peer
 
 BODY = b"hello, world\n"
 PUSHED_BODY = b"body{}"
@@ -175,44 +174,29 @@ def test_h2load_tls(serve, server_ssl_context):
 
 # -- curl --------------------------------------------------------------------------
 
-CURL_WRITE_OUT = "\n%{http_code} %{http_version} %{size_download}"
-
-
-def curl(*argv: str) -> tuple[str, str, str, str]:
-    """(body, status, http version, bytes downloaded) of one curl request."""
-    result = run_peer("curl", "-sS", "--max-time", "15", "-w", CURL_WRITE_OUT, *argv, timeout=30)
-    assert result.returncode == 0, result.stderr
-    body, _, tail = result.stdout.rpartition("\n")
-    status, version, size = tail.split()
-    return body, status, version, size
-
-
 def test_curl_prior_knowledge(serve):
     server = serve(HelloHandler)
-    body, status, version, size = curl("--http2-prior-knowledge", server.url("/"))
-    assert (body, status, version, size) == (BODY.decode(), "200", "2", str(len(BODY)))
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert (got.body, got.status, got.http_version) == (BODY, 200, "2")
 
 
 def test_curl_tls_alpn_insecure(serve, server_ssl_context):
     server = serve(HelloHandler, ssl=server_ssl_context)
-    body, status, version, _ = curl("--http2", "-k", server.url("/"))
-    assert (body, status, version) == (BODY.decode(), "200", "2")
+    got = curl("--http2", "-k", server.url("/"))
+    assert (got.body, got.status, got.http_version) == (BODY, 200, "2")
 
 
 def test_curl_tls_alpn_verified_with_cacert(serve, server_ssl_context, certificate):
     server = serve(HelloHandler, ssl=server_ssl_context)
-    body, status, version, _ = curl("--http2", "--cacert", str(certificate[0]), server.url("/"))
-    assert (body, status, version) == (BODY.decode(), "200", "2")
+    got = curl("--http2", "--cacert", str(certificate[0]), server.url("/"))
+    assert (got.body, got.status, got.http_version) == (BODY, 200, "2")
 
 
 def test_curl_head_gets_headers_without_body(serve):
     server = serve(HelloHandler)
-    result = run_peer("curl", "-sS", "-I", "--max-time", "15", "--http2-prior-knowledge",
-                      server.url("/"), timeout=30)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.lower().splitlines()
-    assert lines[0].strip() == "http/2 200"
-    assert f"content-length: {len(BODY)}" in [line.strip() for line in lines]
+    got = curl("-I", "--http2-prior-knowledge", server.url("/"))
+    assert (got.status, got.http_version) == (200, "2")
+    assert got.header("content-length") == str(len(BODY))
 
 
 def test_curl_upload_1mib(serve, tmp_path):
@@ -220,11 +204,10 @@ def test_curl_upload_1mib(serve, tmp_path):
     path = tmp_path / "upload.bin"
     path.write_bytes(payload)
     server = serve(CountingUploadHandler)
-    body, status, version, _ = curl("--http2-prior-knowledge", "--data-binary", f"@{path}",
-                                    "-H", "content-type: application/octet-stream",
-                                    server.url("/upload"))
-    assert (status, version) == ("200", "2")
-    assert body == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
+    got = curl("--http2-prior-knowledge", "--data-binary", f"@{path}",
+               "-H", "content-type: application/octet-stream", server.url("/upload"))
+    assert (got.status, got.http_version) == (200, "2")
+    assert got.body.decode() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
 
 
 def test_curl_upload_over_tls(serve, server_ssl_context, certificate, tmp_path):
@@ -232,10 +215,10 @@ def test_curl_upload_over_tls(serve, server_ssl_context, certificate, tmp_path):
     path = tmp_path / "upload.bin"
     path.write_bytes(payload)
     server = serve(CountingUploadHandler, ssl=server_ssl_context)
-    body, status, version, _ = curl("--http2", "--cacert", str(certificate[0]),
-                                    "--data-binary", f"@{path}", server.url("/upload"))
-    assert (status, version) == ("200", "2")
-    assert body == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
+    got = curl("--http2", "--cacert", str(certificate[0]), "--data-binary", f"@{path}",
+               server.url("/upload"))
+    assert (got.status, got.http_version) == (200, "2")
+    assert got.body.decode() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
 
 
 # -- httpx -------------------------------------------------------------------------

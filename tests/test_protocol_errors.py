@@ -17,9 +17,30 @@ import pytest
 
 from conftest import wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ErrorCode, ServerSettings
-from rawh2 import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
-                   RST_STREAM, SETTINGS, WINDOW_UPDATE, RawH2, body_of, frame, frames_of, is_end, is_goaway,
-                   is_server_settings, kind, settings_payload, status_of, until_streams_done)
+from rawh2 import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PING,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    RawH2,
+    body_of,
+    frame,
+    frames_of,
+    is_end,
+    is_goaway,
+    is_server_settings,
+    kind,
+    settings_payload,
+    status_of,
+    until_streams_done,
+)
 
 BODY = b"hello, world\n"
 
@@ -53,8 +74,8 @@ def recording_server(serve):
 def assert_still_serving(server, h2_client) -> None:
     """A fresh connection gets a normal response."""
     client = h2_client(server.port)
-    headers, body, _ = client.response(client.request("/still-there"), timeout=5)
-    assert (headers.get(":status"), body) == ("200", BODY)
+    got = client.response(client.request("/still-there"), timeout=5)
+    assert (got.headers.get(":status"), got.body) == ("200", BODY)
 
 
 def nghttp2py_lines(log_records) -> list[str]:
@@ -106,8 +127,8 @@ def test_garbage_instead_of_preface_closes_connection(recording_server, h2_clien
         assert_one_log_line(log_records, "preface")
     else:
         assert_one_log_line(log_records)
-    headers, body, _ = other.response(other.request("/other"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = other.response(other.request("/other"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     assert_still_serving(server, h2_client)
     assert RecordingHandler.seen == [b"/other", b"/still-there"]
 
@@ -338,7 +359,7 @@ def test_content_length_mismatch_resets_stream(recording_server, raw_client):
     assert body_of(client.frames_until(lambda f: is_end(f) and f.stream_id == 3, 5), 3) == BODY
 
 
-# -- request headers larger than max_header_list_size -----------------------------------------------
+# -- request headers larger than max_header_list_size ----------------------------------------
 
 
 class HeaderSizeHandler(BaseRequestHandler):
@@ -459,8 +480,8 @@ def test_client_vanishing_mid_response(serve, raw_client, h2_client, log_records
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0, 5)
     # A new connection is served.
     other = h2_client(server.port)
-    headers, body, _ = other.response(other.request("/small"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = other.response(other.request("/small"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     # Writing on after the transport broke makes asyncio warn once per write.
     noise = [r.getMessage() for r in log_records.records
              if r.levelno >= logging.WARNING and r.name in ("asyncio", "nghttp2py")]
@@ -468,7 +489,7 @@ def test_client_vanishing_mid_response(serve, raw_client, h2_client, log_records
 
 
 def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
-    """RST_STREAM(ErrorCode.CANCEL) from the client: on_close(ErrorCode.CANCEL), the connection stays usable."""
+    """RST_STREAM(CANCEL) from the client: on_close(CANCEL), the connection stays usable."""
     import h2.errors
     import h2.events
 
@@ -488,8 +509,8 @@ def test_client_reset_stream_mid_response_keeps_connection(serve, h2_client):
     client.flush()
     assert wait_for(lambda: BigResponseHandler.closed, 5)
     assert BigResponseHandler.closed == [(b"/big", ErrorCode.CANCEL)]
-    headers, body, _ = client.response(client.request("/small"), timeout=5)
-    assert (headers[":status"], body) == ("200", BODY)
+    got = client.response(client.request("/small"), timeout=5)
+    assert (got.headers[":status"], got.body) == ("200", BODY)
 
 
 # -- rapid reset (CVE-2023-44487) ----------------------------------------------------------------
@@ -526,8 +547,9 @@ def test_rapid_reset_flood_leaves_server_responsive(recording_server, raw_client
     if goaways or client.eof or sender_error:
         if goaways:
             last = goaways[-1].last_stream_id
-            assert goaways[-1].error_code in (ErrorCode.ENHANCE_YOUR_CALM, ErrorCode.PROTOCOL_ERROR, ErrorCode.INTERNAL_ERROR,
-                                              ErrorCode.NO_ERROR)
+            assert goaways[-1].error_code in (ErrorCode.ENHANCE_YOUR_CALM,
+                                              ErrorCode.PROTOCOL_ERROR,
+                                              ErrorCode.INTERNAL_ERROR, ErrorCode.NO_ERROR)
             # RFC 9113 6.8: streams above last_stream_id were not processed (the client
             # may retry them), so the application must not have seen any of them.
             flood_ids = [i for i, path in zip(RecordingHandler.stream_ids, RecordingHandler.seen)

@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from conftest import StreamReader, run_peer
+from conftest import StreamReader, curl
 from nghttp2py import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
 
 MiB = 1 << 20
@@ -67,11 +67,9 @@ def write_random_file(path, size: int) -> str:
 
 
 def curl_upload(url: str, path) -> dict:
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "30",
-                      "--data-binary", f"@{path}", "-H", "content-type: application/octet-stream",
-                      url, timeout=40)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    """POST the file at ``path`` with curl; the server's statistics of what it received."""
+    return json.loads(curl("--http2-prior-knowledge", "--data-binary", f"@{path}",
+                           "-H", "content-type: application/octet-stream", url, timeout=30).body)
 
 
 # -- sizes via curl -----------------------------------------------------------------
@@ -81,7 +79,7 @@ def test_request_body_sizes_via_curl(serve, tmp_path, size):
     path = tmp_path / "body.bin"
     digest = write_random_file(path, size)
     server = serve(CountingHandler)
-    stats = curl_upload(server.url("/upload?size=%d" % size), path)
+    stats = curl_upload(server.url(f"/upload?size={size}"), path)
     assert stats["bytes"] == size
     assert stats["sha256"] == digest
     assert stats["method"] == "POST" and stats["path"] == f"/upload?size={size}"
@@ -236,7 +234,7 @@ def test_request_body_delivered_while_it_arrives(serve, h2_client):
         client.conn.send_data(sid, word)
         client.flush()
         echoed += len(word)
-        reader.wait(lambda: len(reader.body.get(sid, b"")) >= echoed, timeout=5)
+        reader.wait(lambda n=echoed: len(reader.body.get(sid, b"")) >= n, timeout=5)
     client.conn.end_stream(sid)
     client.flush()
     status, body = reader.response(sid)
@@ -329,13 +327,11 @@ def test_authority_wins_over_host_header(recording, h2_client):
     assert handler.seen[0]["host"] == f"127.0.0.1:{server.port}".encode()
 
 
-def test_request_headers_via_curl(recording, tmp_path):
+def test_request_headers_via_curl(recording):
     handler, server = recording
-    result = run_peer("curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                      "-H", "X-Custom: Value With Spaces", "-b", "k1=v1; k2=v2",
-                      "-A", "tester/1.0", server.url("/curl?x=1"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "recorded"
+    got = curl("--http2-prior-knowledge", "-H", "X-Custom: Value With Spaces",
+               "-b", "k1=v1; k2=v2", "-A", "tester/1.0", server.url("/curl?x=1"))
+    assert got.body == b"recorded"
     seen = handler.seen[0]
     headers = dict(seen["headers"])
     assert seen["method"] == b"GET" and seen["path"] == b"/curl?x=1"

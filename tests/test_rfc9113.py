@@ -13,12 +13,31 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from attacks import hpack_int, literal, request_block
+
 from nghttp2py import BaseRequestHandler, ErrorCode
-from rawh2 import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
-                   PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE, body_of, ended, frame,
-                   frames_of, is_server_settings, kind, settings_payload, status_of)
+from rawh2 import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PING,
+    PRIORITY,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    body_of,
+    ended,
+    frame,
+    frames_of,
+    is_server_settings,
+    kind,
+    settings_payload,
+    status_of,
+)
 
 PADDED, PRIORITY_FLAG = 0x8, 0x20
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import functools
 import re
-import select
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -25,10 +23,15 @@ import warnings
 
 import pytest
 
-from nghttp2py import (DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode, HTTP2Server,
-                       ServerSettings)
-
-from conftest import ROOT, H2Connection, run_peer, wait_for
+from conftest import curl, run_peer, wait_for
+from nghttp2py import (
+    DATA_DEFERRED,
+    DATA_EOF,
+    BaseRequestHandler,
+    ErrorCode,
+    HTTP2Server,
+    ServerSettings,
+)
 from rawh2 import body_of, ended, frames_of, status_of
 
 BODY = b"hello, world\n"
@@ -95,12 +98,8 @@ async def async_wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def curl_h2c(url: str) -> tuple[int, str, str]:
-    """(exit code, status, body) of curl --http2-prior-knowledge."""
-    result = run_peer("curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
-                      "-w", "\n%{http_code}", url, timeout=20)
-    body, _, status = result.stdout.rpartition("\n")
-    return result.returncode, status, body
+# curl over h2c, for a thread of the loop's executor
+h2c_get = functools.partial(curl, "--http2-prior-knowledge")
 
 
 def connection_refused(port: int) -> bool:
@@ -119,14 +118,15 @@ def test_port_zero_binds_a_real_port(serve):
     assert server.port > 0
     assert server.server.sockets
     assert server.server.sockets[0].getsockname() == ("127.0.0.1", server.port)
-    assert curl_h2c(server.url("/")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert (got.status, got.body) == (200, BODY)
 
 
 def test_port_before_start_raises():
     server = HTTP2Server(("127.0.0.1", 0), HelloHandler)
     assert server.sockets == ()
     with pytest.raises(RuntimeError):
-        server.port
+        _ = server.port
 
 
 def test_empty_host_binds_every_interface():
@@ -136,18 +136,18 @@ def test_empty_host_binds_every_interface():
             names = [s.getsockname() for s in server.sockets]
             loop = asyncio.get_running_loop()
             ipv4 = await loop.run_in_executor(
-                None, curl_h2c, f"http://127.0.0.1:{server.port}/")
+                None, h2c_get, f"http://127.0.0.1:{server.port}/")
             ipv6 = None
             if any(":" in name[0] for name in names):
                 ipv6 = await loop.run_in_executor(
-                    None, curl_h2c, f"http://[::1]:{server.port}/")
+                    None, h2c_get, f"http://[::1]:{server.port}/")
             return server.port, names, ipv4, ipv6
 
     port, names, ipv4, ipv6 = asyncio.run(asyncio.wait_for(main(), 20))
     assert {name[0] for name in names} & {"0.0.0.0", "::"}, names
     assert {name[1] for name in names} == {port}, f"listeners on different ports: {names}"
-    assert ipv4 == (0, "200", BODY.decode())
-    assert ipv6 in (None, (0, "200", BODY.decode()))
+    assert (ipv4.status, ipv4.body) == (200, BODY)
+    assert ipv6 is None or (ipv6.status, ipv6.body) == (200, BODY)
 
 
 def test_async_with_serves_then_refuses_after_exit():
@@ -155,11 +155,11 @@ def test_async_with_serves_then_refuses_after_exit():
         async with HTTP2Server(("127.0.0.1", 0), HelloHandler) as server:
             port = server.port
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(None, curl_h2c, f"http://127.0.0.1:{port}/")
+            result = await loop.run_in_executor(None, h2c_get, f"http://127.0.0.1:{port}/")
         return port, result
 
     port, result = asyncio.run(asyncio.wait_for(main(), 20))
-    assert result == (0, "200", BODY.decode())
+    assert (result.status, result.body) == (200, BODY)
     assert connection_refused(port)
 
 
@@ -188,7 +188,7 @@ def test_close_without_connections_is_prompt():
 
 
 def test_close_with_idle_connection_is_prompt(raw_client):
-    """An idle client gets GOAWAY(ErrorCode.NO_ERROR) and is closed; wait_closed does not wait for it."""
+    """An idle client gets GOAWAY(NO_ERROR) and is closed; wait_closed does not wait for it."""
     box: dict = {}
 
     async def main():
@@ -295,8 +295,8 @@ def test_connections_counts_open_clients(serve, h2_client):
     server = serve(HelloHandler)
     assert server.call(lambda: server.server.connections) == 0
     client = h2_client(server.port)
-    headers, body, _ = client.response(client.request("/"))
-    assert (headers[":status"], body) == ("200", BODY)
+    got = client.response(client.request("/"))
+    assert (got.headers[":status"], got.body) == ("200", BODY)
     assert server.call(lambda: server.server.connections) == 1
     client.close()
     assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
@@ -322,102 +322,38 @@ SERVE_FOREVER_SCRIPT = textwrap.dedent("""\
     """)
 
 
-class ServeForever:
-    def __init__(self, tmp_path) -> None:
-        script = tmp_path / "serve_forever.py"
-        script.write_text(SERVE_FOREVER_SCRIPT)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, str(script)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stderr = b""
-        self.stdout = b""
-        match = self.wait_stderr(rb"serving HTTP/2 \(h2c\) on 127\.0\.0\.1:(\d+)")
-        self.port = int(match.group(1))
-
-    def _read(self, stream, deadline: float) -> bytes:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b""
-        ready, _, _ = select.select([stream], [], [], remaining)
-        return os.read(stream.fileno(), 65536) if ready else b""
-
-    def wait_stderr(self, pattern: bytes, timeout: float = 10):
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.stderr)
-            if match:
-                return match
-            chunk = self._read(self.proc.stderr, deadline)
-            if not chunk:
-                raise AssertionError(f"{pattern!r} not in the server's log: {self.stderr!r}")
-            self.stderr += chunk
-
-    def wait_stdout(self, text: bytes, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.stdout:
-            chunk = self._read(self.proc.stdout, deadline)
-            if not chunk:
-                raise AssertionError(f"{text!r} not printed: {self.stdout!r}")
-            self.stdout += chunk
-
-    def finish(self, timeout: float = 5) -> int:
-        code = self.proc.wait(timeout)
-        out, err = self.proc.communicate(timeout=5)
-        self.stdout += out
-        self.stderr += err
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
-
-
-@pytest.fixture
-def serve_forever(tmp_path):
-    started: list[ServeForever] = []
-
-    def start() -> ServeForever:
-        process = ServeForever(tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serve_forever_exits_on_signal(serve_forever, signum):
-    server = serve_forever()
-    assert curl_h2c(f"http://127.0.0.1:{server.port}/") == (0, "200", "forever\n")
+def test_serve_forever_exits_on_signal(server_process, signum):
+    server = server_process(SERVE_FOREVER_SCRIPT)
+    got = curl("--http2-prior-knowledge", f"http://127.0.0.1:{server.port}/")
+    assert (got.status, got.body) == (200, b"forever\n")
     started = time.monotonic()
-    server.proc.send_signal(signum)
-    assert server.finish(timeout=5) == 0, server.stderr.decode()
+    server.send_signal(signum)
+    assert server.wait(timeout=5) == 0, server.stderr
     assert time.monotonic() - started < 3
-    assert b"serve_forever returned" in server.stdout
-    assert b"shutting down gracefully" in server.stderr
-    assert b"Traceback" not in server.stderr
+    assert "serve_forever returned" in server.stdout
+    assert "shutting down gracefully" in server.stderr
+    assert "Traceback" not in server.stderr
     assert connection_refused(server.port)
 
 
-def test_serve_forever_second_sigint_aborts_in_flight(serve_forever, raw_client):
-    server = serve_forever()
+def test_serve_forever_second_sigint_aborts_in_flight(server_process, raw_client):
+    server = server_process(SERVE_FOREVER_SCRIPT)
     client = raw_client(server.port)
     client.request(1, "/hang")
-    server.wait_stdout(b"hanging")
-    server.proc.send_signal(signal.SIGINT)
+    server.wait_output("stdout", "hanging")
+    server.send_signal(signal.SIGINT)
     # Graceful: the client is told (GOAWAY, NO_ERROR) but its stream may finish.
     goaway = client.frames_until(lambda f: type(f).__name__ == "GoAwayFrame", 5)
     assert frames_of(goaway, "GoAwayFrame")[-1].error_code == ErrorCode.NO_ERROR
-    time.sleep(0.3)
-    assert server.proc.poll() is None, "exited with a stream in flight"
-    server.proc.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):  # no exit with a stream in flight
+        server.proc.wait(0.3)
+    server.send_signal(signal.SIGINT)
     started = time.monotonic()
-    assert server.finish(timeout=5) == 0, server.stderr.decode()
+    assert server.wait(timeout=5) == 0, server.stderr
     assert time.monotonic() - started < 3
-    assert b"second SIGINT" in server.stderr
-    assert b"Traceback" not in server.stderr
+    assert "second SIGINT" in server.stderr
+    assert "Traceback" not in server.stderr
     client.frames_until(lambda f: False, 5)
     assert client.eof
 
@@ -435,7 +371,8 @@ def access_records(log_records) -> list[str]:
 
 def test_access_log_common_log_format(serve, log_records):
     server = serve(HelloHandler, access_log=True)
-    assert curl_h2c(server.url("/some/path?q=1")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/some/path?q=1"))
+    assert (got.status, got.body) == (200, BODY)
     assert wait_for(lambda: access_records(log_records))
     [line] = access_records(log_records)
     match = ACCESS_LINE.match(line)
@@ -461,7 +398,8 @@ def test_access_log_one_line_per_stream(serve, log_records):
 def test_access_log_off_by_default(serve, log_records):
     ClosingHandler.closed = []
     server = serve(ClosingHandler)
-    assert curl_h2c(server.url("/quiet")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/quiet"))
+    assert (got.status, got.body) == (200, BODY)
     assert wait_for(lambda: ClosingHandler.closed)  # the stream is fully done
     assert ClosingHandler.closed == [(b"/quiet", 0)]
     assert access_records(log_records) == []
@@ -477,17 +415,11 @@ def nghttp2py_records(log_records) -> list:
 def test_http11_curl_gets_505(serve, log_records):
     server = serve(HelloHandler)
     log_records.clear()
-    result = run_peer("curl", "-sS", "-i", "--max-time", "10", "--http1.1", server.url("/"),
-                      timeout=20)
-    assert result.returncode == 0, result.stderr
-    # (text mode: curl's CRLFs arrive as LFs)
-    head, _, body = result.stdout.partition("\n\n")
-    assert head.startswith("HTTP/1.1 505 "), result.stdout
-    assert "connection: close" in head.lower()
-    assert "HTTP/2" in body
-    match = re.search(r"content-length: (\d+)", head, re.I)
-    assert match and int(match.group(1)) == len(body.encode())
-    assert body.endswith("\n")
+    got = curl("--http1.1", server.url("/"))
+    assert (got.http_version, got.status) == ("1.1", 505)
+    assert got.header("connection") == "close"
+    assert b"HTTP/2" in got.body and got.body.endswith(b"\n")
+    assert got.header("content-length") == str(len(got.body))
     assert wait_for(lambda: nghttp2py_records(log_records))
     time.sleep(0.1)
     records = nghttp2py_records(log_records)
@@ -516,7 +448,8 @@ def test_http11_raw_socket_gets_505_and_close(serve, log_records):
     time.sleep(0.1)
     assert len(nghttp2py_records(log_records)) == 1
     # And the server still serves HTTP/2.
-    assert curl_h2c(server.url("/")) == (0, "200", BODY.decode())
+    got = curl("--http2-prior-knowledge", server.url("/"))
+    assert (got.status, got.body) == (200, BODY)
 
 
 # -- TLS: ALPN and protocol versions ------------------------------------------------------
@@ -536,32 +469,30 @@ def test_tls_without_h2_alpn_is_closed(serve, server_ssl_context, certificate, l
                                        alpn):
     server = serve(HelloHandler, ssl=server_ssl_context)
     log_records.clear()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with tls_client_context(alpn).wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() is None
-            tls.settimeout(5)
-            try:
-                data = tls.recv(4096)
-            except ssl.SSLZeroReturnError:
-                data = b""
-            assert data == b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            tls_client_context(alpn).wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.selected_alpn_protocol() is None
+        tls.settimeout(5)
+        try:
+            data = tls.recv(4096)
+        except ssl.SSLZeroReturnError:
+            data = b""
+        assert data == b""
     assert wait_for(lambda: nghttp2py_records(log_records))
     messages = [r.getMessage() for r in nghttp2py_records(log_records)]
     assert len(messages) == 1 and "ALPN" in messages[0], messages
     # Others are still served over TLS.
-    result = run_peer("curl", "-sS", "--max-time", "10", "--http2", "--cacert",
-                      str(certificate[0]), "-w", "%{http_version}", server.url("/"), timeout=20)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == BODY.decode() + "2"
+    got = curl("--http2", "--cacert", str(certificate[0]), server.url("/"))
+    assert (got.http_version, got.body) == ("2", BODY)
 
 
 def test_tls_context_gets_alpn_h2(serve, server_ssl_context):
     server = serve(HelloHandler, ssl=server_ssl_context)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with tls_client_context(["h2", "http/1.1"]).wrap_socket(
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            tls_client_context(["h2", "http/1.1"]).wrap_socket(
                 raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() == "h2"
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.selected_alpn_protocol() == "h2"
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def _tls11_contexts(certificate):
@@ -592,9 +523,9 @@ def test_tls_minimum_version_is_1_2(serve, certificate):
 
     thread = threading.Thread(target=accept_one, daemon=True)
     thread.start()
-    with socket.create_connection(listener.getsockname(), timeout=5) as raw:
-        with client_context.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.1"
+    with socket.create_connection(listener.getsockname(), timeout=5) as raw, \
+            client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.1"
     thread.join(5)
     listener.close()
     for sock in accepted:
@@ -602,16 +533,16 @@ def test_tls_minimum_version_is_1_2(serve, certificate):
 
     server = serve(HelloHandler, ssl=server_context)
     assert server_context.minimum_version == ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLError):
-            client_context.wrap_socket(raw, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            pytest.raises(ssl.SSLError):
+        client_context.wrap_socket(raw, server_hostname="localhost")
     # A TLS 1.2 client is fine.
     client12 = tls_client_context(["h2"])
     client12.maximum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with client12.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.2"
-            assert tls.selected_alpn_protocol() == "h2"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+            client12.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.2"
+        assert tls.selected_alpn_protocol() == "h2"
 
 
 # -- argument validation ----------------------------------------------------------------
@@ -689,7 +620,7 @@ def test_streams_over_the_limit_before_settings_ack_are_refused(serve, raw_clien
         lambda f: type(f).__name__ == "RstStreamFrame" and f.stream_id == 15)
     assert wait_for(lambda: server.call(lambda: len(HeldHandler.held)) == 5)
     resets = {f.stream_id: f.error_code for f in frames_of(rejected, "RstStreamFrame")}
-    assert resets == {11: ErrorCode.REFUSED_STREAM, 13: ErrorCode.REFUSED_STREAM, 15: ErrorCode.REFUSED_STREAM}
+    assert resets == dict.fromkeys((11, 13, 15), ErrorCode.REFUSED_STREAM)
     assert frames_of(rejected, "GoAwayFrame") == []
     server.call(HeldHandler.release_all)
     frames = []

@@ -6,8 +6,9 @@ import os
 import re
 
 import pytest
-from conftest import run_peer
 from served import EXAMPLES, ServedPrograms
+
+from conftest import run_peer
 
 
 @pytest.fixture

@@ -8,38 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import subprocess
-import sys
 import textwrap
 import time
 
 import h2.events
 import psutil
 import pytest
-from conftest import ROOT, H2Connection, run_peer, wait_for
 
+from conftest import run_peer, wait_for
 from nghttp2py import DATA_EOF, BaseRequestHandler, ErrorCode
 
 MIB = 1 << 20
 GIB = 1 << 30
-
-
-def collect(client: H2Connection, stream_id: int, timeout: float = 10) -> dict:
-    """Everything about one response (status, headers, body, trailers, reset code),
-    read with flow control: every DATA byte is acknowledged as it arrives."""
-    headers, body, events = client.response(stream_id, timeout)
-    result = {"status": headers.get(":status"), "headers": headers, "body": body,
-              "trailers": None, "reset": None}
-    for e in events:
-        if getattr(e, "stream_id", None) != stream_id:
-            continue
-        if isinstance(e, h2.events.TrailersReceived):
-            result["trailers"] = [(k.decode(), v.decode()) for k, v in e.headers]
-        elif isinstance(e, h2.events.StreamReset):
-            result["reset"] = e.error_code
-    return result
 
 
 # -- async bodies ---------------------------------------------------------------------------
@@ -111,49 +92,49 @@ class AsyncBodyHandler(BaseRequestHandler):
 def test_async_generator_body_str_and_bytes_chunks(serve, h2_client):
     server = serve(AsyncBodyHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request("/generator"))
+    result = client.response(client.request("/generator"))
     expected = "".join(f"line {i} é\n" for i in range(100)).encode()
-    assert (result["status"], result["body"]) == ("200", expected)
-    assert "content-length" not in result["headers"]
-    assert result["reset"] is None
+    assert (result.status, result.body) == (200, expected)
+    assert "content-length" not in result.headers
+    assert result.reset is None
 
 
 def test_async_iterator_body(serve, h2_client):
     server = serve(AsyncBodyHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request("/iterator"))
-    assert result["body"] == "".join(f"{n}\n" for n in range(49, -1, -1)).encode()
+    result = client.response(client.request("/iterator"))
+    assert result.body == "".join(f"{n}\n" for n in range(49, -1, -1)).encode()
 
 
 @pytest.mark.parametrize("window", [1000, 4096, 65535])
 def test_async_body_chunks_larger_than_the_window_arrive_whole(serve, h2_client, window):
     server = serve(AsyncBodyHandler)
     client = h2_client(server.port, window=window)
-    result = collect(client, client.request("/big-chunks"), timeout=30)
-    assert result["body"] == b"".join(bytes([65 + i]) * 100_000 for i in range(8))
+    result = client.response(client.request("/big-chunks"), timeout=30)
+    assert result.body == b"".join(bytes([65 + i]) * 100_000 for i in range(8))
 
 
 def test_empty_async_body(serve, h2_client):
     server = serve(AsyncBodyHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request("/empty"))
-    assert (result["status"], result["body"], result["reset"]) == ("200", b"", None)
+    result = client.response(client.request("/empty"))
+    assert (result.status, result.body, result.reset) == (200, b"", None)
 
 
 def test_async_body_raising_resets_the_stream_and_logs(serve, h2_client, log_records):
     server = serve(AsyncBodyHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request("/raise"))
-    assert result["status"] == "200"
-    assert result["body"] == b"first part\n"
-    assert result["reset"] == ErrorCode.INTERNAL_ERROR
+    result = client.response(client.request("/raise"))
+    assert result.status == 200
+    assert result.body == b"first part\n"
+    assert result.reset == ErrorCode.INTERNAL_ERROR
     assert wait_for(lambda: [r for r in log_records.records if r.levelno == logging.ERROR])
     time.sleep(0.1)
     [record] = [r for r in log_records.records
                 if r.name == "nghttp2py" and r.levelno == logging.ERROR]
     assert record.exc_info and "async body failed" in str(record.exc_info[1])
     # The connection carries on.
-    assert collect(client, client.request("/generator"))["status"] == "200"
+    assert client.response(client.request("/generator")).status == 200
 
 
 def test_async_body_finalized_when_the_client_resets(serve, h2_client):
@@ -211,10 +192,10 @@ class TrailersHandler(BaseRequestHandler):
 def test_trailers_follow_the_body(serve, h2_client, path, body):
     server = serve(TrailersHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request(path))
-    assert (result["status"], result["body"]) == ("200", body)
-    assert result["trailers"] == TrailersHandler.TRAILERS
-    assert result["reset"] is None
+    result = client.response(client.request(path))
+    assert (result.status, result.body) == (200, body)
+    assert result.trailers == TrailersHandler.TRAILERS
+    assert result.reset is None
 
 
 def test_trailers_via_nghttp(serve):
@@ -237,9 +218,9 @@ class BadTrailersHandler(BaseRequestHandler):
 def test_pseudo_header_in_trailers_is_refused(serve, h2_client):
     server = serve(BadTrailersHandler)
     client = h2_client(server.port)
-    result = collect(client, client.request("/"))
-    assert result["body"] in (b"InvalidHeaderError", b"ValueError")
-    assert result["trailers"] is None
+    result = client.response(client.request("/"))
+    assert result.body in (b"InvalidHeaderError", b"ValueError")
+    assert result.trailers is None
 
 
 # -- 1 GiB response to a client that stops reading ---------------------------------------------
@@ -269,51 +250,40 @@ GIB_SERVER = textwrap.dedent("""\
 
 
 @pytest.mark.slow
-def test_1gib_async_body_to_a_client_that_stops_reading(tmp_path):
-    script = tmp_path / "server.py"
-    script.write_text(GIB_SERVER)
-    proc = subprocess.Popen([sys.executable, str(script)],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
-        server = psutil.Process(proc.pid)
-        controls = H2Connection(port)
-        assert collect(controls, controls.request("/stats"))["body"] == b"0"
-        baseline = server.memory_info().rss
-        # Windows wide open: only TCP backpressure can hold the server back.
-        client = H2Connection(port, window=2**31 - 1)
-        client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+def test_1gib_async_body_to_a_client_that_stops_reading(server_process, h2_client):
+    process = server_process(GIB_SERVER)
+    port = process.port
+    server = psutil.Process(process.proc.pid)
+    controls = h2_client(port)
+    assert controls.response(controls.request("/stats")).body == b"0"
+    baseline = server.memory_info().rss
+    # Windows wide open: only TCP backpressure can hold the server back.
+    client = h2_client(port, window=2**31 - 1)
+    client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    client.flush()
+    stream_id = client.request("/gib")
+    started = time.monotonic()
+    peak = baseline
+    while time.monotonic() - started < 3.0:
+        time.sleep(0.1)
+        peak = max(peak, server.memory_info().rss)
+    produced = int(controls.response(controls.request("/stats")).body)
+    assert peak - baseline < 32 * MIB, f"server RSS grew {(peak - baseline) / MIB:.1f} MiB"
+    assert produced < 64 * MIB, f"{produced} bytes generated for a client reading nothing"
+    # Now read everything, counting, not keeping.
+    received = 0
+    ended = False
+    client.sock.settimeout(10)
+    deadline = time.monotonic() + 40
+    while not ended and time.monotonic() < deadline:
+        data = client.sock.recv(4 << 20)
+        assert data, "the server closed the connection"
+        for event in client.conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+                received += len(event.data)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
+                ended = True
+            elif isinstance(event, h2.events.StreamReset):
+                raise AssertionError(f"stream reset: {event}")
         client.flush()
-        stream_id = client.request("/gib")
-        started = time.monotonic()
-        peak = baseline
-        while time.monotonic() - started < 3.0:
-            time.sleep(0.1)
-            peak = max(peak, server.memory_info().rss)
-        produced = int(collect(controls, controls.request("/stats"))["body"])
-        assert peak - baseline < 32 * MIB, f"server RSS grew {(peak - baseline) / MIB:.1f} MiB"
-        assert produced < 64 * MIB, f"{produced} bytes generated for a client reading nothing"
-        # Now read everything, counting, not keeping.
-        received = 0
-        ended = False
-        client.sock.settimeout(10)
-        deadline = time.monotonic() + 40
-        while not ended and time.monotonic() < deadline:
-            data = client.sock.recv(4 << 20)
-            assert data, "the server closed the connection"
-            for event in client.conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
-                    received += len(event.data)
-                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
-                    ended = True
-                elif isinstance(event, h2.events.StreamReset):
-                    raise AssertionError(f"stream reset: {event}")
-            client.flush()
-        assert ended and received == GIB, received
-        client.close()
-        controls.close()
-    finally:
-        proc.kill()
-        proc.communicate(timeout=5)
+    assert ended and received == GIB, received

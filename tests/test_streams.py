@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
-from conftest import StreamReader, run_peer
 
-from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode
+from conftest import StreamReader, run_peer
+from nghttp2py import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, ErrorCode, ServerSettings
 
 
 class Closes:
@@ -412,3 +412,26 @@ def test_50_parallel_streams_h2load(serve):
     assert match, result.stdout
     assert match.groups() == ("200", "200", "200", "200", "0", "0")
     assert "status codes: 200 2xx" in result.stdout
+
+
+class HeldResponses(BaseRequestHandler):
+    """Answers once ``held`` streams are open at the same time, so they all are at once."""
+
+    held = 0
+    waiting: list = []
+
+    def on_headers(self):
+        HeldResponses.waiting.append(self)
+        if len(HeldResponses.waiting) == HeldResponses.held:
+            for handler in HeldResponses.waiting:
+                handler.send_response(200, body=str(handler.stream_id).encode())
+
+
+def test_many_concurrent_streams_grow_the_stream_map(serve):
+    """nghttp2 grows its stream map (a large calloc, which the session's allocator maps
+    from the kernel) as streams pile up; each growth replaces the block. 1500 streams
+    open at once on one connection, answered only when all are open, checked with h2load."""
+    HeldResponses.held, HeldResponses.waiting = 1500, []
+    server = serve(HeldResponses, settings=ServerSettings(max_concurrent_streams=2000))
+    result = run_peer("h2load", "-n", "1500", "-c", "1", "-m", "1500", server.url("/"))
+    assert "1500 succeeded" in result.stdout, result.stdout

@@ -1,10 +1,12 @@
-"""Minimal ASGI app shared by Hypercorn and Granian."""
+"""Minimal ASGI app shared by Hypercorn and Granian; names its event loop at start-up."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Callable
 
-HELLO = b"hello world"
-ONE_MIB = b"x" * (1 << 20)
+from .common import BIG_PATH, HELLO, ONE_MIB, announce_loop
+
 TEXT = [(b"content-type", b"text/plain"), (b"content-length", b"11")]
 OCTETS = [(b"content-type", b"application/octet-stream"),
           (b"content-length", str(len(ONE_MIB)).encode())]
@@ -19,6 +21,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                announce_loop(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
@@ -30,7 +33,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         while more:
             message = await receive()
             more = message.get("more_body", False)
-    if scope["path"] == "/1m":
+    if scope["path"] == BIG_PATH:
         headers, body = OCTETS, ONE_MIB
     else:
         headers, body = TEXT, HELLO

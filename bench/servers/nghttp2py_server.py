@@ -1,17 +1,26 @@
-"""nghttp2py benchmark server: ``nghttp2py_server.py PORT [--cert C --key K] [--loop L]``."""
+"""nghttp2py benchmark server.
+
+Usage: ``nghttp2py_server.py PORT --loop asyncio|uvloop [--cert C --key K]``.
+
+The loop is created here from the named factory (see ``common.run``), never by
+``HTTP2Server.serve_forever``'s default, which picks uvloop whenever it is installed.
+"""
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import HELLO, ONE_MIB, parse_args, server_ssl_context  # noqa: E402
+from common import BIG_PATH, HELLO, ONE_MIB, parse_args, run, server_ssl_context
 
-from nghttp2py import BaseRequestHandler, HTTP2Server  # noqa: E402
+from nghttp2py import BaseRequestHandler, HTTP2Server
 
 TEXT = [("content-type", "text/plain")]
 OCTETS = [("content-type", "application/octet-stream")]
+BIG = BIG_PATH.encode()
 
 
 class Handler(BaseRequestHandler):
@@ -19,7 +28,7 @@ class Handler(BaseRequestHandler):
 
     def on_headers(self) -> None:
         """Respond at once unless a request body has to be read first."""
-        if self.path == b"/1m":
+        if self.path == BIG:
             self.send_response(200, OCTETS, ONE_MIB)
         elif self.method == b"POST":
             self.total = 0
@@ -36,18 +45,28 @@ class Handler(BaseRequestHandler):
             self.send_response(200, TEXT, HELLO)
 
 
+async def serve(server: HTTP2Server) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (a second signal aborts)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            server.abort()
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    async with server:
+        await stop.wait()
+
+
 def main() -> None:
-    """Install the requested event loop policy and serve until signalled."""
+    """Serve on the loop named by --loop."""
     args = parse_args(__doc__, loops=True)
-    if args.loop == "uvloop":
-        import asyncio
-
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     server = HTTP2Server(("127.0.0.1", args.port), Handler,
                          ssl=server_ssl_context(args.cert, args.key))
-    server.serve_forever()
+    run(lambda: serve(server), args.loop)
 
 
 if __name__ == "__main__":

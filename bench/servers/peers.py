@@ -1,4 +1,4 @@
-"""How to launch each benchmarked server, and which transports it speaks."""
+"""How to launch each benchmarked server, which transports it speaks, and on which loop."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,9 @@ BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
 BENCH_PY = BENCH / ".venv" / "bin" / "python"
 BENCH_BIN = BENCH / ".venv" / "bin"
+SERVERS_DIR = BENCH / "servers"
 ASGI_APP = "bench.servers.asgi_app:app"
+HYPERCORN_CONFIG = SERVERS_DIR / "hypercorn.toml"
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,23 @@ class Paths:
 
 @dataclass(frozen=True)
 class Server:
-    """One benchmarked server: a name, its transports, and its command line."""
+    """One benchmarked server: a name, its event loop, its transports, its command line.
+
+    ``loop`` is the event loop (or reactor) named on the command line; the server
+    reports the class it actually runs on, and the harness refuses a mismatch.
+    None for servers without a Python event loop (nghttpd).
+    """
 
     name: str
+    loop: str | None = "asyncio"
     h2c: bool = True
     tls: bool = True
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
+
+    @property
+    def family(self) -> str:
+        """The server without its loop suffix: 'granian' for 'granian-uvloop'."""
+        return self.name.removesuffix("-uvloop")
 
     def supports(self, tls: bool) -> bool:
         """True if the server speaks HTTP/2 over the given transport."""
@@ -37,28 +50,29 @@ class Server:
     def command(self, port: int, tls: bool, paths: Paths, main_python: str) -> list[str]:
         """Command line (without CPU pinning) serving on 127.0.0.1:port."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
-        ours = str(BENCH / "servers" / "nghttp2py_server.py")
-        if self.name == "nghttp2py":
-            return [main_python, ours, str(port), "--loop", "asyncio", *tls_args]
-        if self.name == "nghttp2py-uvloop":
-            return [main_python, ours, str(port), "--loop", "uvloop", *tls_args]
-        if self.name == "hypercorn":
+        if self.family == "nghttp2py":
+            return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
+                    "--loop", str(self.loop), *tls_args]
+        if self.family == "hypercorn":
             extra = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
-            return [str(BENCH_BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                    *extra, ASGI_APP]
-        if self.name == "granian":  # default backpressure (1024) caps open connections
+            return [str(BENCH_BIN / "hypercorn"), "--config", str(HYPERCORN_CONFIG),
+                    "--worker-class", str(self.loop), "--bind", f"127.0.0.1:{port}",
+                    "--workers", "1", *extra, ASGI_APP]
+        if self.family == "granian":
+            # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws);
+            # the default backpressure (backlog/workers = 1024) caps open connections.
             extra = (["--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key)]
                      if tls else [])
             return [str(BENCH_BIN / "granian"), "--interface", "asgi", "--http", "2",
-                    "--workers", "1", "--runtime-threads", "1", "--blocking-threads", "1",
-                    "--backpressure", "8192", "--no-log", "--host", "127.0.0.1",
-                    "--port", str(port), *extra, ASGI_APP]
-        if self.name == "twisted":
-            return [str(BENCH_PY), str(BENCH / "servers" / "twisted_server.py"), str(port),
-                    *tls_args]
-        if self.name == "pynghttp2":
-            return [str(BENCH_PY), str(BENCH / "servers" / "pynghttp2_server.py"), str(port)]
-        if self.name == "nghttpd":
+                    "--loop", str(self.loop), "--workers", "1", "--runtime-threads", "1",
+                    "--blocking-threads", "1", "--no-ws", "--backpressure", "8192",
+                    "--no-log", "--host", "127.0.0.1", "--port", str(port), *extra, ASGI_APP]
+        if self.family == "twisted":
+            return [str(BENCH_PY), str(SERVERS_DIR / "twisted_server.py"), str(port), *tls_args]
+        if self.family == "pynghttp2":
+            return [str(BENCH_PY), str(SERVERS_DIR / "pynghttp2_server.py"), str(port),
+                    "--loop", str(self.loop)]
+        if self.family == "nghttpd":
             tail = [str(paths.key), str(paths.cert)] if tls else []
             return ["nghttpd", *([] if tls else ["--no-tls"]), "-n", "1", "-d", str(paths.htdocs),
                     "-a", "127.0.0.1", str(port), *tail]
@@ -72,13 +86,21 @@ class Server:
 
 
 REFERENCE = "nghttp2py"
+REFERENCE_UVLOOP = "nghttp2py-uvloop"
+TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior knowledge)"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
-    Server("nghttp2py-uvloop"),
+    Server("nghttp2py-uvloop", loop="uvloop"),
     Server("hypercorn"),
+    Server("hypercorn-uvloop", loop="uvloop"),
     Server("granian"),
-    Server("twisted", h2c=False,
-           why_not="Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior knowledge)"),
+    Server("granian-uvloop", loop="uvloop"),
+    Server("twisted", loop="epollreactor", h2c=False, why_not=TWISTED_WHY_NOT),
     Server("pynghttp2", tls=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd"),
+    Server("nghttpd", loop=None),
 ]
+
+
+def loop_matches(expected: str, reported: str) -> bool:
+    """True if the reported loop class ('uvloop.Loop') belongs to the expected loop."""
+    return expected in reported.split(".")

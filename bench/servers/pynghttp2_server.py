@@ -1,4 +1,4 @@
-"""pynghttp2 benchmark server: ``pynghttp2_server.py PORT`` (cleartext h2c only).
+"""pynghttp2 benchmark server: ``pynghttp2_server.py PORT --loop asyncio|uvloop`` (h2c only).
 
 pynghttp2 0.3 has no TLS support on the server side.
 """
@@ -11,9 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import BIG_PATH, HELLO, ONE_MIB, parse_args  # noqa: E402
-
-from pynghttp2 import ServerSession, nghttp2  # noqa: E402
+from common import BIG_PATH, HELLO, ONE_MIB, parse_args, run
+from pynghttp2 import ServerSession, nghttp2
 
 TEXT = [("content-type", "text/plain")]
 OCTETS = [("content-type", "application/octet-stream")]
@@ -55,10 +54,10 @@ async def serve(port: int) -> None:
 
 def main() -> None:
     """Entry point."""
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, loops=True)
     if args.cert:
         sys.exit("pynghttp2 has no server-side TLS")
-    asyncio.run(serve(args.port))
+    run(lambda: serve(args.port), args.loop)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import BIG_PATH, HELLO, ONE_MIB, parse_args  # noqa: E402
+from common import BIG_PATH, HELLO, ONE_MIB, announce_loop, parse_args
+from twisted.internet import epollreactor
 
-from twisted.internet import reactor, ssl  # noqa: E402
+epollreactor.install()  # named, not left to Twisted's platform default
+
+from twisted.internet import reactor, ssl  # noqa: E402 (after the reactor choice)
 from twisted.web import resource, server  # noqa: E402
 
 
@@ -46,6 +49,7 @@ def main() -> None:
         reactor.listenSSL(args.port, site, options, interface="127.0.0.1")
     else:
         reactor.listenTCP(args.port, site, interface="127.0.0.1")
+    announce_loop(reactor)
     reactor.run()
 
 
