@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import signal
 import socket
 import ssl as _ssl
@@ -25,6 +26,9 @@ logger = logging.getLogger("nghttp2py")
 
 # Shared by every connection of one server; see ServerConnection.
 _READ_BUFFER_SIZE = 256 * 1024
+# New connections set up per turn of the event loop (asyncio's loop; uvloop
+# accepts every pending one at once).
+_ACCEPT_BATCH = 32
 
 
 class HTTP2Server:
@@ -100,15 +104,22 @@ class HTTP2Server:
         new_connection = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         host, port = self.address
+        # asyncio accepts up to `backlog` connections per wakeup and sets them
+        # all up before it polls again: a burst of new connections would hold
+        # every open one for as long. It gets a small batch; the kernel's
+        # queue gets the full backlog (below).
+        batch = min(self.backlog, _ACCEPT_BATCH)
         if host:
             self._server = await loop.create_server(
-                new_connection, host, port, ssl=self.ssl, backlog=self.backlog,
-                reuse_address=True)
+                new_connection, host, port, ssl=self.ssl, backlog=batch, reuse_address=True)
         else:
             # One socket for every interface, so that port 0 means one port.
             self._server = await loop.create_server(
                 new_connection, sock=_any_address_socket(port, self.backlog), ssl=self.ssl,
-                backlog=self.backlog)
+                backlog=batch)
+        for listening in self._server.sockets:
+            with socket.socket(fileno=os.dup(listening.fileno())) as same:
+                same.listen(self.backlog)
         logger.info("serving HTTP/2 (%s) on %s, on the %s event loop",
                     "TLS" if self.ssl else "h2c",
                     ", ".join(_format_address(s.getsockname()) for s in self._server.sockets),
