@@ -4,10 +4,12 @@
 ``python honest_client.py PORT``: prints ``ready`` once the first response is in, then
 goes on until its stdin closes, and prints JSON: ``count``, ``max_ms``, ``p99_ms``,
 ``median_ms`` of the response times, and ``error`` (None, or why it stopped early).
+With HONEST_CLIENT_TRACE=FILE, each request's start and response time go to FILE.
 """
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -31,6 +33,7 @@ def main(port: int) -> None:
     headers = [(":method", "GET"), (":scheme", "http"), (":authority", f"127.0.0.1:{port}"),
                (":path", "/")]
     latencies: list[float] = []
+    starts: list[float] = []
     error = None
     next_at = time.monotonic()
     while not stop.is_set():
@@ -61,11 +64,16 @@ def main(port: int) -> None:
             error = str(exc) or type(exc).__name__
             break
         latencies.append(time.monotonic() - started)
+        starts.append(started)
         if len(latencies) == 1:  # the connection is up
             print("ready", flush=True)
         next_at = max(next_at + INTERVAL, time.monotonic())
         time.sleep(max(0.0, next_at - time.monotonic()))
     stop.wait()
+    trace = os.environ.get("HONEST_CLIENT_TRACE")
+    if trace:  # every response time, for finding when a stall happened
+        with open(trace, "w") as out:
+            out.writelines(f"{t:.4f} {d * 1000:.2f}\n" for t, d in zip(starts, latencies))
     ordered = sorted(latencies[1:]) or [0.0]
     print(json.dumps({
         "count": len(ordered), "max_ms": ordered[-1] * 1000,
