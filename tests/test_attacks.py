@@ -28,11 +28,14 @@ from attacks import (
     request_block,
 )
 
+from conftest import wait_for
 from nghttp2py import ErrorCode
-from rawh2 import DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
+from rawh2 import ACK, DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
 
 GOAWAY_WITHIN = 1.0
 HONEST_MAX_MS = 100.0
+# While thousands of connections open and close at once (nghttpd: 135 ms here).
+IDLE_HONEST_MAX_MS = 400.0
 RSS_GROWTH_KIB = 32 * 1024
 
 
@@ -112,10 +115,10 @@ def server_stats(port: int) -> dict:
 
     client = H2Connection(port)
     try:
-        _, body, _ = client.response(client.request("/stats"), timeout=5)
+        response = client.response(client.request("/stats"), timeout=5)
     finally:
         client.close()
-    return json.loads(body)
+    return json.loads(bytes(response.body))
 
 
 def test_preface_never_finished_gets_settings_timeout(attack_server, honest):
@@ -232,3 +235,44 @@ def test_trickled_request_body_gets_goaway_below_the_minimum_rate(attack_server,
     assert elapsed < 2 * 1.0 + 2 * GOAWAY_WITHIN, elapsed
     stats = client.finish()
     assert stats["error"] is None and stats["max_ms"] < HONEST_MAX_MS, stats
+
+
+def open_idle_connections(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that finish the handshake, then say nothing."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+        sockets.append(sock)
+    for sock in sockets:
+        sock.recv(65536)  # the server's SETTINGS (and WINDOW_UPDATE)
+        sock.sendall(frame(SETTINGS, ACK, 0))
+    return sockets
+
+
+@pytest.mark.parametrize("count", [
+    pytest.param(2000, id="2000"),
+    pytest.param(10_000, id="10000", marks=pytest.mark.slow),
+])
+def test_idle_connections_in_waves(attack_server, honest, count):
+    """Two waves of idle connections, opened and closed next to the honest client: it
+    stays served, at least half the memory a wave took is given back once it has
+    closed, and the second wave leaves the server no bigger than the first."""
+    server = attack_server()
+    client = honest(server.port)
+    before = server.rss_kib()
+    peaks, after = [], []
+    for _ in range(2):
+        sockets = open_idle_connections(server.port, count)
+        # The honest client's connection and the one asking.
+        assert wait_for(lambda: server_stats(server.port)["connections"] == count + 2, 30)
+        peaks.append(server.rss_kib())
+        for sock in sockets:
+            sock.close()
+        assert wait_for(lambda: server_stats(server.port)["connections"] == 2, 30)
+        time.sleep(1.5)  # memory is given back a second after a burst of closes
+        after.append(server.rss_kib())
+    stats = client.finish()
+    assert stats["error"] is None and stats["max_ms"] < IDLE_HONEST_MAX_MS, stats
+    assert after[0] - before < (peaks[0] - before) / 2, (before, peaks, after)
+    assert after[1] < after[0] * 1.05 + 1024, (before, peaks, after)
