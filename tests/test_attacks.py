@@ -13,7 +13,10 @@ CONTINUATION flood never got a GOAWAY at all).
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
+import tempfile
 import time
 
 import pytest
@@ -33,10 +36,20 @@ from nghttp2py import ErrorCode
 from rawh2 import ACK, DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
 
 GOAWAY_WITHIN = 1.0
-HONEST_MAX_MS = 100.0
+# Typically under 3 ms; the rest is room for a shared 2-core machine.
+HONEST_MAX_MS = 150.0
 # While thousands of connections open and close at once (nghttpd: 135 ms here).
-IDLE_HONEST_MAX_MS = 400.0
+IDLE_HONEST_MAX_MS = 600.0
 RSS_GROWTH_KIB = 32 * 1024
+
+
+@pytest.fixture(autouse=True)
+def one_attack_at_a_time():
+    """Attacks measure latency: never two at once, whichever xdist worker runs them."""
+    with open(os.path.join(tempfile.gettempdir(), "nghttp2py-attack-tests.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
