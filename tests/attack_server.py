@@ -26,10 +26,15 @@ def rss_kib() -> int:
     return 0
 
 
+BIG = b"b" * (1 << 20)
+
+
 class Handler(BaseRequestHandler):
-    """``ok`` for every request (at once, whatever the body); ``/stats`` for the tests."""
+    """``ok`` for every request, at once whatever the body; ``/push`` pushes a file
+    first, ``/big`` is 1 MiB; ``/stats`` for the tests."""
 
     created = 0
+    closed = 0
     hooks = 0
     server: HTTP2Server | None = None
 
@@ -39,13 +44,21 @@ class Handler(BaseRequestHandler):
 
     def on_headers(self) -> None:
         Handler.hooks += 1
+        body = b"ok\n"
         if self.path == b"/stats":
+            assert Handler.server is not None
             body = json.dumps({"created": Handler.created, "hooks": Handler.hooks,
+                               "live": Handler.created - Handler.closed,
                                "rss_kib": rss_kib(),
                                "connections": Handler.server.connections}).encode()
-        else:
-            body = b"ok\n"
+        elif self.path == b"/big":
+            body = BIG
+        elif self.path == b"/push":
+            self.push("/pushed.css", body=b"p" * 2000)
         self.send_response(200, [("content-type", "text/plain")], body)
+
+    def on_close(self, error_code: int) -> None:
+        Handler.closed += 1
 
 
 async def serve(config: dict) -> None:

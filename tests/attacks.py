@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import ROOT, TEST_LOOP
+from conftest import ROOT, TEST_LOOP, H2Connection
 from rawh2 import (
     CONTINUATION,
     DATA,
@@ -259,3 +259,13 @@ def attack(port: int, setup: bytes, flood: bytes, *, settle=None,
         return result
     finally:
         client.close()
+
+
+def server_stats(port: int) -> dict:
+    """attack_server.py's ``/stats``, asked on a connection of its own."""
+    client = H2Connection(port)
+    try:
+        response = client.response(client.request("/stats"), timeout=5)
+    finally:
+        client.close()
+    return json.loads(bytes(response.body))

@@ -29,6 +29,7 @@ from attacks import (
     literal,
     rapid_reset,
     request_block,
+    server_stats,
 )
 
 from conftest import wait_for
@@ -119,19 +120,6 @@ def test_rapid_reset_reaches_no_handler(attack_server, honest):
     # The honest client's requests, this test's and a few pairs split across reads.
     created = server_stats(server.port)["created"]
     assert created - stats["count"] < 50, (created, stats["count"])
-
-
-def server_stats(port: int) -> dict:
-    import json
-
-    from conftest import H2Connection
-
-    client = H2Connection(port)
-    try:
-        response = client.response(client.request("/stats"), timeout=5)
-    finally:
-        client.close()
-    return json.loads(bytes(response.body))
 
 
 def test_preface_never_finished_gets_settings_timeout(attack_server, honest):
