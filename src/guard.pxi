@@ -45,6 +45,7 @@ cdef double RATE_PERIOD = 10.0
 # SLICE_SECONDS, the rest waits for the next turn of the event loop.
 cdef size_t SLICE_BYTES = 8192
 cdef double SLICE_SECONDS = 0.002
+cdef double BACKLOG_DELAY = 0.001
 
 # nghttp2_error values of nghttp2 >= 1.61 (and Debian's back-ports), absent
 # from the 1.52 header.
@@ -209,7 +210,10 @@ cdef void feed_session(Session self, object data, Py_ssize_t length) except *:
         if self.backlog is not None and self.transport is not None \
                 and not self.transport.is_closing():
             self.transport.pause_reading()
-            self.loop.call_soon(self._drain_backlog)
+            # Not call_soon: a short timer lets the loop poll first (uvloop runs
+            # due timers and call_soon callbacks before it polls), so that the
+            # other connections go first.
+            self.loop.call_later(BACKLOG_DELAY, self._drain_backlog)
         if self.header_stall_since and self.header_timeout > 0 and self.stall_timer is None:
             self.stall_timer = self.loop.call_at(
                 self.loop.time() + self.header_timeout, _check_header_stall, self)

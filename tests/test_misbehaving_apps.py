@@ -1,17 +1,32 @@
 """Applications that misbehave in ways the other handler tests do not cover: bodies of
-the wrong type and handlers that never answer. Each gives the client a RST_STREAM (or
-nothing, once it has gone), the application one log line, and leaks nothing."""
+the wrong type and handlers that never answer (each gives the client a RST_STREAM, or
+nothing once it has gone, the application one log line, and leaks nothing), and one
+slow on every request (one connection's burst of requests must not hold the others)."""
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import time
 import weakref
 
 import pytest
+from attacks import request_block
 
 from conftest import wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, ErrorCode
+from rawh2 import (
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    body_of,
+    ended,
+    frame,
+    is_server_settings,
+    status_of,
+)
+
+PADDED = 0x8
 
 
 class WrongBody(BaseRequestHandler):
@@ -83,3 +98,43 @@ def test_a_handler_that_never_answers_is_released_when_the_client_gives_up(serve
         assert server.call(lambda: server.server.connections) == 1
     else:
         assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+
+
+# -- a slow application and a long read: processed in slices (SECURITY.md, work per read) --
+
+
+class Slow(BaseRequestHandler):
+    """Takes 3 ms per request, as a heavy application would."""
+
+    answered: list = []
+
+    def on_headers(self):
+        time.sleep(0.003)
+        Slow.answered.append(self.path)
+        self.send_response(200, body=self.path)
+
+
+def test_a_long_read_yields_to_other_connections_and_loses_nothing(serve, raw_client):
+    """50 requests in one write (150 ms of application work): the server takes them in
+    slices, letting another connection's request through in between, and answers all
+    50, in order."""
+    Slow.answered = []
+    server = serve(Slow)
+    busy, other = raw_client(server.port), raw_client(server.port)
+    for client in (busy, other):
+        client.frames_until(is_server_settings, 5)
+    padding = 200
+    burst = b"".join(
+        frame(HEADERS, END_HEADERS | END_STREAM | PADDED, 2 * i + 1,
+              bytes((padding,)) + request_block(busy.authority, path=f"/{i}".encode())
+              + b"\0" * padding)
+        for i in range(50))
+    busy.send(burst)
+    assert wait_for(lambda: Slow.answered)  # the server is into the burst
+    other.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                     request_block(other.authority, path=b"/other")))
+    assert status_of(other.frames_until(ended(1), 5), 1) == b"200"
+    assert Slow.answered.index(b"/other") < 50, "the other connection waited for the burst"
+    frames = busy.frames_until(ended(99), 10)
+    assert [body_of(frames, 2 * i + 1) for i in range(50)] == [f"/{i}".encode()
+                                                               for i in range(50)]

@@ -368,3 +368,4 @@ def test_rfc7541_table_size_update_at_the_start_is_allowed(client):
     client.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
                       hpack_int(0, 5, 0x20) + client.authority_block))
     assert status_of(client.frames_until(ended(1), 5), 1) == b"200"
+
