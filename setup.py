@@ -128,7 +128,7 @@ except CompileError as exc:
     raise SystemExit(f"error: Cython failed to compile {exc.args[-1]}") from None
 
 setup(
-    packages=["nghttp2py"],
+    packages=["nghttp2py", "nghttp2py.client"],
     package_data={"nghttp2py": ["py.typed", "*.pyi"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExt},

@@ -166,6 +166,16 @@ def targets(results: Results) -> list[Verdict]:
             (f"tiny GET over TLS (2), {loop}: req/s >= 3x Granian's ({granian})",
              *_compare(results, "2", ours, granian, "value", lambda a, b: a >= 3 * b)),
         ]
+    for ours, granian, uvicorn, loop in ((REFERENCE, "granian", "uvicorn", "asyncio"),
+                                         (REFERENCE_UVLOOP, "granian-uvloop", "uvicorn-uvloop",
+                                          "uvloop")):
+        verdicts += [
+            (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request <= 0.5x Uvicorn's "
+             f"({uvicorn})",
+             *_compare(results, "8a", ours, uvicorn, "cpu_us", lambda a, b: a <= 0.5 * b)),
+            (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request < Granian's ({granian})",
+             *_compare(results, "8a", ours, granian, "cpu_us", lambda a, b: a < b)),
+        ]
     memory = _ok(_case(results, "7"), REFERENCE)
     verdicts += [
         ("1 MiB responses (3): MB/s >= 0.7x nghttpd's",

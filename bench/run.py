@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report
 from h2load import H2loadError
-from scenarios import MEASURE, Case, Outcome, Scenario, Settings, scenarios
+from scenarios import MEASURE, NUMBERS, Case, Outcome, Scenario, Settings, scenarios
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit
 from servers.common import LOOP_LINE
 from servers.peers import (
@@ -41,8 +41,8 @@ RAW = RESULTS / "raw"
 CERTS = BENCH / ".certs"
 REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
-PEER_PACKAGES = ["hypercorn", "twisted", "granian", "pynghttp2", "uvloop", "h2", "matplotlib",
-                 "psutil"]
+PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "pynghttp2", "uvloop",
+                 "h2", "matplotlib", "psutil"]
 
 
 class LoopMismatch(RuntimeError):
@@ -192,18 +192,18 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     outcomes: dict[str, list[Outcome]] = {case.key: [] for case in scenario.cases}
     log(f"scenario {scenario.number}: {scenario.title}")
     for server in servers:
-        reason = unavailable.get(server.name) or ("" if server.supports(scenario.tls)
-                                                  else server.why_not)
+        reason = unavailable.get(server.name) or server.unsupported(scenario.tls,
+                                                                    scenario.http1)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))
             continue
         port = free_port()
-        command = server.command(port, scenario.tls, paths, sys.executable)
+        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1)
         server_log = RAW / "logs" / f"s{scenario.number}-{server.name}.log"
         with ServerProcess(command, server.env(), server_log, REPO) as running:
             try:
-                running.wait_ready(port, scenario.tls)
+                running.wait_ready(port, scenario.tls, http1=scenario.http1)
             except ServerError as exc:
                 for case in scenario.cases:
                     outcomes[case.key].append(Outcome(server=server.name, status="failed",
@@ -224,10 +224,12 @@ def server_commands(paths: Paths) -> dict[str, dict[str, list[str]]]:
     def shown(arg: str) -> str:
         return arg.replace(str(sentinel), "PORT").replace(f"{REPO}/", "")
 
-    return {server.name: {("tls" if tls else "h2c"): [
+    return {server.name: {transport: [
         shown(arg) for arg in ["taskset", "-c", "0",
-                               *server.command(sentinel, tls, paths, sys.executable)]]
-        for tls in (False, True) if server.supports(tls)} for server in SERVERS}
+                               *server.command(sentinel, tls, paths, sys.executable, http1)]]
+        for transport, tls, http1 in (("h2c", False, False), ("tls", True, False),
+                                      ("http/1.1", False, True))
+        if server.supports(tls, http1)} for server in SERVERS}
 
 
 def parse_args() -> argparse.Namespace:
@@ -236,7 +238,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="scenario 1 only, 1 round after warm-up, results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
-    parser.add_argument("--scenario", type=int, action="append", choices=range(1, 8),
+    parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
     parser.add_argument("--servers", help="comma-separated subset of: "
                         + ",".join(s.name for s in SERVERS))
@@ -249,7 +251,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = [1] if args.quick else (args.scenario or list(range(1, 8)))
+    selected = [1] if args.quick else (args.scenario or list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 
@@ -282,7 +284,7 @@ def main() -> int:
     data = report.record(results, meta)
     print(text)
     print_cpu_summary(results)
-    if args.quick or set(selected) != set(range(1, 8)) or wanted != {s.name for s in SERVERS}:
+    if args.quick or set(selected) != set(NUMBERS) or wanted != {s.name for s in SERVERS}:
         name = "quick.json" if args.quick else "partial.json"
         report.write_json(RAW / name, data)
         log(f"wrote {RAW / name}")

@@ -41,6 +41,7 @@ class Scenario:
     metric: str
     higher_is_better: bool
     cases: tuple[Case, ...]
+    http1: bool = False  # HTTP/1.1 (h2load --h1) instead of HTTP/2
 
 
 @dataclass
@@ -92,7 +93,21 @@ def scenarios(post_file: Path) -> list[Scenario]:
                  10, 10, 2000, 100_000),)),
         Scenario(7, "Memory per idle connection", "memory", False, "KiB/conn", False, (
             Case("7", "5000 idle h2c connections (preface + SETTINGS)", 1, 1, 500, 500),)),
+        Scenario(8, "Tiny GET over HTTP/1.1", "load", False, "req/s", True, (
+            Case("8a", "tiny GET, HTTP/1.1 keep-alive, -c 10", 10, 1, 5000, 1_000_000,
+                 extra=H1),
+            Case("8b", "tiny GET, HTTP/1.1 pipelined, -c 10 -m 10", 10, 10, 5000, 1_000_000,
+                 extra=H1)), http1=True),
+        Scenario(9, "1 MiB responses over HTTP/1.1", "load", False, "MiB/s", True, (
+            Case("9", "1 MiB GET, HTTP/1.1 keep-alive, -c 4", 4, 1, 40, 10_000, path="/1m",
+                 extra=H1),), http1=True),
     ]
+
+
+# h2load speaks HTTP/1.1 with this (pipelined when -m > 1).
+H1 = ("--h1",)
+# Every scenario's number, as --scenario takes them.
+NUMBERS = tuple(range(1, 10))
 
 
 def _url(port: int, tls: bool, path: str) -> str:

@@ -76,7 +76,8 @@ class ServerProcess:
         shown = self.log.relative_to(self.cwd) if self.log.is_relative_to(self.cwd) else self.log
         return f"{lines[-1][:200]} (see {shown})"
 
-    def wait_ready(self, port: int, tls: bool, timeout: float = 30.0) -> None:
+    def wait_ready(self, port: int, tls: bool, timeout: float = 30.0,
+                   http1: bool = False) -> None:
         """Poll with a one-request h2load until the server answers 200 (bounded by timeout)."""
         scheme = "https" if tls else "http"
         deadline = time.monotonic() + timeout
@@ -87,7 +88,8 @@ class ServerProcess:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     pass
                 probe = subprocess.run(
-                    ["h2load", "-n", "1", "-c", "1", f"{scheme}://127.0.0.1:{port}/hello"],
+                    ["h2load", *(["--h1"] if http1 else []), "-n", "1", "-c", "1",
+                     f"{scheme}://127.0.0.1:{port}/hello"],
                     capture_output=True, text=True, timeout=5, check=False)
                 if "1 succeeded" in probe.stdout:
                     return

@@ -301,6 +301,9 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                     const nghttp2_session_callbacks *callbacks,
                                     void *user_data, const nghttp2_option *option,
                                     nghttp2_mem *mem)
+    int nghttp2_session_client_new2(nghttp2_session **session_ptr,
+                                    const nghttp2_session_callbacks *callbacks,
+                                    void *user_data, const nghttp2_option *option)
     void nghttp2_session_del(nghttp2_session *session)
     ssize_t nghttp2_session_mem_recv(nghttp2_session *session, const uint8_t *data,
                                      size_t datalen)
@@ -312,6 +315,8 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     int nghttp2_session_consume(nghttp2_session *session, int32_t stream_id,
                                 size_t size)
     int nghttp2_session_consume_connection(nghttp2_session *session, size_t size)
+    int nghttp2_session_consume_stream(nghttp2_session *session, int32_t stream_id,
+                                       size_t size)
     int nghttp2_session_set_local_window_size(nghttp2_session *session,
                                               uint8_t flags, int32_t stream_id,
                                               int32_t window_size)
@@ -326,10 +331,18 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
                                                int32_t stream_id)
     int nghttp2_session_terminate_session(nghttp2_session *session,
                                           uint32_t error_code)
+    int nghttp2_session_upgrade2(nghttp2_session *session, const uint8_t *settings_payload,
+                                 size_t settings_payloadlen, int head_request,
+                                 void *stream_user_data)
 
     # submissions
     int nghttp2_submit_settings(nghttp2_session *session, uint8_t flags,
                                 const nghttp2_settings_entry *iv, size_t niv)
+    int32_t nghttp2_submit_request(nghttp2_session *session,
+                                   const nghttp2_priority_spec *pri_spec,
+                                   const nghttp2_nv *nva, size_t nvlen,
+                                   const nghttp2_data_provider *data_prd,
+                                   void *stream_user_data)
     int nghttp2_submit_response(nghttp2_session *session, int32_t stream_id,
                                 const nghttp2_nv *nva, size_t nvlen,
                                 const nghttp2_data_provider *data_prd)

@@ -1,6 +1,9 @@
-"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server API."""
-from ._nghttp2 import NGHTTP2_LIB_VERSION
+"""nghttp2py: HTTP/2 for Python on libnghttp2, with an asyncio server and client API."""
+from typing import Any
+
+from ._nghttp2 import NGHTTP2_LIB_VERSION, WebSocket
 from ._version import __version__
+from .client import BaseResponseHandler, Client, HTTP2Client, PushPromise, Response, Timeout
 from .errors import (
     ErrorCode,
     FlowControlError,
@@ -23,6 +26,7 @@ from .hpack import (
 )
 from .server import HTTP2Server
 from .settings import ServerSettings, Timeouts
+from .websocket import WebSocketClosed
 
 __all__ = [
     "DATA_DEFERRED",
@@ -32,6 +36,8 @@ __all__ = [
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "NGHTTP2_LIB_VERSION",
     "BaseRequestHandler",
+    "BaseResponseHandler",
+    "Client",
     "ErrorCode",
     "FlowControlError",
     "HDDeflater",
@@ -39,14 +45,29 @@ __all__ = [
     "HDTableEntry",
     "HPACKError",
     "HTTP2Error",
+    "HTTP2Client",
     "HTTP2Server",
+    "HTTPXTransport",
     "InvalidHeaderError",
     "NGHTTP2Error",
     "ProtocolError",
+    "PushPromise",
+    "Response",
     "ResponseStateError",
     "ServerSettings",
     "StreamClosedError",
+    "Timeout",
     "Timeouts",
+    "WebSocket",
+    "WebSocketClosed",
     "__version__",
     "print_hd_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx is optional: its transport is imported on first use.
+    if name == "HTTPXTransport":
+        from .client.httpx_transport import HTTPXTransport
+        return HTTPXTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,8 @@
 #                 up:   on_headers / on_data / on_request_done / on_close
 #                 down: HTTPProtocol.submit_response / submit_info / submit_push /
 #                       push_enabled / resume_body / consume / reset_stream
-#   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2)
+#   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2),
+#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools)
 #
 # A handler talks only to its HTTPProtocol, through the methods declared on
 # it below; only a protocol talks to its C library. A protocol owns its
@@ -15,7 +16,7 @@
 
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -27,7 +28,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
 
@@ -108,6 +109,37 @@ cdef enum:
     EVENT_DONE = 2
 
 
+# HTTP/1.1: what is known of a request (HTTP1Connection.reading_flags and
+# active_flags).
+cdef enum:
+    REQ_KEEP_ALIVE = 1
+    REQ_HTTP10 = 2
+    # Its header block is complete: further fields are trailers.
+    REQ_HEADERS_DONE = 4
+    REQ_DONE = 8
+    REQ_CHUNKED = 16
+    # An Upgrade header field: ask the parser whether it is an upgrade.
+    REQ_UPGRADE_FIELD = 32
+    REQ_UPGRADE_H2C = 64
+    # llhttp stops at the end of its header block (Upgrade or CONNECT).
+    REQ_UPGRADE = 128
+    # The connection closes after its response.
+    REQ_CLOSE = 256
+
+# HTTP/1.1: the state of the response being sent (HTTP1Connection.response_state).
+cdef enum:
+    RESP_HEAD = 1
+    RESP_CHUNKED = 2
+    RESP_DONE = 4
+    # Its head said "connection: close", or its body ends with the connection.
+    RESP_CLOSE = 8
+
+# HTTP/1.1: events of a pipelined request that waits for its turn, besides
+# EVENT_HEADERS, EVENT_DATA and EVENT_DONE.
+cdef enum:
+    EVENT_PARSE_ERROR = 3
+
+
 # -- header blocks (headers.pxi) -------------------------------------------------
 
 cdef class HeaderBlock:
@@ -173,6 +205,10 @@ cdef class AsyncIterBody(ChunkedBody):
     cdef object waiting
     cdef BaseRequestHandler handler
 
+    # What a chunk's arrival (or failure) does to its stream.
+    cdef void resume(self) except *
+    cdef void failed(self, object exception) except *
+
 
 # -- the application's side of a stream (handler.pxi) ------------------------------
 
@@ -205,6 +241,10 @@ cdef class BaseRequestHandler:
     cdef int task_event
     cdef Py_ssize_t task_bytes
     cdef object events
+    # The protocol the request asks to switch to (HTTP/2's :protocol), and its
+    # WebSocket once the handler has asked for it (websocket.pxi).
+    cdef public bytes upgrade_protocol
+    cdef WebSocket _websocket
 
     # Called by its protocol, as the request arrives and the stream ends.
     cdef int attach(self, HTTPProtocol protocol, int32_t stream_id) except -1
@@ -257,6 +297,13 @@ cdef class HTTPProtocol:
     # A KeyboardInterrupt or SystemExit from application code, raised again
     # once the failures around it are answered and the output is flushed.
     cdef object escape
+    # Output being batched: a bytes object we alone hold, filled in place
+    # (see write_output).
+    cdef PyObject *output
+    cdef size_t output_length
+    cdef size_t output_capacity
+    cdef bint writing_paused
+    cdef readonly double last_activity
 
     # The stream interface, downwards: each protocol implements these.
     cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1
@@ -272,7 +319,11 @@ cdef class HTTPProtocol:
     cdef void request_flush(self)
 
     # Shared by every protocol.
+    cdef int reserve_output(self, size_t n) noexcept
+    cdef void write_output(self) except *
+    cdef void release_output(self) noexcept
     cdef BaseRequestHandler new_handler(self, int32_t stream_id)
+    cdef void close_websockets(self) except *
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc)
     cdef void process_failures(self) except *
     cdef void after_app_work(self) except *
@@ -295,12 +346,13 @@ cdef class Session(HTTPProtocol):
     # A BaseException from a callback that is not a handler's: handled once
     # the C call has returned.
     cdef object fatal
-    cdef bint writing_paused
     cdef bint received_data
     cdef double reset_tokens
     cdef double reset_stamp
     # Hostile peers (SECURITY.md): src/guard.pxi looks at every frame header
     # before nghttp2 processes the frame, and charges it to these budgets.
+    # A server session is guarded; a client session (ClientSession) is not.
+    cdef bint guarded
     cdef uint32_t scan_skip
     cdef uint8_t scan_have
     cdef uint8_t scan_head[FRAME_HEADER_LENGTH]
@@ -328,20 +380,16 @@ cdef class Session(HTTPProtocol):
     cdef unsigned long long rate_mark_bytes
     cdef readonly bint preface_received
     cdef readonly bint settings_acked
-    cdef readonly double last_activity
     cdef readonly bint shutting_down
     cdef readonly bint ping_outstanding
     cdef bint shutdown_ping_acked
     cdef bint final_goaway_sent
-    # Output being batched: a bytes object we alone hold, filled in place
-    # (see _write_output).
-    cdef PyObject *output
-    cdef size_t output_length
-    cdef size_t output_capacity
 
     cdef int _create(self, dict settings) except -1
-    cdef int _reserve(self, size_t n) noexcept
-    cdef void _write_output(self) except *
+    cdef int _submit_settings(self, dict settings) except -1
+    # An HTTP/1.1 request upgraded to h2c becomes stream 1 (see http1.pxi).
+    cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1
+    cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1
     cdef void _after_callbacks(self) except *
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
@@ -360,8 +408,251 @@ cdef class Session(HTTPProtocol):
     cdef int _on_stream_close(self, int32_t stream_id, uint32_t error_code) except -1
     cdef ssize_t _on_data_source_read(self, BaseRequestHandler stream, uint8_t *buf,
                                       size_t length, uint32_t *flags) noexcept
-    cdef int _on_send_data(self, BaseRequestHandler stream, const uint8_t *framehd,
+    cdef int _on_send_data(self, BodySource body, const uint8_t *framehd,
                            size_t length) noexcept
+
+
+# -- WebSockets (websocket.pxi) ----------------------------------------------------
+
+# A WebSocket's state (RFC 6455 section 4 and 7).
+cdef enum:
+    WS_CONNECTING = 0
+    WS_OPEN = 1
+    # Our close frame is sent; waiting for the peer's.
+    WS_CLOSING = 2
+    WS_CLOSED = 3
+
+# Frame opcodes (RFC 6455 section 5.2).
+cdef enum:
+    WS_CONTINUATION = 0x0
+    WS_TEXT = 0x1
+    WS_BINARY = 0x2
+    WS_CLOSE = 0x8
+    WS_PING = 0x9
+    WS_PONG = 0xA
+
+
+cdef class WebSocketOutput(BodySource):
+    # Frames not yet taken by the protocol: data[start:end].
+    cdef char *data
+    cdef size_t start, end, capacity
+    # No more frames: end the stream once the buffer is empty.
+    cdef bint eof
+    # The last read found nothing: the protocol waits for resume_body.
+    cdef bint deferred
+    cdef WebSocket websocket
+
+    cdef int append(self, const uint8_t *head, size_t head_size, const char *payload,
+                    size_t size) except -1
+    cdef void taken(self) noexcept
+
+
+cdef class WebSocket:
+    cdef BaseRequestHandler stream
+    cdef WebSocketOutput output
+    cdef int state
+    # Frames are still read (not after a close frame or a protocol error).
+    cdef bint reading
+    cdef readonly object subprotocol
+    cdef readonly bytes extensions
+    cdef object _close_code
+    cdef str _close_reason
+    cdef Py_ssize_t max_message_size
+    cdef size_t write_limit
+    cdef double ping_interval, ping_timeout, close_timeout
+    cdef object ping_timer, close_timer
+    cdef bint ping_outstanding
+    # The frame being read: its header as it arrives, then its payload.
+    cdef uint8_t header[14]
+    cdef uint8_t header_length, header_needed
+    cdef bint in_payload
+    cdef uint8_t opcode
+    cdef bint fin
+    cdef uint8_t mask[4]
+    cdef uint64_t frame_remaining
+    cdef uint64_t frame_offset
+    # The message being read (WS_CONTINUATION: none).
+    cdef uint8_t message_opcode
+    cdef bint message_compressed
+    cdef char *message
+    cdef size_t message_length, message_capacity
+    cdef uint64_t compressed_length
+    cdef uint32_t utf8_state
+    cdef uint8_t control[125]
+    cdef size_t control_length
+    # Messages not yet taken by the application, and the received bytes whose
+    # flow-control credit is held back until they are.
+    cdef object messages
+    cdef object waiter
+    cdef object hook_task
+    cdef bint has_hook
+    cdef size_t held
+    cdef list drain_waiters
+    # permessage-deflate (RFC 7692): zlib objects, None when not negotiated.
+    cdef object inflater, deflater
+    cdef int inflate_bits, deflate_bits
+    cdef bint reset_inflater, reset_deflater
+
+    cdef int feed(self, const uint8_t *data, size_t length) except -1
+    cdef int begin_frame(self) except -1
+    cdef int reserve(self, size_t size) except -1
+    cdef int frame_payload(self, const uint8_t *data, size_t length) except -1
+    cdef int end_frame(self) except -1
+    cdef int inflate(self, object chunk) except -1
+    cdef int control_frame(self) except -1
+    cdef int message_complete(self) except -1
+    cdef void deliver(self, object message) except *
+    cdef void run_hook(self, object message) except *
+    cdef void release_credit(self) noexcept
+    cdef int send_frame(self, int opcode, const char *payload, size_t size,
+                        bint compressed) except -1
+    cdef int send_close(self, int code, str reason) except -1
+    cdef object new_deflater(self)
+    cdef int send_compressed(self, int opcode, object payload) except -1
+    cdef void start_close_timer(self)
+    cdef int fail(self, int code, str reason) except -1
+    cdef void finish(self) except *
+    cdef void wake(self) except *
+    cdef void output_drained(self, size_t pending) except *
+    cdef void input_ended(self) except *
+    cdef void stream_closed(self, uint32_t error_code) except *
+
+
+# -- HTTP/1.1 (http1.pxi) ------------------------------------------------------------
+
+cdef class HTTP1Connection(HTTPProtocol):
+    # httptools.HttpRequestParser (llhttp), calling back this object's on_* methods.
+    cdef object parser
+    # The Session's settings, for an h2c upgrade; the limits of HTTP/1.1 too.
+    cdef dict settings
+    cdef int32_t next_stream_id
+    # The request being parsed, and the one being answered (the head of the line).
+    cdef BaseRequestHandler reading
+    cdef BaseRequestHandler active
+    cdef int reading_flags
+    cdef int active_flags
+    cdef int response_state
+    # Body bytes the response head announced and not yet sent (-1: not counted).
+    cdef Py_ssize_t response_remaining
+    # Requests parsed while an earlier one is answered, in order: each a list
+    # [handler, (event, data), ...] replayed in its turn. `deferred` is the
+    # list of the request being parsed, when it waits.
+    cdef object waiting
+    cdef list deferred
+    # The request being parsed: its content-length, the bytes of its head
+    # that arrived across reads, and the Upgrade's HTTP2-Settings.
+    cdef Py_ssize_t content_length
+    cdef Py_ssize_t head_bytes
+    # Reads fed so far, and the one in which the current head began.
+    cdef size_t feeds
+    cdef size_t head_feed
+    cdef bytes http2_settings
+    # A status that a callback decided (414, 431, 400...) before stopping the parser.
+    cdef int error_status
+    # Request body bytes handed to handlers (or waiting) and not yet consumed.
+    cdef Py_ssize_t unconsumed
+    cdef Py_ssize_t max_unconsumed
+    cdef Py_ssize_t max_waiting
+    # An upgrade request's body, read past the parser (which skips it).
+    cdef bytearray upgrade_body
+    cdef Py_ssize_t upgrade_remaining
+    cdef bytes upgrade_rest
+    # When the head of the request being parsed began (0: none is).
+    cdef readonly double head_started
+    # No more requests are parsed on this connection.
+    cdef bint stopped
+    cdef bint reading_paused
+    cdef readonly bint shutting_down
+
+    cdef object take_upgrade(self, bytes rest)
+    cdef object read_upgrade_body(self, object data, Py_ssize_t length)
+    cdef object finish_upgrade(self, bytes body, bytes rest)
+    cdef int parse_failed(self, object exc) except -1
+    cdef int fail_request(self, int status, str reason) except -1
+    cdef int stop_parsing(self, int status) except -1
+    cdef int headers_event(self, BaseRequestHandler handler, int flags, bint end_stream) except -1
+    cdef int done_event(self, BaseRequestHandler handler) except -1
+    cdef int replay(self, list entry) except -1
+    cdef int answer_error(self, BaseRequestHandler handler, int status) except -1
+    cdef void advance(self) except *
+    cdef int pull_body(self) except -1
+    cdef int lend_body(self, BaseRequestHandler stream) except -1
+    cdef int end_body(self, BaseRequestHandler stream) except -1
+    cdef int write_head(self, HeaderBlock block, bint skip_length, bytes framing,
+                        bytes connection) except -1
+    cdef int write_raw(self, bytes data) except -1
+    cdef void close_connection(self) except *
+    cdef void update_reading(self) except *
+
+# -- HTTP/2 client (client.pxi) -----------------------------------------------------
+
+# A response handler's state bits, beside the shared STREAM_CLOSED,
+# HANDLER_FAILED, PUSHED, HEADERS_TOO_LARGE and READING_PAUSED.
+cdef enum:
+    FINAL_HEADERS = 256
+    RESPONSE_DONE = 512
+
+
+cdef class BaseResponseHandler:
+    cdef ClientSession session
+    cdef readonly int stream_id
+    cdef public int status
+    cdef public list headers
+    cdef public list trailers
+    cdef public bytes scheme
+    cdef public bytes method
+    cdef public bytes host
+    cdef public bytes path
+    cdef readonly bint pushed
+    cdef public object error
+    cdef int state
+    cdef bint wants_data
+    cdef size_t header_list_size
+    # Response bytes taken while reading is paused: the server's credit for later.
+    cdef size_t unconsumed
+    # The request body, pulled as the server's window allows.
+    cdef BodySource body
+
+    # A hook or the request body raised: reset the stream after the C call.
+    cdef void fail(self, str where, object exc)
+    # Its session tells it what arrived (a response header block's fields, the
+    # end of the block, body data, END_STREAM) and when the stream closed.
+    cdef int attach(self, ClientSession session, int32_t stream_id) except -1
+    cdef int add_field(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1
+    cdef int header_block_received(self) except -1
+    cdef int data_received(self, const uint8_t *data, size_t length) except -1
+    cdef int response_received(self) except -1
+    cdef int closed(self, uint32_t error_code) except -1
+
+
+cdef class PushPromise:
+    cdef readonly BaseResponseHandler parent
+    cdef readonly int stream_id
+    cdef readonly bytes method
+    cdef readonly bytes scheme
+    cdef readonly bytes host
+    cdef readonly bytes path
+    cdef readonly list headers
+    cdef bint decided
+
+
+cdef class AsyncRequestBody(AsyncIterBody):
+    cdef BaseResponseHandler response
+
+
+cdef class ClientSession(Session):
+    # Promised streams whose PUSH_PROMISE is still being received, by id.
+    cdef dict promises
+    cdef readonly object goaway
+
+    cdef void reset_response(self, BaseResponseHandler stream, uint32_t error_code)
+    cdef void reset_stream_id(self, int32_t stream_id, uint32_t error_code)
+    cdef void consume_response(self, BaseResponseHandler stream, size_t length) noexcept
+    cdef void resume_request_body(self, BaseResponseHandler stream)
+    cdef int accept(self, PushPromise promise, BaseResponseHandler handler) except -1
+    cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
+    cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
+                                       size_t length, uint32_t *flags) noexcept
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(
         prog="python -m nghttp2py",
         description="Serve a request handler class (a subclass of nghttp2py.BaseRequestHandler)\n"
-                    "over HTTP/2 until Ctrl-C or SIGTERM.",
+                    "over HTTP/2 and HTTP/1.1 until Ctrl-C or SIGTERM.",
         bind=DEFAULT_BIND,
         epilog="examples:\n"
                "  python -m nghttp2py examples.hello:Handler\n"
@@ -142,8 +142,8 @@ def _parser(*, bind: str, prog: str | None = None, description: str | None = Non
                              f":PORT for every interface; port 0 picks a free one "
                              f"(default {bind})")
     parser.add_argument("--certfile", metavar="FILE",
-                        help="PEM certificate (chain): serve HTTP/2 over TLS, with ALPN h2; "
-                             "without it, cleartext HTTP/2 (h2c)")
+                        help="PEM certificate (chain): serve over TLS, with ALPN h2 and "
+                             "http/1.1; without it, cleartext HTTP/2 (h2c) and HTTP/1.1")
     parser.add_argument("--keyfile", metavar="FILE",
                         help="PEM private key of --certfile, if it is not in that file")
     parser.add_argument("--access-log", action="store_true",
@@ -151,6 +151,9 @@ def _parser(*, bind: str, prog: str | None = None, description: str | None = Non
     parser.add_argument("--no-early-hints", dest="early_hints", action="store_false",
                         help="do not answer push() to a client that refuses server push "
                              "(every current browser) with 103 Early Hints preload links")
+    parser.add_argument("--no-http1", dest="http1", action="store_false",
+                        help="serve HTTP/2 only: no HTTP/1.1 on the same port (a TLS client "
+                             "without h2 is closed, a cleartext HTTP/1 request gets 505)")
     parser.add_argument("--loop", choices=loops.LOOPS,
                         help=f"event loop (default: ${loops.LOOP_ENVIRONMENT_VARIABLE}, "
                              "else asyncio)")
@@ -174,7 +177,7 @@ def _run(parser: argparse.ArgumentParser, options: argparse.Namespace,
         _configure_logging(options.log_level, options.access_log)
         server = HTTP2Server(options.bind, handler_class, ssl=context,
                              access_log=options.access_log,
-                             push_early_hints=options.early_hints)
+                             push_early_hints=options.early_hints, http1=options.http1)
         loops.run(_serve(server, try_command), options.loop)
     except CommandLineError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)

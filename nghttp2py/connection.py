@@ -1,4 +1,5 @@
-"""The asyncio protocol that binds one client connection to one engine Session."""
+"""The asyncio protocol that binds one client connection to its engine protocol:
+a Session (HTTP/2) or an HTTP1Connection (HTTP/1.1), chosen per connection."""
 from __future__ import annotations
 
 import asyncio
@@ -6,8 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, Union
 
-from ._nghttp2 import BaseRequestHandler, Session
+from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
 from .errors import ErrorCode
 from .settings import Timeouts
 
@@ -18,6 +20,13 @@ logger = logging.getLogger("nghttp2py")
 # After a GOAWAY for cause, how long the client has to take it before the
 # connection is aborted.
 _CLOSE_GRACE = 2.0
+
+# The client connection preface of HTTP/2 with prior knowledge starts so; an
+# HTTP/1 request line never does (RFC 9113 section 3.4).
+_PREFACE_START = b"PRI "
+
+_Protocol = Union[Session, HTTP1Connection]
+_P = TypeVar("_P", Session, HTTP1Connection)
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,17 @@ class ConnectionConfig:
     push_early_hints: bool
     read_buffer: memoryview
     loop: asyncio.AbstractEventLoop
+    http1: bool = True  # serve HTTP/1.1 too (else HTTP/2 only)
 
 
 class ServerConnection(asyncio.BufferedProtocol):
-    """One HTTP/2 server connection: bytes in to the Session, frames out to the transport.
+    """One server connection: bytes in to its protocol, responses out to the transport.
+
+    The protocol is HTTP/2 (a Session) or HTTP/1.1 (an HTTP1Connection): by
+    ALPN over TLS (a client offering neither ``h2`` nor ``http/1.1`` gets
+    HTTP/1.1); on cleartext by the first bytes, the HTTP/2 preface or an
+    HTTP/1.1 request (which may upgrade to h2c). With ``config.http1`` false,
+    every connection is HTTP/2.
 
     Reads land in the server's shared buffer (``get_buffer``/``buffer_updated``
     run back to back and the Session consumes every byte before returning), so
@@ -46,12 +62,13 @@ class ServerConnection(asyncio.BufferedProtocol):
     connection enforces the :class:`~nghttp2py.Timeouts`; it is re-armed
     lazily, never per request.
 
-    ``on_made`` is called once the connection has its Session, ``on_lost``
-    once it has ended (not for a TLS connection refused for its ALPN).
+    ``on_made`` is called once the connection is accepted, ``on_lost`` once
+    it has ended (neither for a TLS connection refused for its ALPN).
     """
 
-    __slots__ = ("_config", "_on_lost", "_on_made", "_ping_sent", "_session", "_shutdown_timer",
-                 "_started", "_transport", "_watchdog")
+    __slots__ = ("_certificate", "_config", "_made", "_on_lost", "_on_made", "_peer",
+                 "_ping_sent", "_prefix", "_session", "_shutdown_timer", "_started", "_transport",
+                 "_watchdog")
 
     def __init__(self, config: ConnectionConfig,
                  on_made: Callable[[ServerConnection], object],
@@ -60,7 +77,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._on_made = on_made
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
-        self._session: Session | None = None
+        self._session: _Protocol | None = None
+        self._made = False
+        self._peer: object = None
+        self._certificate: dict[str, object] | None = None
+        # The first bytes of a cleartext connection, while too few to tell its protocol.
+        self._prefix = b""
         self._started = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
         self._ping_sent = 0.0
@@ -68,43 +90,91 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._transport = transport
-        peer = transport.get_extra_info("peername")
+        self._peer = transport.get_extra_info("peername")
         ssl_object = transport.get_extra_info("ssl_object")
-        certificate = None
+        config = self._config
+        alpn = None
         if ssl_object is not None:
-            protocol = ssl_object.selected_alpn_protocol()
-            if protocol != "h2":
+            alpn = ssl_object.selected_alpn_protocol()
+            if alpn != "h2" and not config.http1:
                 logger.info("closing TLS connection from %s: client offered no h2 in ALPN "
-                            "(negotiated %r)", peer, protocol)
+                            "(negotiated %r)", self._peer, alpn)
                 transport.close()
                 return
-            certificate = transport.get_extra_info("peercert")
+            self._certificate = transport.get_extra_info("peercert")
+        self._made = True
+        self._on_made(self)
+        if alpn == "h2":
+            self._start(Session).start()
+        elif alpn == "http/1.1":
+            self._start(HTTP1Connection)
+        elif not config.http1:
+            # Cleartext: the preface waits for the client's first bytes, so that
+            # an HTTP/1 client can be told in HTTP/1 that this port speaks HTTP/2 only.
+            self._start(Session)
+        # else: the first bytes tell (buffer_updated), over TLS without ALPN too.
+        self._check_timeouts()
+
+    def _start(self, protocol_class: type[_P]) -> _P:
         config = self._config
-        self._session = Session(
-            transport, config.handler_class, config.settings,
-            client_address=peer, client_certificate=certificate,
-            scheme=b"https" if ssl_object is not None else b"http",
+        assert self._transport is not None
+        protocol = protocol_class(
+            self._transport, config.handler_class, config.settings,
+            client_address=self._peer, client_certificate=self._certificate,
+            scheme=b"https" if self._transport.get_extra_info("ssl_object") is not None
+            else b"http",
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=config.loop)
-        self._session.header_timeout = config.timeouts.request_header or 0.0
-        self._session.min_rate = config.timeouts.min_rate or 0.0
-        self._on_made(self)
-        if ssl_object is not None:
-            # On cleartext the preface waits for the client's first bytes, so
-            # that an HTTP/1 client can be answered in HTTP/1 (see Session.feed).
-            self._session.start()
-        self._check_timeouts()
+        self._session = protocol
+        if isinstance(protocol, Session):
+            self._guard(protocol)
+        return protocol
+
+    def _guard(self, session: Session) -> None:
+        """Hand an HTTP/2 session the timeouts its frame guard enforces."""
+        session.header_timeout = self._config.timeouts.request_header or 0.0
+        session.min_rate = self._config.timeouts.min_rate or 0.0
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._config.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        session = self._session
-        if session is not None:
-            session.feed(self._config.read_buffer, nbytes)
+        protocol = self._session
+        data: bytes | memoryview = self._config.read_buffer
+        if protocol is None:
+            if self._transport is None:
+                return
+            # Not chosen yet: the HTTP/2 preface, or anything else for HTTP/1.1.
+            first = self._prefix + bytes(self._config.read_buffer[:min(nbytes, 4)])
+            if len(first) < len(_PREFACE_START) and _PREFACE_START.startswith(first):
+                self._prefix = first
+                return
+            if self._prefix:
+                data = self._prefix + bytes(self._config.read_buffer[:nbytes])
+                nbytes = len(data)
+                self._prefix = b""
+            if first.startswith(_PREFACE_START):
+                protocol = self._start(Session)
+            else:
+                protocol = self._start(HTTP1Connection)
+            self._rearm()  # that protocol's timeouts
+        upgraded = protocol.feed(data, nbytes)
+        if upgraded is not None:
+            # h2c: HTTP/2 from now on, with HTTP/2's timeouts from now.
+            self._session = upgraded
+            self._guard(upgraded)
+            self._started = time.monotonic()
+            self._rearm()
+
+    def _rearm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._check_timeouts()
 
     def eof_received(self) -> bool:
-        return False
+        # An HTTP/1.1 client may shut its side once its requests are sent.
+        protocol = self._session
+        return isinstance(protocol, HTTP1Connection) and protocol.eof_received()
 
     def pause_writing(self) -> None:
         if self._session is not None:
@@ -121,6 +191,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         session, self._session = self._session, None
         if session is not None:
             session.connection_lost()
+        if self._made:
+            self._made = False
             self._on_lost(self)
         self._transport = None
 
@@ -132,11 +204,15 @@ class ServerConnection(asyncio.BufferedProtocol):
     def shutdown(self) -> None:
         """Graceful shutdown: finish the streams already started, then close."""
         session = self._session
-        if session is None or session.shutting_down:
+        if session is None:
+            if self._transport is not None:
+                self._transport.close()  # no request yet
+            return
+        if session.shutting_down:
             return
         session.shutdown()
-        if session.shutting_down and self._transport is not None \
-                and not self._transport.is_closing():
+        if isinstance(session, Session) and session.shutting_down \
+                and self._transport is not None and not self._transport.is_closing():
             self._shutdown_timer = self._config.loop.call_later(
                 self._config.timeouts.shutdown_ping, session.finish_shutdown)
 
@@ -149,15 +225,21 @@ class ServerConnection(asyncio.BufferedProtocol):
         """Act on whichever timeout has expired, then re-arm for the next deadline."""
         self._watchdog = None
         session = self._session
-        if session is None or self._transport is None or self._transport.is_closing():
+        if self._transport is None or self._transport.is_closing():
             return
         timeouts = self._config.timeouts
         now = time.monotonic()
+        if not isinstance(session, Session):
+            deadline = self._http1_deadline(session, timeouts, now)
+            if deadline is not None:
+                self._arm(deadline, now)
+            return
         deadlines = []
         if not session.preface_received and timeouts.handshake is not None:
             deadline = self._started + timeouts.handshake
             if now >= deadline:
-                self._close_for("no HTTP/2 connection preface in time", ErrorCode.SETTINGS_TIMEOUT)
+                self._close_for("no HTTP/2 connection preface in time",
+                                ErrorCode.SETTINGS_TIMEOUT)
                 return
             deadlines.append(deadline)
         if not session.settings_acked and timeouts.settings_ack is not None:
@@ -197,17 +279,58 @@ class ServerConnection(asyncio.BufferedProtocol):
                 self._ping_sent = 0.0
                 deadlines.append(max(session.last_activity, now) + timeouts.keepalive)
         if deadlines:
-            loop = self._config.loop
-            self._watchdog = loop.call_at(loop.time() + max(min(deadlines) - now, 0.01),
-                                          self._check_timeouts)
+            self._arm(min(deadlines), now)
 
-    def _close_for(self, reason: str, error_code: int) -> None:
-        """GOAWAY ``error_code`` and close; abort if the client does not take it in time."""
-        session = self._session
-        logger.info("closing connection from %s: %s",
-                    session.client_address if session else None, reason)
-        if session is not None:
-            session.terminate(error_code)
+    def _http1_deadline(self, protocol: HTTP1Connection | None, timeouts: Timeouts,
+                        now: float) -> float | None:
+        """HTTP/1.1 (or a protocol not chosen yet): act on an expired timeout; the next deadline.
+
+        ``handshake`` bounds the wait from the accept, or from a request's
+        first byte, to the end of its head (a trickling client gets ``408``);
+        ``idle`` closes a keep-alive connection with no request in progress.
+        """
+        if protocol is None:  # no byte yet
+            if timeouts.handshake is None:
+                return None
+            deadline = self._started + timeouts.handshake
+            if now >= deadline:
+                self._close_for("no request in time")
+                return None
+            return deadline
+        deadlines = []
+        if protocol.head_started and timeouts.handshake is not None:
+            deadline = protocol.head_started + timeouts.handshake
+            if now >= deadline:
+                protocol.request_timeout()
+                return None
+            deadlines.append(deadline)
+        if timeouts.idle is not None:
+            if protocol.open_streams or protocol.head_started:
+                deadlines.append(now + timeouts.idle)  # busy: look again later
+            else:
+                deadline = protocol.last_activity + timeouts.idle
+                if now >= deadline:
+                    logger.debug("closing idle connection from %s", self._peer)
+                    protocol.shutdown()
+                    return None
+                deadlines.append(deadline)
+        if timeouts.handshake is not None and not protocol.head_started:
+            # A request may begin any time: look at least this often, so that
+            # one trickled in gets its 408 within twice the timeout.
+            deadlines.append(now + timeouts.handshake)
+        return min(deadlines) if deadlines else None
+
+    def _arm(self, deadline: float, now: float) -> None:
+        loop = self._config.loop
+        self._watchdog = loop.call_at(loop.time() + max(deadline - now, 0.01),
+                                      self._check_timeouts)
+
+    def _close_for(self, reason: str, error_code: int | None = None) -> None:
+        """Close for ``reason``: HTTP/2 first sends GOAWAY ``error_code``. A client that
+        does not take it in time is aborted."""
+        logger.info("closing connection from %s: %s", self._peer, reason)
+        if error_code is not None and isinstance(self._session, Session):
+            self._session.terminate(error_code)
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         self._watchdog = self._config.loop.call_later(_CLOSE_GRACE, self.abort)

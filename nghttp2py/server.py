@@ -32,13 +32,16 @@ _ACCEPT_BATCH = 32
 
 
 class HTTP2Server:
-    """An HTTP/2 server that creates one ``RequestHandlerClass`` per request.
+    """An HTTP/2 and HTTP/1.1 server that creates one ``RequestHandlerClass`` per request.
 
     ``address`` is ``(host, port)``: host ``''`` binds every interface and port
     ``0`` picks a free port (see :attr:`port` once started). With ``ssl`` (an
     :class:`ssl.SSLContext` holding the certificate) the server offers ``h2``
-    by ALPN and requires TLS 1.2 or later; without it, it speaks cleartext
-    HTTP/2 with prior knowledge (h2c).
+    and ``http/1.1`` by ALPN (a client offering neither gets HTTP/1.1) and
+    requires TLS 1.2 or later; without it, it speaks cleartext HTTP/2 with
+    prior knowledge (h2c), HTTP/1.1, and HTTP/1.1 upgraded to h2c, all on
+    the same port. ``http1=False`` serves HTTP/2 only: a TLS client without
+    ``h2`` is closed, a cleartext HTTP/1 request gets ``505``.
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
     ``timeouts`` the connection timeouts (:class:`Timeouts`). ``access_log``
@@ -64,6 +67,7 @@ class HTTP2Server:
         timeouts: Timeouts | None = None,
         access_log: bool = False,
         push_early_hints: bool = True,
+        http1: bool = True,
         backlog: int = 1024,
         shutdown_timeout: float = 30.0,
     ) -> None:
@@ -72,7 +76,8 @@ class HTTP2Server:
             raise TypeError("RequestHandlerClass must be a subclass of BaseRequestHandler")
         self.address = address
         self.RequestHandlerClass = RequestHandlerClass
-        self.ssl = _prepare_ssl_context(ssl) if ssl is not None else None
+        self.http1 = http1
+        self.ssl = _prepare_ssl_context(ssl, http1) if ssl is not None else None
         self.settings = settings or ServerSettings()
         self.timeouts = timeouts or Timeouts()
         self.access_log = access_log
@@ -100,7 +105,8 @@ class HTTP2Server:
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
-            push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop)
+            push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
+            http1=self.http1)
         new_connection = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         host, port = self.address
@@ -120,10 +126,11 @@ class HTTP2Server:
         for listening in self._server.sockets:
             with socket.socket(fileno=os.dup(listening.fileno())) as same:
                 same.listen(self.backlog)
-        logger.info("serving HTTP/2 (%s) on %s, on the %s event loop",
+        logger.info("serving HTTP/2 (%s) on %s, on the %s event loop%s",
                     "TLS" if self.ssl else "h2c",
                     ", ".join(_format_address(s.getsockname()) for s in self._server.sockets),
-                    type(loop).__module__.partition(".")[0])
+                    type(loop).__module__.partition(".")[0],
+                    " (and HTTP/1.1)" if self.http1 else "")
 
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
@@ -249,11 +256,11 @@ class HTTP2Server:
                 self._abort_timer.cancel()
 
 
-def _prepare_ssl_context(context: _ssl.SSLContext) -> _ssl.SSLContext:
-    """Offer h2 by ALPN and refuse TLS older than 1.2 (RFC 9113 section 9.2)."""
+def _prepare_ssl_context(context: _ssl.SSLContext, http1: bool) -> _ssl.SSLContext:
+    """Offer h2 (and http/1.1) by ALPN; refuse TLS older than 1.2 (RFC 9113 section 9.2)."""
     if not isinstance(context, _ssl.SSLContext):
         raise TypeError("ssl must be an ssl.SSLContext")
-    context.set_alpn_protocols(["h2"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if http1 else ["h2"])
     context.minimum_version = max(context.minimum_version, _ssl.TLSVersion.TLSv1_2)
     return context
 

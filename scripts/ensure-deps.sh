@@ -1,12 +1,13 @@
 #!/bin/sh
 # Make sure the Debian packages the build and the tests need are installed.
 # Usage: scripts/ensure-deps.sh [--test] [PYTHON]   (a no-op when everything is present)
-# --test adds what only the test suite needs (a browser for the site test).
+# --test adds what only the test suite needs (a browser for the site test, h2o as a
+# server the client is tested against).
 set -eu
 
 PACKAGES="libnghttp2-dev nghttp2-client nghttp2-server pkg-config openssl curl build-essential"
 if [ "${1:-}" = "--test" ]; then
-    PACKAGES="$PACKAGES chromium"
+    PACKAGES="$PACKAGES chromium h2o"
     shift
 fi
 PYTHON=${1:-${PYTHON:-python3}}

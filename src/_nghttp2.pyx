@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The nghttp2py engine: protocols over libnghttp2, request handlers and HPACK codecs.
+"""The nghttp2py engine: HTTP/2 over libnghttp2, HTTP/1.1 over llhttp, request handlers
+and HPACK codecs.
 
 The classes, their C-level interface and the constants are declared in
 nghttp2py/_nghttp2.pxd, with every cimport; each .pxi below holds one piece.
@@ -12,14 +13,18 @@ include "headers.pxi"     # header blocks handed to libnghttp2, validation
 include "body.pxi"        # response bodies, pulled as the peer's window allows
 include "handler.pxi"     # BaseRequestHandler: the application's side of a stream
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
+include "websocket.pxi"   # WebSocket: RFC 6455 messages on a stream
 include "memory.pxi"      # the memory allocator of each nghttp2 session
 include "guard.pxi"       # the Session's guard against hostile peers (SECURITY.md)
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
+include "http1.pxi"       # HTTP1Connection: HTTP/1.1 over llhttp (httptools)
+include "client.pxi"      # ClientSession, BaseResponseHandler: the client side of HTTP/2
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
 NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 
 __all__ = [
-    "BaseRequestHandler", "HTTPProtocol", "Session", "HDDeflater", "HDInflater",
+    "BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
+    "BaseResponseHandler", "ClientSession", "PushPromise", "HDDeflater", "HDInflater",
     "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED", "NGHTTP2_LIB_VERSION",
 ]

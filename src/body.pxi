@@ -156,14 +156,12 @@ cdef class AsyncIterBody(ChunkedBody):
         if future is not self.waiting:
             return  # closed meanwhile
         self.waiting = None
-        cdef BaseRequestHandler handler = self.handler
         exception = _task_failure(future)
         if isinstance(exception, StopAsyncIteration):
             self.eof = True
         elif exception is not None:
             # A cancelled chunk counts as a failure too: the stream is reset.
-            handler.fail("body", exception)
-            handler.protocol.after_app_work()
+            self.failed(exception)
             return
         else:
             chunk = future.result()
@@ -171,10 +169,16 @@ cdef class AsyncIterBody(ChunkedBody):
                 try:
                     self.pending = chunk_bytes(chunk, "async body")
                 except TypeError as exc:
-                    handler.fail("body", exc)
-                    handler.protocol.after_app_work()
+                    self.failed(exc)
                     return
-        handler.protocol.resume_body(handler)
+        self.resume()
+
+    cdef void resume(self) except *:
+        self.handler.protocol.resume_body(self.handler)
+
+    cdef void failed(self, object exception) except *:
+        self.handler.fail("body", exception)
+        self.handler.protocol.after_app_work()
 
     cdef void close(self) noexcept:
         waiting, self.waiting = self.waiting, None

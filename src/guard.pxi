@@ -54,6 +54,8 @@ cdef enum:
 
 
 cdef void guard_init(Session self) noexcept:
+    """Guard a server session (a client session is left alone)."""
+    self.guarded = True
     self.scan_skip = CLIENT_MAGIC_LENGTH
     self.max_client_stream = -1
     self.reset_tokens = RESET_BURST
@@ -103,6 +105,11 @@ cdef void open_client_stream(Session self, int32_t stream_id) noexcept:
     set_bit(self.opened_ids, window_slot(self, stream_id))
     if self.idle_frame_tokens < IDLE_FRAME_BURST:
         self.idle_frame_tokens += IDLE_FRAME_CREDIT
+
+
+cdef void guard_upgraded(Session self) noexcept:
+    """An h2c upgrade made the HTTP/1.1 request stream 1."""
+    open_client_stream(self, 1)
 
 
 cdef bint guard_reset_by_client(Session self, int32_t stream_id) noexcept:
@@ -398,6 +405,8 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
     cdef const uint8_t *head = self.scan_head
     cdef uint8_t frame_type
     cdef int32_t stream_id
+    if not self.guarded:
+        return recv_slice(self, data, length)
     if self.refused_for != NULL:
         return length  # GOAWAY is queued: nghttp2 ignores everything now
     while position < length:

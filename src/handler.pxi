@@ -90,7 +90,7 @@ cdef class BaseRequestHandler:
 
     @property
     def http_version(self):
-        """The protocol carrying this request: ``"2"`` (HTTP/2)."""
+        """The protocol carrying this request: ``"2"`` (HTTP/2) or ``"1.1"`` (HTTP/1.x)."""
         return self.protocol.http_version if self.protocol is not None else None
 
     @property
@@ -112,6 +112,12 @@ cdef class BaseRequestHandler:
 
     def on_request_done(self):
         """Called when the whole request (headers, body, trailers) has arrived."""
+
+    def on_message(self, message):
+        """Called with each message of the accepted :attr:`websocket` (``str`` or ``bytes``).
+
+        Not overridden: messages wait for ``await self.websocket.receive()``.
+        """
 
     def on_close(self, error_code):
         """Called when the stream closes; ``error_code`` is an :class:`~nghttp2py.ErrorCode`,
@@ -236,6 +242,21 @@ cdef class BaseRequestHandler:
                 self.protocol.after_app_work()
 
     @property
+    def websocket(self):
+        """The request's :class:`WebSocket` if it asks for one (``upgrade_protocol``
+        ``websocket``), else None; :meth:`WebSocket.accept` it or :meth:`WebSocket.close` it."""
+        if self._websocket is None and self.upgrade_protocol is not None \
+                and self.upgrade_protocol.lower() == b"websocket":
+            self._websocket = new_websocket(self)
+        return self._websocket
+
+    def accept_websocket(self, subprotocol=None, headers=None, **options):
+        """Accept the request's WebSocket: ``self.websocket.accept(...)``, returned."""
+        if self.websocket is None:
+            raise ResponseStateError(f"stream {self.stream_id} does not ask for a WebSocket")
+        return self._websocket.accept(subprotocol, headers, **options)
+
+    @property
     def reading_paused(self):
         """True between :meth:`pause_reading` and :meth:`resume_reading`."""
         return bool(self.state & READING_PAUSED)
@@ -296,6 +317,8 @@ cdef class BaseRequestHandler:
 
     cdef int data_received(self, const uint8_t *data, size_t length) except -1:
         """A chunk of the request body; its flow-control credit returns once taken."""
+        if self._websocket is not None and self._websocket.state != WS_CONNECTING:
+            return self._websocket.feed(data, length)
         if self.callbacks & HAS_ON_DATA and not (self.state & HANDLER_FAILED):
             self.deliver(EVENT_DATA, PyBytes_FromStringAndSize(<const char *>data, length))
         else:
@@ -305,6 +328,8 @@ cdef class BaseRequestHandler:
     cdef int request_received(self) except -1:
         """The whole request has arrived."""
         self.state |= REQUEST_DONE
+        if self._websocket is not None and self._websocket.state != WS_CONNECTING:
+            self._websocket.input_ended()
         if self.callbacks & HAS_ON_REQUEST_DONE:
             self.deliver(EVENT_DONE, None)
         return 0
@@ -320,6 +345,13 @@ cdef class BaseRequestHandler:
         cdef object result = None
         cdef HTTPProtocol protocol = self.protocol
         self.state |= STREAM_CLOSED
+        if self._websocket is not None:
+            self._websocket.stream_closed(error_code)
+            if self.task is not None and self._websocket.output is not None:
+                # A hook serving an accepted WebSocket sees it closed (receive()
+                # raises WebSocketClosed) and is left to finish, not cancelled.
+                self.task.add_done_callback(_websocket_task_done)
+                self.task = None
         if self.task is not None:
             self.task.cancel()
             self.task = None

@@ -242,7 +242,10 @@ cdef HeaderBlock response_header_block(int status, object headers, Py_ssize_t bo
 
 cdef HeaderBlock request_header_block(bytes method, bytes scheme, bytes authority,
                                       bytes path, object headers):
-    """The header block of a pushed request (PUSH_PROMISE); the caller keeps the bytes alive."""
+    """A request's header block, sent or promised (PUSH_PROMISE).
+
+    The caller keeps the bytes alive until the block is submitted.
+    """
     cdef HeaderBlock block = new_header_block(headers, 4)
     block.add_bytes(b":method", method)
     block.add_bytes(b":scheme", scheme)

@@ -15,6 +15,12 @@ cdef bytes _HTTP1_REPLY = (
     b"content-type: text/plain; charset=utf-8\r\n"
     b"content-length: " + str(len(_HTTP1_REPLY_BODY)).encode() + b"\r\n"
     b"connection: close\r\n\r\n" + _HTTP1_REPLY_BODY)
+# RFC 9113 section 3.4: an invalid preface is a connection error of type
+# PROTOCOL_ERROR. The server's preface (an empty SETTINGS) comes first, then
+# GOAWAY (last stream 0): written as bytes, past the session that failed.
+cdef bytes _BAD_PREFACE_REPLY = (
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" b"\x00\x00\x00\x00" b"\x00\x00\x00\x01")
 
 
 # The callbacks and options every session is created with; nghttp2 copies both
@@ -23,10 +29,9 @@ cdef nghttp2_session_callbacks *_callbacks = NULL
 cdef nghttp2_option *_option = NULL
 
 
-cdef int _init_session_templates() except -1:
-    global _callbacks, _option
+cdef nghttp2_session_callbacks *new_session_callbacks() except NULL:
+    """Callbacks with every cb_on_* trampoline set (ClientSession's start from these too)."""
     cdef nghttp2_session_callbacks *callbacks = NULL
-    cdef nghttp2_option *option = NULL
     check(nghttp2_session_callbacks_new(&callbacks))
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, cb_on_begin_headers)
     nghttp2_session_callbacks_set_on_header_callback2(callbacks, cb_on_header)
@@ -36,6 +41,13 @@ cdef int _init_session_templates() except -1:
     nghttp2_session_callbacks_set_send_data_callback(callbacks, cb_send_data)
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, cb_on_frame_send)
     nghttp2_session_callbacks_set_error_callback2(callbacks, cb_on_error)
+    return callbacks
+
+
+cdef int _init_session_templates() except -1:
+    global _callbacks, _option
+    cdef nghttp2_option *option = NULL
+    cdef nghttp2_session_callbacks *callbacks = new_session_callbacks()
     if nghttp2_option_new(&option) != 0:
         nghttp2_session_callbacks_del(callbacks)
         raise MemoryError()
@@ -62,7 +74,6 @@ cdef class Session(HTTPProtocol):
 
     def __cinit__(self):
         self.session = NULL
-        self.output = NULL
 
     def __init__(self, transport, handler_class, settings, *, client_address=None,
                  client_certificate=None, bytes scheme=b"http", bint access_log=False,
@@ -79,7 +90,6 @@ cdef class Session(HTTPProtocol):
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
-        cdef nghttp2_settings_entry entries[6]
         if _callbacks == NULL:
             _init_session_templates()
         cdef nghttp2_mem mem
@@ -90,6 +100,11 @@ cdef class Session(HTTPProtocol):
         mem.realloc = mem_realloc
         check(nghttp2_session_server_new3(&self.session, _callbacks, <void *>self, _option,
                                           &mem))
+        return self._submit_settings(settings)
+
+    cdef int _submit_settings(self, dict settings) except -1:
+        """Announce ``settings`` and open the connection's receive window to its size."""
+        cdef nghttp2_settings_entry entries[7]
         entries[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         entries[0].value = settings["max_concurrent_streams"]
         entries[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
@@ -102,7 +117,15 @@ cdef class Session(HTTPProtocol):
         entries[4].value = settings["header_table_size"]
         entries[5].settings_id = NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES
         entries[5].value = 1
-        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 6))
+        if "enable_push" in settings:  # a client's
+            entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH
+            entries[6].value = settings["enable_push"]
+        else:
+            # RFC 8441: extended CONNECT (WebSockets over HTTP/2). Submitting it
+            # makes nghttp2 accept :protocol in requests at once, as the RFC allows.
+            entries[6].settings_id = NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL
+            entries[6].value = 1
+        check(nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, entries, 7))
         check(nghttp2_session_set_local_window_size(
             self.session, NGHTTP2_FLAG_NONE, 0, settings["connection_window_size"]))
         return 0
@@ -111,8 +134,39 @@ cdef class Session(HTTPProtocol):
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
-        Py_XDECREF(self.output)
-        self.output = NULL
+
+    cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1:
+        """Take over from HTTP/1.1 (h2c upgrade): ``handler``'s request becomes stream 1.
+
+        ``settings_payload`` is the decoded HTTP2-Settings field. Raises if
+        nghttp2 refuses it; then nothing has changed.
+        """
+        check(nghttp2_session_upgrade2(
+            self.session, <const uint8_t *>PyBytes_AS_STRING(settings_payload),
+            PyBytes_GET_SIZE(settings_payload), handler.method == _HEAD, <void *>handler))
+        handler.attach(self, 1)
+        self.streams[1] = handler
+        guard_upgraded(self)
+        return 0
+
+    cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1:
+        """Hand the upgraded request (read whole, ``body`` included) to its handler;
+        send the server preface and what the handler answers."""
+        self.in_feed = True
+        try:
+            handler.headers_received(True)
+            if body:
+                handler.data_received(<const uint8_t *>PyBytes_AS_STRING(body),
+                                      PyBytes_GET_SIZE(body))
+            handler.request_received()
+        finally:
+            self.in_feed = False
+        try:
+            self._after_callbacks()
+            self.flush()
+        finally:
+            self.raise_escape()
+        return 0
 
     # -- the connection's side ----------------------------------------------
 
@@ -175,6 +229,7 @@ cdef class Session(HTTPProtocol):
         nghttp2_submit_shutdown_notice(self.session)
         nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, NULL)
         self.ping_outstanding = True
+        self.close_websockets()
         self.flush()
 
     def finish_shutdown(self):
@@ -199,8 +254,6 @@ cdef class Session(HTTPProtocol):
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
-        cdef BaseRequestHandler handler
-        streams, self.streams = self.streams, {}
         self.backlog = None
         for timer in (self.stall_timer, self.rate_timer):
             if timer is not None:
@@ -210,8 +263,8 @@ cdef class Session(HTTPProtocol):
             nghttp2_session_del(self.session)
             self.session = NULL
         self.transport = None
-        for handler in streams.values():
-            handler.closed(NGHTTP2_CANCEL)
+        for stream_id in list(self.streams):
+            self._on_stream_close(stream_id, NGHTTP2_CANCEL)
         try:
             if self.failures:
                 self.process_failures()
@@ -231,19 +284,19 @@ cdef class Session(HTTPProtocol):
             while not self.writing_paused:
                 n = nghttp2_session_mem_send(self.session, &data)
                 if n < 0:
-                    self._write_output()
+                    self.write_output()
                     self._after_callbacks()
                     self._fail_session(n)
                     return
                 if n == 0:
                     break
-                if self._reserve(n) < 0:
+                if self.reserve_output(n) < 0:
                     raise MemoryError()
                 memcpy(bytes_data(self.output) + self.output_length, data, n)
                 self.output_length += n
                 if self.output_length >= WRITE_BATCH_SIZE:
-                    self._write_output()
-            self._write_output()
+                    self.write_output()
+            self.write_output()
             if not self.failures and self.fatal is None:
                 break
             # Failed handlers get their 500 or RST_STREAM in a second pass.
@@ -253,67 +306,8 @@ cdef class Session(HTTPProtocol):
         if not nghttp2_session_want_read(self.session) \
                 and not nghttp2_session_want_write(self.session):
             self.transport.close()
-        elif not self.streams and self.output != NULL:
-            # An idle connection keeps no output buffer: most connections are
-            # idle most of the time, and malloc hands the buffer to the next.
-            Py_XDECREF(self.output)
-            self.output = NULL
-            self.output_capacity = 0
-
-    cdef int _reserve(self, size_t n) noexcept:
-        """Room for ``n`` more bytes of output; -1 if memory ran out (output lost)."""
-        cdef size_t needed = self.output_length + n
-        cdef size_t capacity
-        if needed <= self.output_capacity:
-            return 0
-        if self.output == NULL:
-            # A large DATA frame is the start of a batch of them: room for a
-            # whole batch at once, so that the buffer is never copied to grow.
-            capacity = (WRITE_BATCH_SIZE + NO_COPY_CAPACITY if n >= NO_COPY_THRESHOLD
-                        else INITIAL_OUTPUT_CAPACITY)
-            while capacity < needed:
-                capacity *= 2
-            self.output = new_bytes(NULL, capacity)
-        else:
-            capacity = self.output_capacity * 2
-            while capacity < needed:
-                capacity *= 2
-            if _PyBytes_Resize(&self.output, capacity) < 0:
-                self.output = NULL  # freed by _PyBytes_Resize
-        if self.output == NULL:
-            PyErr_Clear()
-            self.output_capacity = self.output_length = 0
-            return -1
-        self.output_capacity = capacity
-        return 0
-
-    cdef void _write_output(self) except *:
-        """Hand the batched output to the transport.
-
-        A small batch is copied out. A large one is lent as a memoryview of
-        the buffer itself; if the transport still holds it afterwards (it
-        could not send it all at once), the buffer is left to it and the next
-        batch gets a new one.
-        """
-        cdef object data
-        if not self.output_length:
-            return
-        if self.output_length < SMALL_WRITE:
-            data = PyBytes_FromStringAndSize(bytes_data(self.output), self.output_length)
-        else:
-            data = memoryview(<object>self.output)[:self.output_length]
-        self.output_length = 0
-        self.transport.write(data)
-        data = None
-        if Py_REFCNT(self.output) > 1:
-            Py_XDECREF(self.output)
-            self.output = NULL
-            self.output_capacity = 0
-        self.last_activity = monotonic()
-        if self.transport.is_closing():
-            # The peer is gone (asyncio drops further writes): pull no more
-            # DATA, so streams end with connection_lost, not as complete.
-            self.writing_paused = True
+        elif not self.streams:
+            self.release_output()
 
     cdef void request_flush(self):
         """Frames were submitted outside feed(): flush once, later this loop turn."""
@@ -351,22 +345,25 @@ cdef class Session(HTTPProtocol):
             self.session = NULL
         if self.transport is not None:
             # nghttp2 cannot send any more: the GOAWAY is built here.
-            self._write_output()
+            self.write_output()
             if not self.transport.is_closing():
                 self.transport.write(goaway_frame(last_stream_id, error_code))
             self.transport.close()
 
     cdef void _reject_preface(self, const char *data, Py_ssize_t length):
-        """Not an HTTP/2 client: tell an HTTP/1 client why, then close."""
+        """Not an HTTP/2 client: tell an HTTP/1 client why, anyone else GOAWAY; then close."""
         cdef Py_ssize_t i = 0
         while i < length and b'A' <= data[i] <= b'Z':
             i += 1
-        looks_http1 = not self.received_data and 0 < i < length and data[i] == b' '
+        looks_http1 = (not self.received_data and 0 < i < length and data[i] == b' '
+                       and not (i == 3 and memcmp(data, b"PRI", 3) == 0))
         _logger.info("closing connection from %s: %s", self.client_address,
                      "HTTP/1 request on an HTTP/2-only port" if looks_http1
                      else "bad HTTP/2 connection preface")
         if looks_http1 and self.scheme == b"http":
             self.transport.write(_HTTP1_REPLY)
+        else:
+            self.transport.write(_BAD_PREFACE_REPLY)
         self.transport.close()
 
     # -- the stream interface ------------------------------------------------------
@@ -486,6 +483,8 @@ cdef class Session(HTTPProtocol):
                 handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
         elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
             handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+        elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
+            handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
 
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1:
         cdef void *user_data
@@ -551,22 +550,22 @@ cdef class Session(HTTPProtocol):
             # nghttp2 resets the stream with INTERNAL_ERROR.
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
 
-    cdef int _on_send_data(self, BaseRequestHandler stream, const uint8_t *framehd,
+    cdef int _on_send_data(self, BodySource body, const uint8_t *framehd,
                            size_t length) noexcept:
         # Only bodies that set NGHTTP2_DATA_FLAG_NO_COPY (large BytesBody chunks)
         # come here; no padding is ever requested, so the frame is header + data.
         cdef char *end
         if self.writing_paused:
             return NGHTTP2_ERR_WOULDBLOCK  # called again with the same frame on resume
-        if self._reserve(FRAME_HEADER_LENGTH + length) < 0:
+        if self.reserve_output(FRAME_HEADER_LENGTH + length) < 0:
             return NGHTTP2_ERR_CALLBACK_FAILURE
         end = bytes_data(self.output) + self.output_length
         memcpy(end, framehd, FRAME_HEADER_LENGTH)
-        memcpy(end + FRAME_HEADER_LENGTH, stream.body.take(length), length)
+        memcpy(end + FRAME_HEADER_LENGTH, body.take(length), length)
         self.output_length += FRAME_HEADER_LENGTH + length
         if self.output_length >= WRITE_BATCH_SIZE:
             try:
-                self._write_output()
+                self.write_output()
             except BaseException as exc:
                 self.fatal = exc
                 return NGHTTP2_ERR_CALLBACK_FAILURE
@@ -579,12 +578,6 @@ cdef class Session(HTTPProtocol):
                      nghttp2_http2_strerror(frame.goaway.error_code).decode("ascii"),
                      self.client_address, frame.goaway.last_stream_id,
                      ": " + debug.decode("utf-8", "replace") if debug else "")
-
-
-cdef inline double monotonic() noexcept:
-    cdef timespec now
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec + now.tv_nsec * 1e-9
 
 
 cdef bytes _HTTP = b"http"
@@ -699,4 +692,5 @@ cdef ssize_t cb_data_source_read(nghttp2_session *session, int32_t stream_id, ui
 cdef int cb_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
                       size_t length, nghttp2_data_source *source,
                       void *user_data) noexcept:
-    return (<Session>user_data)._on_send_data(<BaseRequestHandler>source.ptr, framehd, length)
+    return (<Session>user_data)._on_send_data((<BaseRequestHandler>source.ptr).body, framehd,
+                                              length)

@@ -40,6 +40,10 @@ cdef class HTTPProtocol:
         self.access_log = access_log
         self.push_early_hints = push_early_hints
 
+    def __dealloc__(self):
+        Py_XDECREF(self.output)
+        self.output = NULL
+
     @property
     def open_streams(self):
         """How many streams are open."""
@@ -82,6 +86,71 @@ cdef class HTTPProtocol:
     cdef void request_flush(self):
         """Output was queued outside a read: write it out soon."""
 
+    # -- output: one buffer, one transport.write per batch --------------------------
+
+    cdef int reserve_output(self, size_t n) noexcept:
+        """Room for ``n`` more bytes of output; -1 if memory ran out (output lost)."""
+        cdef size_t needed = self.output_length + n
+        cdef size_t capacity
+        if needed <= self.output_capacity:
+            return 0
+        if self.output == NULL:
+            # A large chunk of body is the start of a batch of them: room for
+            # a whole batch at once, so that the buffer is never copied to grow.
+            capacity = (WRITE_BATCH_SIZE + NO_COPY_CAPACITY if n >= NO_COPY_THRESHOLD
+                        else INITIAL_OUTPUT_CAPACITY)
+            while capacity < needed:
+                capacity *= 2
+            self.output = new_bytes(NULL, capacity)
+        else:
+            capacity = self.output_capacity * 2
+            while capacity < needed:
+                capacity *= 2
+            if _PyBytes_Resize(&self.output, capacity) < 0:
+                self.output = NULL  # freed by _PyBytes_Resize
+        if self.output == NULL:
+            PyErr_Clear()
+            self.output_capacity = self.output_length = 0
+            return -1
+        self.output_capacity = capacity
+        return 0
+
+    cdef void write_output(self) except *:
+        """Hand the batched output to the transport.
+
+        A small batch is copied out. A large one is lent as a memoryview of
+        the buffer itself; if the transport still holds it afterwards (it
+        could not send it all at once), the buffer is left to it and the next
+        batch gets a new one.
+        """
+        cdef object data
+        if not self.output_length:
+            return
+        if self.output_length < SMALL_WRITE:
+            data = PyBytes_FromStringAndSize(bytes_data(self.output), self.output_length)
+        else:
+            data = memoryview(<object>self.output)[:self.output_length]
+        self.output_length = 0
+        self.transport.write(data)
+        data = None
+        if Py_REFCNT(self.output) > 1:
+            Py_XDECREF(self.output)
+            self.output = NULL
+            self.output_capacity = 0
+        self.last_activity = monotonic()
+        if self.transport.is_closing():
+            # The peer is gone (asyncio drops further writes): pull no more
+            # body, so streams end with connection_lost, not as complete.
+            self.writing_paused = True
+
+    cdef void release_output(self) noexcept:
+        """Drop the output buffer: most connections are idle most of the time,
+        and malloc hands the buffer to the next one that needs it."""
+        if self.output != NULL and not self.output_length:
+            Py_XDECREF(self.output)
+            self.output = NULL
+            self.output_capacity = 0
+
     # -- shared by every protocol ---------------------------------------------------
 
     cdef BaseRequestHandler new_handler(self, int32_t stream_id):
@@ -101,6 +170,13 @@ cdef class HTTPProtocol:
         handler.attach(self, stream_id)
         self.streams[stream_id] = handler
         return handler
+
+    cdef void close_websockets(self) except *:
+        """A graceful shutdown: close every open WebSocket with 1001 (going away)."""
+        cdef BaseRequestHandler handler
+        for handler in list(self.streams.values()):
+            if handler._websocket is not None and handler._websocket.state == WS_OPEN:
+                handler._websocket.close(1001, "server shutting down")
 
     cdef void stream_failed(self, BaseRequestHandler stream, str where, object exc):
         self.failures.append((stream, where, exc))
@@ -166,3 +242,9 @@ cdef class HTTPProtocol:
             _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime()),
             (stream.method or b"-").decode("latin-1"), (stream.path or b"-").decode("latin-1"),
             self.http_version, stream.status or "-", stream.body_bytes_sent)
+
+
+cdef inline double monotonic() noexcept:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + now.tv_nsec * 1e-9

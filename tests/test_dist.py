@@ -70,6 +70,14 @@ def dist(tmp_path_factory, worker_id) -> Path:
     return directory
 
 
+def pinned(name: str) -> str:
+    """``name==VERSION`` as requirements-dev.txt pins it."""
+    for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
+        if line.startswith(f"{name}=="):
+            return line.strip()
+    raise AssertionError(f"{name} is not pinned in requirements-dev.txt")
+
+
 def only(directory: Path, pattern: str) -> Path:
     found = sorted(directory.glob(pattern))
     assert len(found) == 1, f"{pattern} in {directory}: {found}"
@@ -97,13 +105,18 @@ def test_wheel_in_a_fresh_venv_serves_h2c(dist, tmp_path, server_process):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
     env = {"PYTHONNOUSERSITE": "1"}  # nothing from outside the venv
+    outside = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                     "--no-index", "--no-deps", str(only(dist, "nghttp2py-*.whl"))],
-                   check=True, timeout=120, env=dict(os.environ, **env))
+                   check=True, timeout=120, env=dict(outside, **env))
+    # Its one dependency, as pip would install it with the wheel: the pinned version.
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--only-binary", ":all:", pinned("httptools")],
+                   check=True, timeout=300, env=dict(outside, **env))
     site = subprocess.run(
         [python, "-c", "import importlib.metadata as m, sysconfig;"
                        "print(m.version('nghttp2py'), sysconfig.get_path('purelib'))"],
-        check=True, capture_output=True, text=True, env=dict(os.environ, **env)).stdout.split()
+        check=True, capture_output=True, text=True, env=dict(outside, **env)).stdout.split()
     version, purelib = site
     installed = Path(purelib, "nghttp2py")
     for name in ("_nghttp2.pyi", "py.typed"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -216,8 +217,11 @@ H2LOAD_SERVER = textwrap.dedent("""\
     class Handler(BaseRequestHandler):
         def on_headers(self):
             counts["accepted"] += 1
-            # Answer a little later, so that ~100 streams are always in flight.
-            asyncio.get_running_loop().call_later(0.005, self.send_response, 200, None, b"ok\\n")
+            # Answer a little later, so that streams are in flight all the time: every
+            # seventh one much later, so that some are whenever the signal comes (h2load
+            # keeps its connections in step, and all of them can be between rounds).
+            delay = 0.2 if counts["accepted"] % 7 == 0 else 0.005
+            asyncio.get_running_loop().call_later(delay, self.send_response, 200, None, b"ok\\n")
 
         def on_close(self, error_code):
             counts["completed" if error_code == 0 else "failed"] += 1
@@ -266,7 +270,8 @@ def test_sigterm_under_h2load_loses_no_started_stream(server_process):
     assert 0 < succeeded < 200000, output
     # Every stream the server accepted was answered, and h2load got every answer.
     assert (accepted, completed, reset) == (succeeded, succeeded, 0), (counts.groups(), output)
-    assert during_shutdown > 0  # streams really were in flight at the signal
+    # streams really were in flight at the signal
+    assert during_shutdown > 0, (counts.groups(), output, stderr)
     assert timeouts == 0
     assert f"status codes: {succeeded} 2xx, 0 3xx, 0 4xx, 0 5xx" in output
     assert started - succeeded <= 10 * 10, output
@@ -288,9 +293,28 @@ def test_timeouts_none_turns_one_off():
     assert Timeouts(handshake=None, settings_ack=None, idle=None).idle is None
 
 
-def test_silent_client_closed_after_handshake_timeout(serve, raw_client):
-    """No preface in time: the server's SETTINGS, GOAWAY SETTINGS_TIMEOUT, then the close."""
+def test_silent_client_closed_after_handshake_timeout(serve):
+    """A client that sends nothing: neither HTTP/2 nor HTTP/1.1 is chosen, so the
+    server just closes the connection when the handshake timeout is up."""
     server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    started = time.monotonic()
+    try:
+        received = sock.recv(65536)
+    except ConnectionResetError:
+        received = b""
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert received == b""
+    assert 0.25 <= elapsed < 2.0, elapsed
+    assert server.call(lambda: server.server.connections) == 0
+
+
+def test_silent_client_of_an_http2_only_server_gets_goaway_settings_timeout(serve,
+                                                                             raw_client):
+    """HTTP/2 only: no preface in time gets the server's SETTINGS and GOAWAY
+    SETTINGS_TIMEOUT, then the close."""
+    server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3), http1=False)
     client = raw_client(server.port, preface=False)
     started = time.monotonic()
     frames, timed = read_until_eof(client, 5)

@@ -103,10 +103,13 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize("garbage", ["binary", "tls-client-hello", "bad-preface-tail"])
-def test_garbage_instead_of_preface_closes_connection(recording_server, h2_client, log_records,
-                                                      garbage):
-    """RFC 9113 3.4: an invalid preface is a connection error; the connection is closed."""
-    server = recording_server
+def test_garbage_instead_of_preface_closes_connection(serve, h2_client, log_records, garbage):
+    """RFC 9113 3.4: an invalid preface is a connection error; the connection is closed.
+
+    On an HTTP/2-only server: with HTTP/1.1 on, garbage is a bad HTTP/1 request
+    (test_http1.py)."""
+    RecordingHandler.seen = []
+    server = serve(RecordingHandler, http1=False)
     other = h2_client(server.port)  # an established connection, to prove it is unaffected
     log_records.clear()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:

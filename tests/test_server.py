@@ -405,7 +405,7 @@ def test_access_log_off_by_default(serve, log_records):
     assert access_records(log_records) == []
 
 
-# -- HTTP/1 clients on the h2c port ------------------------------------------------------
+# -- HTTP/1 clients on an HTTP/2-only port (http1=False; HTTP/1.1 itself: test_http1*.py) --
 
 
 def nghttp2py_records(log_records) -> list:
@@ -413,7 +413,7 @@ def nghttp2py_records(log_records) -> list:
 
 
 def test_http11_curl_gets_505(serve, log_records):
-    server = serve(HelloHandler)
+    server = serve(HelloHandler, http1=False)
     log_records.clear()
     got = curl("--http1.1", server.url("/"))
     assert (got.http_version, got.status) == ("1.1", 505)
@@ -428,7 +428,7 @@ def test_http11_curl_gets_505(serve, log_records):
 
 
 def test_http11_raw_socket_gets_505_and_close(serve, log_records):
-    server = serve(HelloHandler)
+    server = serve(HelloHandler, http1=False)
     log_records.clear()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: raw\r\n\r\n")
@@ -467,7 +467,7 @@ def tls_client_context(alpn=None) -> ssl.SSLContext:
 @pytest.mark.parametrize("alpn", [["http/1.1"], None], ids=["http1.1", "no-alpn"])
 def test_tls_without_h2_alpn_is_closed(serve, server_ssl_context, certificate, log_records,
                                        alpn):
-    server = serve(HelloHandler, ssl=server_ssl_context)
+    server = serve(HelloHandler, ssl=server_ssl_context, http1=False)
     log_records.clear()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
             tls_client_context(alpn).wrap_socket(raw, server_hostname="localhost") as tls:
@@ -601,8 +601,8 @@ def test_server_settings_are_announced(serve, raw_client):
             announced.update(f.settings)
     # RFC 9113 6.5.2: MAX_CONCURRENT_STREAMS=3, INITIAL_WINDOW_SIZE=4, MAX_FRAME_SIZE=5,
     # MAX_HEADER_LIST_SIZE=6, HEADER_TABLE_SIZE=1; a server never sends ENABLE_PUSH=2;
-    # NO_RFC7540_PRIORITIES=9 (RFC 9218) is 1.
-    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048, 9: 1}
+    # NO_RFC7540_PRIORITIES=9 (RFC 9218) is 1, ENABLE_CONNECT_PROTOCOL=8 (RFC 8441) is 1.
+    assert announced == {3: 7, 4: 100_000, 5: 32768, 6: 9000, 1: 2048, 9: 1, 8: 1}
     assert status_of(frames, 1) == b"200"
 
 

@@ -37,17 +37,28 @@ class Server:
     h2c: bool = True
     tls: bool = True
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
+    http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
+    why_not_http1: str = "HTTP/2 only"
 
     @property
     def family(self) -> str:
         """The server without its loop suffix: 'granian' for 'granian-uvloop'."""
         return self.name.removesuffix("-uvloop")
 
-    def supports(self, tls: bool) -> bool:
-        """True if the server speaks HTTP/2 over the given transport."""
+    def supports(self, tls: bool, http1: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport."""
+        if http1:
+            return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def command(self, port: int, tls: bool, paths: Paths, main_python: str) -> list[str]:
+    def unsupported(self, tls: bool, http1: bool = False) -> str:
+        """Why a scenario is n/a for this server ('' if it is not)."""
+        if self.supports(tls, http1):
+            return ""
+        return self.why_not_http1 if http1 else self.why_not
+
+    def command(self, port: int, tls: bool, paths: Paths, main_python: str,
+                http1: bool = False) -> list[str]:
         """Command line (without CPU pinning) serving on 127.0.0.1:port."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
         if self.family == "nghttp2py":
@@ -63,10 +74,15 @@ class Server:
             # the default backpressure (backlog/workers = 1024) caps open connections.
             extra = (["--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key)]
                      if tls else [])
-            return [str(BENCH_BIN / "granian"), "--interface", "asgi", "--http", "2",
+            return [str(BENCH_BIN / "granian"), "--interface", "asgi",
+                    "--http", "1" if http1 else "2",
                     "--loop", str(self.loop), "--workers", "1", "--runtime-threads", "1",
                     "--blocking-threads", "1", "--no-ws", "--backpressure", "8192",
                     "--no-log", "--host", "127.0.0.1", "--port", str(port), *extra, ASGI_APP]
+        if self.family == "uvicorn":  # with httptools, as Uvicorn's docs advise for speed
+            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--loop", str(self.loop),
+                    "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1",
+                    "--port", str(port), ASGI_APP]
         if self.family == "twisted":
             return [str(BENCH_PY), str(SERVERS_DIR / "twisted_server.py"), str(port), *tls_args]
         if self.family == "pynghttp2":
@@ -88,16 +104,23 @@ class Server:
 REFERENCE = "nghttp2py"
 REFERENCE_UVLOOP = "nghttp2py-uvloop"
 TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior knowledge)"
+# h2load's HTTP/1 parser refuses a status line without a reason phrase.
+HYPERCORN_WHY_NOT_HTTP1 = ("h2load --h1 counts its responses as failed: its status line has "
+                           "no reason phrase (\"HTTP/1.1 200 \")")
+UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
     Server("nghttp2py-uvloop", loop="uvloop"),
-    Server("hypercorn"),
-    Server("hypercorn-uvloop", loop="uvloop"),
+    Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
+    Server("hypercorn-uvloop", loop="uvloop", http1=False,
+           why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
     Server("granian"),
     Server("granian-uvloop", loop="uvloop"),
-    Server("twisted", loop="epollreactor", h2c=False, why_not=TWISTED_WHY_NOT),
-    Server("pynghttp2", tls=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd", loop=None),
+    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
+    Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
+    Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT),
+    Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS"),
+    Server("nghttpd", loop=None, http1=False),
 ]
 
 

@@ -1,0 +1,528 @@
+"""Client and Response: the async/await HTTP/2 client.
+
+One :class:`Client` holds one connection to one origin and multiplexes every
+request on it; requests beyond the server's ``SETTINGS_MAX_CONCURRENT_STREAMS``
+wait in the session until a stream is free. A :class:`Response` is returned
+once its header block has arrived; its body follows as the application reads
+it, under flow control (an unread body holds back only its own stream).
+"""
+from __future__ import annotations
+
+import asyncio
+import json as _json
+import ssl as _ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+from .._nghttp2 import BaseResponseHandler, PushPromise
+from ..errors import ErrorCode
+from .connection import (
+    ClientConnection,
+    Origin,
+    client_settings,
+    client_ssl_context,
+    path_of,
+)
+from .errors import (
+    GoAwayError,
+    IncompleteResponseError,
+    ReadTimeoutError,
+    StreamResetError,
+    TotalTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Client", "Headers", "Response", "Timeout"]
+
+# An unread body pauses its stream's window once this much is buffered; the
+# window reopens when a reader has taken it back below the low mark.
+_HIGH_WATER = 1 << 20
+_LOW_WATER = 256 << 10
+
+_USER_AGENT = ("user-agent", "nghttp2py")
+
+# How often the read and total timeouts of the responses being waited for are
+# checked: timeouts are this precise.
+_WATCHDOG_INTERVAL = 0.05
+
+_Text = Union[str, bytes]
+_Headers = Union[Mapping[_Text, _Text], Iterable[tuple[_Text, _Text]], None]
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """How long a request may take, in seconds (``None``: no limit).
+
+    ``connect``: to open the connection (TCP and TLS). ``read``: the longest
+    wait for the next part of a response (its headers, a chunk of its body).
+    ``total``: the whole request, from sending it to the end of its body.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 30.0
+    total: float | None = None
+
+    @classmethod
+    def of(cls, value: Timeout | float | None) -> Timeout:
+        """A Timeout from a Timeout, a number (connect and read) or None (no limits)."""
+        if isinstance(value, Timeout):
+            return value
+        return cls(value, value, None)
+
+
+class Headers(Mapping[str, str]):
+    """A response's header fields: ``headers["content-type"]``, case-insensitive.
+
+    A field that occurs more than once reads as its values joined by ``", "``;
+    :meth:`get_all` gives them one by one, and ``raw`` is the list of
+    ``(name, value)`` byte pairs as received.
+    """
+
+    __slots__ = ("_fields", "raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+        fields: dict[str, list[str]] = {}
+        for name, value in raw:
+            fields.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        self._fields = fields
+
+    def __getitem__(self, name: str) -> str:
+        return ", ".join(self._fields[name.lower()])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order (e.g. each ``set-cookie``)."""
+        return list(self._fields.get(name.lower(), ()))
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw!r})"
+
+
+class _ResponseStream(BaseResponseHandler):
+    """The engine's side of a Response: passes each event on to it."""
+
+    __slots__ = ("response",)
+    response: Response
+
+    def on_headers(self) -> None:
+        self.response._event(_HEADERS)
+
+    def on_data(self, data: bytes) -> None:
+        self.response._data(data)
+
+    def on_response_done(self) -> None:
+        self.response._event(_DONE)
+
+    def on_close(self, error_code: int) -> None:
+        self.response._closed(error_code)
+
+    def on_push_promise(self, push_promise: PushPromise) -> None:
+        self.response._promised(push_promise)
+
+
+_WAITING, _HEADERS, _DONE = 0, 1, 2
+
+
+class Response:
+    """The response to one request; returned once its header block has arrived.
+
+    ``status``, ``headers`` (:class:`Headers`) and, after the body,
+    ``trailers``. Read the body once: :meth:`read` (bytes), :meth:`text`,
+    :meth:`json`, or ``async for chunk in response.stream()``. A response is
+    never cut short silently: a reset, GOAWAY, lost connection or timeout
+    raises from whichever of them is waiting. :meth:`aclose` (or ``async
+    with response``) gives up on an unread body. ``pushed`` lists the
+    responses the server pushed with this one (when the client accepts push).
+    """
+
+    __slots__ = ("_body", "_buffered", "_chunks", "_client", "_connection", "_deadline",
+                 "_error", "_headers", "_last_event", "_reading_all", "_state", "_stream",
+                 "_streaming", "_timeout", "_waiter", "method", "pushed", "url")
+
+    def __init__(self, client: Client, method: str, url: str, timeout: Timeout) -> None:
+        self._client = client
+        self.method = method
+        self.url = url
+        self.pushed: list[Response] = []
+        self._stream = _ResponseStream()
+        self._stream.response = self
+        self._timeout = timeout
+        loop = client._loop
+        self._deadline = loop.time() + timeout.total if timeout.total is not None else None
+        self._last_event = 0.0
+        self._state = _WAITING
+        self._error: BaseException | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._reading_all = False
+        self._streaming = False
+        self._body: bytes | None = None
+        self._headers: Headers | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._connection: ClientConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status}] {self.method} {self.url}>"
+
+    # -- what the application reads -------------------------------------------------------
+
+    @property
+    def status(self) -> int:
+        """The status code (0 until the header block has arrived)."""
+        return self._stream.status
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None and self._state != _WAITING:
+            self._headers = Headers(self._stream.headers)
+        return self._headers or Headers([])
+
+    @property
+    def trailers(self) -> Headers:
+        """The trailer fields, once the body has been read (empty when there are none)."""
+        return Headers(self._stream.trailers or [])
+
+    @property
+    def stream_id(self) -> int:
+        return self._stream.stream_id
+
+    @property
+    def http_version(self) -> str:
+        return "2"
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        if self._body is not None:
+            return self._body
+        if self._streaming:
+            raise RuntimeError("the body was read with stream() already")
+        self._reading_all = True
+        if self._stream.reading_paused:
+            self._stream.resume_reading()
+        while self._state != _DONE:
+            await self._wait()
+        self._body = b"".join(self._chunks)
+        self._chunks.clear()
+        return self._body
+
+    async def text(self, encoding: str | None = None) -> str:
+        """The body decoded with ``encoding``, else the content-type's charset, else UTF-8."""
+        body = await self.read()
+        return body.decode(encoding or self._charset() or "utf-8", "replace")
+
+    async def json(self) -> Any:
+        """The body parsed as JSON."""
+        return _json.loads(await self.read())
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk as it arrives (each chunk read once)."""
+        if self._reading_all:
+            raise RuntimeError("the body was read with read() already")
+        self._streaming = True
+        while True:
+            while self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._buffered < _LOW_WATER and self._stream.reading_paused:
+                    self._stream.resume_reading()
+                yield chunk
+            if self._state == _DONE:
+                return
+            await self._wait()
+
+    async def aclose(self) -> None:
+        """Give up on the rest of the body: reset the stream (CANCEL) unless it is done."""
+        if self._state != _DONE:
+            self._stream.cancel()
+        self._chunks.clear()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _charset(self) -> str | None:
+        for part in self.headers.get("content-type", "").split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "charset":
+                return value.strip('"') or None
+        return None
+
+    # -- sending, and the events of its stream ------------------------------------------------
+
+    def _send(self, connection: ClientConnection, path: str, headers: list[Any],
+              body: Any) -> None:
+        self._connection = connection
+        connection.request(self._stream, self.method, path, headers, body)
+
+    async def _wait_headers(self) -> None:
+        while self._state == _WAITING:
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Until the stream's next event; raise the stream's error if it has one.
+
+        Callers wait in a loop for a state: once it is reached, an error that
+        came after it is raised only by whoever waits for more.
+        """
+        if self._error is not None:
+            raise self._error
+        loop = self._client._loop
+        waiter = self._waiter = loop.create_future()
+        self._last_event = loop.time()
+        timed = self._timeout.read is not None or self._deadline is not None
+        if timed:
+            self._client._watch(self)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timed:
+                self._client._waiting.discard(self)
+
+    def _check_time(self, now: float) -> None:
+        """Fail the stream if a timeout has passed (the client's watchdog calls this)."""
+        if self._connection is not None and not self._connection.connected:
+            self._last_event = now  # while connecting, the connect timeout counts
+        if self._deadline is not None and now >= self._deadline:
+            self._fail(TotalTimeoutError(
+                f"{self.method} {self.url} took longer than {self._timeout.total} s"))
+        elif self._timeout.read is not None and now >= self._last_event + self._timeout.read:
+            self._fail(ReadTimeoutError(
+                f"{self.method} {self.url}: nothing from the server for {self._timeout.read} s"))
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None and self._state != _DONE:
+            self._error = error
+            self._stream.cancel()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._last_event = self._client._loop.time()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _event(self, state: int) -> None:
+        self._state = state
+        self._wake()
+
+    def _data(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= _HIGH_WATER and not self._reading_all:
+            self._stream.pause_reading()
+        self._wake()
+
+    def _closed(self, error_code: int) -> None:
+        if self._state != _DONE and self._error is None:
+            self._error = self._stream_error(error_code)
+        self._wake()
+
+    def _promised(self, promise: PushPromise) -> None:
+        if not self._client.push:
+            return  # rejected
+        path = promise.path.decode("latin-1") if promise.path else "/"
+        pushed = Response(self._client, (promise.method or b"GET").decode("latin-1"),
+                          self._client._url(path), self._timeout)
+        pushed._connection = self._connection
+        self._stream.accept_push(promise, pushed._stream)
+        self.pushed.append(pushed)
+        self._client._pushed[path] = pushed
+
+    def _stream_error(self, error_code: int) -> BaseException:
+        """Why the stream closed before the response was complete."""
+        stream = self._stream
+        if stream.error is not None:
+            return stream.error
+        goaway = self._connection.session.goaway if self._connection is not None else None
+        if error_code == ErrorCode.REFUSED_STREAM and goaway is not None:
+            return GoAwayError.from_frame(goaway, retryable=True)
+        if error_code != ErrorCode.NO_ERROR:
+            return StreamResetError(stream.stream_id, error_code)
+        return IncompleteResponseError(
+            f"stream {stream.stream_id} closed before the end of the response")
+
+
+class Client:
+    """An HTTP/2 client for one origin (``https://host:port`` or ``http://host:port``).
+
+    ::
+
+        async with nghttp2py.Client("https://localhost:8443", cafile="ca.pem") as client:
+            response = await client.get("/")
+            print(response.status, await response.text())
+
+    ``https`` verifies the server's certificate: ``ssl`` is the
+    :class:`ssl.SSLContext` to use (``h2`` is set as its ALPN protocol),
+    ``cafile`` the shortcut for trusting one CA (e.g. a self-signed test
+    certificate); by default the system's CAs. ``http`` speaks HTTP/2 with
+    prior knowledge. ``timeout`` is a :class:`Timeout` or a number (connect
+    and read). ``headers`` go with every request. ``push=True`` accepts
+    pushed responses (see :attr:`Response.pushed`); by default the client
+    tells the server not to push.
+
+    Every request is multiplexed on one connection, opened on first use (or
+    by ``async with``); a new one replaces it once the server has sent
+    GOAWAY. A request the server did not process (refused by a GOAWAY, or
+    reset with ``REFUSED_STREAM``) is sent again, up to three times, when its
+    body (``None``, ``bytes``, ``str``) can be.
+    """
+
+    def __init__(self, url: str, *, ssl: _ssl.SSLContext | None = None,
+                 cafile: str | None = None, timeout: Timeout | float | None = Timeout(),
+                 headers: _Headers = None, push: bool = False) -> None:
+        self.origin = Origin.from_url(url)
+        if self.origin.scheme == "http" and (ssl is not None or cafile is not None):
+            raise ValueError("ssl and cafile are for https:// URLs")
+        if ssl is not None and cafile is not None:
+            raise ValueError("give ssl or cafile, not both")
+        if ssl is not None:
+            ssl.set_alpn_protocols(["h2"])
+        elif self.origin.scheme == "https":
+            ssl = client_ssl_context(cafile)
+        self._ssl = ssl
+        self.timeout = Timeout.of(timeout)
+        self.headers = [_USER_AGENT, *header_list(headers)]
+        self.push = push
+        self._settings = client_settings(push)
+        self._connection: ClientConnection | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        # The responses being waited for, and one timer that checks their
+        # timeouts while there are any (not a timer per request).
+        self._waiting: set[Response] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        # Pushed responses by path, until pushed_response() claims them.
+        self._pushed: dict[str, Response] = {}
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Open the connection now (requests open it on their own otherwise)."""
+        await self._current_connection().wait_connected()
+
+    async def pushed_response(self, url: str) -> Response | None:
+        """The response the server pushed for ``url`` (a path), once its headers are in.
+
+        ``None`` if nothing was pushed for it (so far). Each pushed response
+        is handed out once; those never claimed are kept until :meth:`aclose`.
+        """
+        response = self._pushed.pop(path_of(url, self.origin), None)
+        if response is not None:
+            await response._wait_headers()
+        return response
+
+    async def aclose(self) -> None:
+        """Close the connection gracefully, after the responses in flight."""
+        self._pushed.clear()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+            await connection.wait_closed()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def request(self, method: str, url: str, *,
+                      headers: _Headers = None, body: Any = None,
+                      timeout: Any = ...) -> Response:
+        """Send a request and return its :class:`Response` once its headers have arrived.
+
+        ``url`` is a path or a URL on this client's origin. ``body`` is
+        ``None``, ``str`` (UTF-8), bytes-like, a binary file or an async
+        iterable of bytes; it is sent as the server's flow control allows,
+        with a ``content-length`` when its length is known. ``timeout``
+        overrides the client's.
+        """
+        path = path_of(url, self.origin)
+        all_headers = [*self.headers, *header_list(headers)]
+        request_timeout = self.timeout if timeout is ... else Timeout.of(timeout)
+        # A request the server did not process (a GOAWAY above its stream, a
+        # REFUSED_STREAM) is sent again, a few times, if its body can be.
+        retries = 3 if body is None or isinstance(body, (bytes, str)) else 0
+        while True:
+            connection = self._current_connection()
+            response = Response(self, method, self._url(path), request_timeout)
+            response._send(connection, path, all_headers, body)
+            try:
+                await response._wait_headers()
+            except (GoAwayError, StreamResetError) as exc:
+                if exc.retryable and retries:
+                    retries -= 1
+                    continue
+                raise
+            except BaseException:
+                await response.aclose()
+                raise
+            return response
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def post(self, url: str, body: Any = None, **kwargs: Any) -> Response:
+        return await self.request("POST", url, body=body, **kwargs)
+
+    async def put(self, url: str, body: Any = None, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, body=body, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    # -- the connection -------------------------------------------------------------------
+
+    def _current_connection(self) -> ClientConnection:
+        connection = self._connection
+        if connection is None or not connection.accepting_requests:
+            self._loop = asyncio.get_running_loop()
+            if connection is not None:
+                connection.close()
+            connection = self._connection = ClientConnection(
+                self.origin, ssl_context=self._ssl, loop=self._loop, settings=self._settings,
+                connect_timeout=self.timeout.connect)
+        return connection
+
+    def _watch(self, response: Response) -> None:
+        self._waiting.add(response)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
+
+    def _check_timeouts(self) -> None:
+        self._watchdog = None
+        now = self._loop.time()
+        for response in list(self._waiting):
+            response._check_time(now)
+        if self._waiting:
+            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
+
+    def _url(self, path: str) -> str:
+        return f"{self.origin}{path}"
+
+
+def header_list(headers: _Headers) -> list[tuple[Any, Any]]:
+    """``headers`` (pairs or a mapping) as pairs with lower-case names, as HTTP/2 wants."""
+    if headers is None:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(name.lower(), value) for name, value in pairs]

@@ -1,0 +1,103 @@
+"""examples/websocket_echo.py, run as a script: an h2 client doing extended CONNECT,
+headless Chromium opening ``wss://`` over the page's HTTP/2 connection, and the
+WebSockets closed with 1001 when the server shuts down."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+
+import pytest
+from served import EXAMPLES, PEER_ENV, ServedPrograms
+from wsh2 import H2WebSocketClient, Opcode, raw_frame
+from wsproto.frame_protocol import FrameProtocol
+
+from conftest import require
+from rawh2 import (
+    DATA,
+    END_STREAM,
+    RawH2,
+    body_of,
+    ended,
+    frame,
+    is_server_settings,
+    kind,
+    status_of,
+)
+
+CLOSE = 0x8
+
+
+@pytest.fixture
+def example(tmp_path):
+    programs = ServedPrograms(tmp_path)
+    yield lambda *args, **kwargs: programs([EXAMPLES / "websocket_echo.py", *args], **kwargs)
+    programs.kill()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].rstrip("/"))
+
+
+def test_echo_example_over_h2(example):
+    served = example()
+    client = H2WebSocketClient(port_of(served.url))
+    try:
+        ws = client.open("/echo")
+        assert ws.status == 200
+        ws.send("héllo")
+        ws.send(b"\x00\x01")
+        assert ws.receive(2) == ["héllo", b"\x00\x01"]
+        assert client.open("/elsewhere").status == 403
+        page = client.get("/")
+        client.wait(lambda: client.responses[page]["ended"])
+        assert b"new WebSocket" in client.responses[page]["body"]
+        ws.close()
+        assert ws.wait_closed().code == 1000
+    finally:
+        client.close()
+    served.stop()
+
+
+def test_shutdown_closes_websockets_with_1001(example):
+    """A graceful shutdown sends each open WebSocket a close frame with 1001 (going away),
+    and exits once the client has answered. (Raw frames: h2 refuses frames after GOAWAY.)"""
+    served = example()
+    client = RawH2(port_of(served.url))
+    try:
+        client.frames_until(is_server_settings)
+        client.send(client.headers_frame(1, "/echo", method="CONNECT", end_stream=False, extra=[
+            (b":protocol", b"websocket"), (b"sec-websocket-version", b"13")]))
+        assert status_of(client.frames_until(lambda f: kind(f) == "HeadersFrame"), 1) == b"200"
+        served.process.send_signal(signal.SIGINT)
+        frames = client.frames_until(lambda f: kind(f) == "DataFrame")
+        decoder = FrameProtocol(client=True, extensions=[])
+        decoder.receive_bytes(body_of(frames, 1))
+        (close,) = decoder.received_frames()
+        assert close.opcode is Opcode.CLOSE and close.payload[0] == 1001
+        assert served.process.poll() is None  # waiting for our side of the handshake
+        client.send(frame(DATA, END_STREAM, 1, raw_frame(CLOSE, b"\x03\xe9")))
+        assert any(ended(1)(f) for f in client.frames_until(ended(1)))
+        assert served.process.wait(5) == 0
+        assert "Traceback" not in served.stderr()
+    finally:
+        client.close()
+
+
+def test_echo_example_in_headless_chromium(example, certificate):
+    """Chromium loads the page over h2 and opens wss:// on the same connection with an
+    extended CONNECT (it does when the server announces SETTINGS_ENABLE_CONNECT_PROTOCOL);
+    the page writes the echo into #status."""
+    served = example("--access-log", tls=certificate)
+    chromium = require("chromium")
+    result = subprocess.run(
+        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--ignore-certificate-errors", "--virtual-time-budget=5000", "--dump-dom", served.url],
+        check=False, capture_output=True, text=True, timeout=60, env=PEER_ENV)
+    status = re.search(r'id="status">([^<]*)<', result.stdout)
+    assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
+    assert status.group(1) == "echo: hello over HTTP/2 €", result.stderr[-2000:]
+    served.stop()
+    log = served.stderr()
+    assert re.search(r'"GET / HTTP/2" 200', log), log
+    assert re.search(r'"CONNECT /echo HTTP/2" 200', log), log
