@@ -8,10 +8,11 @@ PY=${1:-.venv/bin/python}
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 out=build/asan
 rm -rf "$out/pkg"
-mkdir -p "$out/pkg/nghttp2py"
+mkdir -p "$out/pkg"
+cp -r nghttp2py "$out/pkg/"
+rm -f "$out/pkg/nghttp2py/"*.so
 CFLAGS="-fsanitize=address -fno-omit-frame-pointer -O1 -g" LDFLAGS="-fsanitize=address" \
     "$PY" setup.py -q build_ext --build-lib "$out/pkg" --build-temp "$out/tmp"
-cp nghttp2py/*.py nghttp2py/*.pyi nghttp2py/py.typed "$out/pkg/nghttp2py/"
 asan=$(gcc -print-file-name=libasan.so)
 # CPython is not instrumented: its own allocations are not checked, and its
 # arenas look like leaks, hence detect_leaks=0.
