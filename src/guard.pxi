@@ -41,8 +41,9 @@ cdef size_t ABANDON_FACTOR = 4
 # Timeouts.request_header seconds, or this long when that is off.
 cdef double RATE_PERIOD = 10.0
 
-# nghttp2 gets at most this many bytes per call; once a read has taken
-# SLICE_SECONDS, the rest waits for the next turn of the event loop.
+# nghttp2 gets at most SLICE_BYTES per call; once a read has taken
+# SLICE_SECONDS, the rest waits BACKLOG_DELAY, while the loop serves the other
+# connections.
 cdef size_t SLICE_BYTES = 8192
 cdef double SLICE_SECONDS = 0.002
 cdef double BACKLOG_DELAY = 0.001
