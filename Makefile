@@ -18,7 +18,7 @@ DISTDIR ?= dist
 SETUP_BUILD = $(VPY) setup.py -q build_ext --inplace
 
 .DEFAULT_GOAL := build
-.PHONY: build debug deps test-deps venv dist test run bench bench-quick clean distclean
+.PHONY: build debug deps test-deps venv dist test run bench bench-quick asan fuzz clean distclean
 
 deps:
 	@scripts/ensure-deps.sh $(PYTHON)
@@ -66,6 +66,18 @@ test: build test-deps
 		if [ $$rc -eq 5 ]; then echo "make test: error: pytest collected no tests" >&2; fi; \
 		[ $$rc -eq 0 ] || exit $$rc; \
 	done
+
+# The engine's tests against an AddressSanitizer build (in build/asan).
+asan: build
+	scripts/asan.sh $(VPY) $(ASAN_TESTS)
+
+# Coverage-guided fuzzing (atheris) of one target of fuzz/targets.py, as long
+# as asked: make fuzz FUZZ_TARGET=session FUZZ_SECONDS=3600.
+FUZZ_TARGET ?= session
+FUZZ_SECONDS ?= 600
+fuzz: build
+	PYTHONPATH=$(CURDIR):$(CURDIR)/fuzz $(VPY) fuzz/run.py $(FUZZ_TARGET) \
+		-max_total_time=$(FUZZ_SECONDS)
 
 run: build
 	scripts/make-cert.sh .certs

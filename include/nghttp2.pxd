@@ -17,6 +17,16 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef struct nghttp2_hd_deflater
     ctypedef struct nghttp2_hd_inflater
     ctypedef struct nghttp2_priority_spec
+    ctypedef struct nghttp2_stream
+
+    ctypedef enum nghttp2_stream_proto_state:
+        NGHTTP2_STREAM_STATE_IDLE
+        NGHTTP2_STREAM_STATE_OPEN
+        NGHTTP2_STREAM_STATE_RESERVED_LOCAL
+        NGHTTP2_STREAM_STATE_RESERVED_REMOTE
+        NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL
+        NGHTTP2_STREAM_STATE_HALF_CLOSED_REMOTE
+        NGHTTP2_STREAM_STATE_CLOSED
 
     ctypedef struct nghttp2_info:
         int age
@@ -313,6 +323,8 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     uint32_t nghttp2_session_get_remote_settings(nghttp2_session *session,
                                                  nghttp2_settings_id id)
     int32_t nghttp2_session_get_last_proc_stream_id(nghttp2_session *session)
+    nghttp2_stream *nghttp2_session_find_stream(nghttp2_session *session, int32_t stream_id)
+    nghttp2_stream_proto_state nghttp2_stream_get_state(nghttp2_stream *stream)
     int nghttp2_session_set_stream_user_data(nghttp2_session *session,
                                              int32_t stream_id, void *stream_user_data)
     void *nghttp2_session_get_stream_user_data(nghttp2_session *session,

@@ -16,7 +16,7 @@
 
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memmove
+from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -75,6 +75,12 @@ cdef enum:
     # (memory.pxi), at most this many at a time per session.
     PAGE_BLOCK_MIN = 4096
     MAX_PAGE_BLOCKS = 4
+    # RFC 9113 section 3.4: the client connection preface starts with 24 octets.
+    CLIENT_MAGIC_LENGTH = 24
+    # Client stream ids a Session remembers below the newest one, as bits (one
+    # per odd id): enough to tell a closed stream from one never opened.
+    STREAM_WINDOW_BITS = 512
+    STREAM_WINDOW_WORDS = 8
 
 # A handler's (stream's) state bits.
 cdef enum:
@@ -343,6 +349,35 @@ cdef class Session(HTTPProtocol):
     cdef bint received_data
     cdef double reset_tokens
     cdef double reset_stamp
+    # Hostile peers (SECURITY.md): src/guard.pxi looks at every frame header
+    # before nghttp2 processes the frame, and charges it to these budgets.
+    # A server session is guarded; a client session (ClientSession) is not.
+    cdef bint guarded
+    cdef uint32_t scan_skip
+    cdef uint8_t scan_have
+    cdef uint8_t scan_head[FRAME_HEADER_LENGTH]
+    cdef bint preface_fed
+    cdef bint in_header_block
+    cdef bint block_ends
+    cdef uint32_t continuations
+    cdef int32_t max_client_stream
+    cdef uint64_t opened_ids[STREAM_WINDOW_WORDS]
+    cdef uint64_t reset_sent_ids[STREAM_WINDOW_WORDS]
+    cdef uint64_t reset_received_ids[STREAM_WINDOW_WORDS]
+    cdef double idle_frame_tokens
+    cdef double idle_frame_stamp
+    cdef uint32_t oversized_blocks
+    cdef const char *refused_for
+    cdef object backlog
+    # Since when a frame header or a header block is incomplete (0: none).
+    cdef double header_stall_since
+    cdef unsigned long long received_bytes
+    # Timeouts.request_header and Timeouts.min_rate (0: off), set by the connection.
+    cdef public double header_timeout
+    cdef public double min_rate
+    cdef object stall_timer
+    cdef object rate_timer
+    cdef unsigned long long rate_mark_bytes
     cdef readonly bint preface_received
     cdef readonly bint settings_acked
     cdef readonly bint shutting_down
@@ -358,13 +393,14 @@ cdef class Session(HTTPProtocol):
     cdef void _after_callbacks(self) except *
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
-    cdef void _take_reset_token(self) noexcept
     cdef void _log_goaway(self, const nghttp2_frame *frame)
 
     # Bodies of the C callbacks (cb_on_* trampolines in http2.pxi).
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1
     cdef int _on_header(self, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                         nghttp2_rcbuf *value) except -1
+    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
+                                const nghttp2_vec *value)
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1
     cdef void _on_connection_frame_recv(self, const nghttp2_frame *frame) except *
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,

@@ -135,6 +135,9 @@ class Session(HTTPProtocol):
     settings_acked: bool
     shutting_down: bool
     ping_outstanding: bool
+    # Timeouts.request_header and Timeouts.min_rate (0: off), set by the connection.
+    header_timeout: float
+    min_rate: float
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class HTTP1Connection(HTTPProtocol):

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from typing import TypeVar, Union
 
 from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
+from .errors import ErrorCode
 from .settings import Timeouts
 
 __all__ = ["ConnectionConfig", "ServerConnection"]
 
 logger = logging.getLogger("nghttp2py")
 
-_SETTINGS_TIMEOUT = 0x4  # HTTP/2 error code
+# After a GOAWAY for cause, how long the client has to take it before the
+# connection is aborted.
+_CLOSE_GRACE = 2.0
 
 # The client connection preface of HTTP/2 with prior knowledge starts so; an
 # HTTP/1 request line never does (RFC 9113 section 3.4).
@@ -123,7 +126,14 @@ class ServerConnection(asyncio.BufferedProtocol):
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=config.loop)
         self._session = protocol
+        if isinstance(protocol, Session):
+            self._guard(protocol)
         return protocol
+
+    def _guard(self, session: Session) -> None:
+        """Hand an HTTP/2 session the timeouts its frame guard enforces."""
+        session.header_timeout = self._config.timeouts.request_header or 0.0
+        session.min_rate = self._config.timeouts.min_rate or 0.0
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._config.read_buffer
@@ -152,6 +162,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         if upgraded is not None:
             # h2c: HTTP/2 from now on, with HTTP/2's timeouts from now.
             self._session = upgraded
+            self._guard(upgraded)
             self._started = time.monotonic()
             self._rearm()
 
@@ -241,18 +252,20 @@ class ServerConnection(asyncio.BufferedProtocol):
         if not session.preface_received and timeouts.handshake is not None:
             deadline = self._started + timeouts.handshake
             if now >= deadline:
-                self._close_for("no HTTP/2 connection preface in time")
+                self._close_for("no HTTP/2 connection preface in time",
+                                ErrorCode.SETTINGS_TIMEOUT)
                 return
             deadlines.append(deadline)
         if not session.settings_acked and timeouts.settings_ack is not None:
             deadline = self._started + timeouts.settings_ack
             if now >= deadline:
                 if not session.preface_received:
-                    self._close_for("no HTTP/2 connection preface in time")
+                    self._close_for("no HTTP/2 connection preface in time",
+                                    ErrorCode.SETTINGS_TIMEOUT)
                     return
                 logger.info("closing connection from %s: SETTINGS not acknowledged in time",
                             session.client_address)
-                session.terminate(_SETTINGS_TIMEOUT)
+                session.terminate(ErrorCode.SETTINGS_TIMEOUT)
                 return
             deadlines.append(deadline)
         if timeouts.idle is not None:
@@ -269,7 +282,7 @@ class ServerConnection(asyncio.BufferedProtocol):
             if session.ping_outstanding and self._ping_sent:
                 deadline = self._ping_sent + timeouts.keepalive_ack
                 if now >= deadline:
-                    self._close_for("keep-alive PING not acknowledged")
+                    self._close_for("keep-alive PING not acknowledged", ErrorCode.NO_ERROR)
                     return
                 deadlines.append(deadline)
             elif session.preface_received and now >= session.last_activity + timeouts.keepalive:
@@ -326,7 +339,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._watchdog = loop.call_at(loop.time() + max(deadline - now, 0.01),
                                       self._check_timeouts)
 
-    def _close_for(self, reason: str) -> None:
+    def _close_for(self, reason: str, error_code: int | None = None) -> None:
+        """Close for ``reason``: HTTP/2 first sends GOAWAY ``error_code``. A client that
+        does not take it in time is aborted."""
         logger.info("closing connection from %s: %s", self._peer, reason)
-        if self._transport is not None:
+        if error_code is not None and isinstance(self._session, Session):
+            self._session.terminate(error_code)
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+        self._watchdog = self._config.loop.call_later(_CLOSE_GRACE, self.abort)

@@ -8,7 +8,10 @@ either, so ``"asyncio"`` always means asyncio's selector loop.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import select
+import selectors
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -47,7 +50,44 @@ def loop_factory(name: str | None = None) -> Callable[[], asyncio.AbstractEventL
                 "the uvloop event loop is not installed: pip install nghttp2py[uvloop]"
             ) from None
         return uvloop.new_event_loop
+    if hasattr(selectors, "EpollSelector"):
+        return lambda: asyncio.SelectorEventLoop(FairEpollSelector())
     return asyncio.SelectorEventLoop
+
+
+class FairEpollSelector(selectors.EpollSelector):
+    """epoll that hands the loop at most ``max_events`` ready sockets per poll.
+
+    asyncio runs the callbacks of every socket one poll returned before it
+    polls again, and EpollSelector asks for all of them: a burst of thousands
+    of connections arriving, or closing, held every other connection for as
+    long (hundreds of milliseconds). Capped, the rest stay ready for the next
+    poll, which epoll serves round-robin, so that no socket waits long.
+    """
+
+    max_events = 64
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        # EpollSelector.select, with the cap (it uses the same private fields).
+        if timeout is None:
+            timeout = -1
+        elif timeout <= 0:
+            timeout = 0
+        else:
+            timeout = math.ceil(timeout * 1e3) * 1e-3
+        ready: list[tuple[selectors.SelectorKey, int]] = []
+        try:
+            events = self._selector.poll(timeout, self.max_events)  # type: ignore[attr-defined]
+        except InterruptedError:
+            return ready
+        fd_to_key = self._fd_to_key  # type: ignore[attr-defined]
+        for fd, event in events:
+            key = fd_to_key.get(fd)
+            if key:
+                mask = (selectors.EVENT_WRITE if event & ~select.EPOLLIN else 0) \
+                    | (selectors.EVENT_READ if event & ~select.EPOLLOUT else 0)
+                ready.append((key, mask & key.events))
+        return ready
 
 
 def run(coroutine: Coroutine[Any, Any, None], loop: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import signal
 import socket
 import ssl as _ssl
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from . import loops
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
+from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
 from .settings import ServerSettings, Timeouts
 
@@ -27,6 +29,9 @@ logger = logging.getLogger("nghttp2py")
 _READ_BUFFER_SIZE = 256 * 1024
 # How long close() waits for connections accepted just before it.
 _ACCEPT_SETTLE = 0.05
+# New connections set up per turn of the event loop (asyncio's loop; uvloop
+# accepts every pending one at once).
+_ACCEPT_BATCH = 32
 
 
 class HTTP2Server:
@@ -98,6 +103,7 @@ class HTTP2Server:
         self._accepts_settled = False
         self._abort_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
+        self._memory: MemoryReleaser | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -107,6 +113,7 @@ class HTTP2Server:
             raise RuntimeError("the server is already started")
         self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        self._memory = MemoryReleaser(loop)
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
@@ -121,18 +128,25 @@ class HTTP2Server:
                 ProxyProtocolReader, new_connection, ssl, loop)  # type: ignore[arg-type]
             ssl = None
         host, port = self.address
+        # asyncio accepts up to `backlog` connections per wakeup and sets them
+        # all up before it polls again: a burst of new connections would hold
+        # every open one for as long. It gets a small batch; the kernel's
+        # queue gets the full backlog (below).
+        batch = min(self.backlog, _ACCEPT_BATCH)
         if self.sock is not None:
             self._server = await loop.create_server(
-                new_connection, sock=self.sock, ssl=ssl, backlog=self.backlog)
+                new_connection, sock=self.sock, ssl=ssl, backlog=batch)
         elif host:
             self._server = await loop.create_server(
-                new_connection, host, port, ssl=ssl, backlog=self.backlog,
-                reuse_address=True)
+                new_connection, host, port, ssl=ssl, backlog=batch, reuse_address=True)
         else:
             # One socket for every interface, so that port 0 means one port.
             self._server = await loop.create_server(
                 new_connection, sock=_any_address_socket(port, self.backlog), ssl=ssl,
-                backlog=self.backlog)
+                backlog=batch)
+        for listening in self._server.sockets:
+            with socket.socket(fileno=os.dup(listening.fileno())) as same:
+                same.listen(self.backlog)
         logger.info("serving HTTP/2 (%s) on %s, on the %s event loop%s",
                     "TLS" if self.ssl else "h2c",
                     ", ".join(_format_address(s.getsockname()) for s in self._server.sockets),
@@ -258,6 +272,8 @@ class HTTP2Server:
 
     def _connection_lost(self, connection: ServerConnection) -> None:
         self._connections.discard(connection)
+        if self._memory is not None:
+            self._memory.connection_closed()
         self._check_closed()
 
     def _check_closed(self) -> None:

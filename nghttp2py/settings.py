@@ -47,12 +47,21 @@ class ServerSettings:
 class Timeouts:
     """How long a server waits for a client, in seconds (``None`` turns one off).
 
-    ``handshake``: from accept to the client's connection preface and SETTINGS.
+    ``handshake``: from accept to the client's connection preface and SETTINGS
+    (then GOAWAY SETTINGS_TIMEOUT).
     ``settings_ack``: for the client to acknowledge the server's SETTINGS
-    (then GOAWAY SETTINGS_TIMEOUT). ``idle``: a connection with no open stream
-    is closed gracefully after this long without traffic. ``keepalive``: with
-    no traffic for this long, the server sends a PING, and closes the
-    connection if it is not acknowledged within ``keepalive_ack``.
+    (then GOAWAY SETTINGS_TIMEOUT).
+    ``request_header``: from the read that begins a header block (or a frame
+    header) to its end, as nginx's ``client_header_timeout`` (then GOAWAY
+    ENHANCE_YOUR_CALM): a client trickling its headers cannot hold a stream.
+    ``min_rate``: bytes per second a client must send, over each period of
+    ``request_header`` seconds (10 s if that is off), while one of its
+    requests waits for body data the application is ready to take (then
+    GOAWAY ENHANCE_YOUR_CALM); turn it off for long, slow request streams.
+    ``idle``: a connection with no open stream is closed gracefully after this
+    long without traffic. ``keepalive``: with no traffic for this long, the
+    server sends a PING, and closes the connection if it is not acknowledged
+    within ``keepalive_ack``.
     ``shutdown_ping``: a graceful shutdown sends its final GOAWAY when the
     client acknowledges the PING sent with the notice, or after this long.
     """
@@ -63,10 +72,12 @@ class Timeouts:
     keepalive: float | None = None
     keepalive_ack: float = 20.0
     shutdown_ping: float = 1.0
+    request_header: float | None = 10.0
+    min_rate: float | None = 100.0
 
     def __post_init__(self) -> None:
         for name in ("handshake", "settings_ack", "idle", "keepalive", "keepalive_ack",
-                     "shutdown_ping"):
+                     "shutdown_ping", "request_header", "min_rate"):
             value = getattr(self, name)
             if value is None and name in ("keepalive_ack", "shutdown_ping"):
                 raise ValueError(f"{name} cannot be turned off")

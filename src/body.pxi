@@ -135,7 +135,7 @@ cdef class GeneratorBody(ChunkedBody):
         elif flag != DATA_OK:
             raise ValueError(f"body generator returned unknown flag {flag!r}")
         if data:
-            self.pending = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            self.pending = chunk_bytes(data, "body generator")
         elif not self.eof:
             self.deferred = True
             return NGHTTP2_ERR_DEFERRED
@@ -166,7 +166,11 @@ cdef class AsyncIterBody(ChunkedBody):
         else:
             chunk = future.result()
             if chunk:
-                self.pending = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+                try:
+                    self.pending = chunk_bytes(chunk, "async body")
+                except TypeError as exc:
+                    self.failed(exc)
+                    return
         self.resume()
 
     cdef void resume(self) except *:
@@ -181,6 +185,15 @@ cdef class AsyncIterBody(ChunkedBody):
         if waiting is not None:
             waiting.cancel()
         self.handler = None
+
+
+cdef bytes chunk_bytes(object chunk, str source):
+    """A body chunk as bytes: ``str`` is sent as UTF-8, anything but bytes-like is an error."""
+    if isinstance(chunk, str):
+        return (<str>chunk).encode("utf-8")
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return chunk if type(chunk) is bytes else bytes(chunk)
+    raise TypeError(f"{source} produced {type(chunk).__name__}, not bytes or str")
 
 
 cdef void _close_quietly(object file) noexcept:

@@ -7,14 +7,6 @@
 # Output is batched into one buffer and written with one transport.write per
 # batch.
 
-# Rapid-reset protection (CVE-2023-44487): a token bucket over received
-# RST_STREAM frames, with nghttp2's default numbers. nghttp2's own limiter only
-# queues a GOAWAY, and the rest of the same read would still open streams;
-# ours terminates the session so that nothing after it is processed. nghttp2's
-# limiter stays on, looser, as a backstop.
-cdef double RESET_BURST = 1000
-cdef double RESET_RATE = 33
-
 cdef bytes _HTTP1_REPLY_BODY = (
     b"This server speaks HTTP/2 only. Use an HTTP/2 client, e.g. "
     b"curl --http2-prior-knowledge, or https with ALPN h2.\n")
@@ -61,6 +53,8 @@ cdef int _init_session_templates() except -1:
         raise MemoryError()
     # The window is given back as the application consumes request data.
     nghttp2_option_set_no_auto_window_update(option, 1)
+    # Rapid reset: guard.pxi's limiter acts first (and before handlers run);
+    # nghttp2's, looser, stays on as a backstop.
     nghttp2_option_set_stream_reset_rate_limit(
         option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
     # RFC 9218 priorities (announced in SETTINGS), RFC 7540 for clients that
@@ -92,7 +86,7 @@ cdef class Session(HTTPProtocol):
             loop=loop)
         self.http_version = "2"
         self.last_activity = monotonic()
-        self.reset_tokens = RESET_BURST
+        guard_init(self)
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
@@ -152,6 +146,7 @@ cdef class Session(HTTPProtocol):
             PyBytes_GET_SIZE(settings_payload), handler.method == _HEAD, <void *>handler))
         handler.attach(self, 1)
         self.streams[1] = handler
+        guard_upgraded(self)
         return 0
 
     cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1:
@@ -177,36 +172,24 @@ cdef class Session(HTTPProtocol):
 
     def feed(self, data, Py_ssize_t length):
         """Process ``length`` bytes received at the start of ``data``; then flush."""
-        cdef Py_buffer view
-        cdef ssize_t rv
         if self.session == NULL:
             return
-        self.last_activity = monotonic()
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            if length > view.len:
-                raise ValueError("length exceeds the buffer")
-            self.in_feed = True
-            rv = nghttp2_session_mem_recv(self.session, <const uint8_t *>view.buf, length)
-            self.in_feed = False
-            if rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC:
-                self._reject_preface(<const char *>view.buf, length)
-                return
-        finally:
-            self.in_feed = False
-            PyBuffer_Release(&view)
-        self.received_data = True
-        try:
-            self._after_callbacks()
-            if rv < 0:
-                self._fail_session(rv)
-                return
-            if self.shutdown_ping_acked:
-                self.shutdown_ping_acked = False
-                self.finish_shutdown()
-            self.flush()
-        finally:
-            self.raise_escape()
+        self.received_bytes += length
+        if self.backlog is not None:
+            # Reading is paused while earlier bytes wait; what still arrives joins them.
+            self.backlog += bytes(memoryview(data)[:length])
+            return
+        feed_session(self, data, length)
+
+    def _drain_backlog(self):
+        """Process the bytes a long read left for this turn of the loop, then read again."""
+        backlog, self.backlog = self.backlog, None
+        if backlog is None or self.session == NULL or self.transport is None:
+            return
+        feed_session(self, backlog, len(backlog))
+        if self.backlog is None and self.transport is not None \
+                and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def start(self):
         """Send the server's connection preface (SETTINGS)."""
@@ -271,6 +254,11 @@ cdef class Session(HTTPProtocol):
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
+        self.backlog = None
+        for timer in (self.stall_timer, self.rate_timer):
+            if timer is not None:
+                timer.cancel()
+        self.stall_timer = self.rate_timer = None
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
@@ -344,13 +332,22 @@ cdef class Session(HTTPProtocol):
                               self.client_address, exc_info=fatal)
 
     cdef void _fail_session(self, ssize_t code):
-        """A fatal nghttp2 error: the session is unusable, close the connection."""
+        """A fatal nghttp2 error: the session is unusable; GOAWAY, then close."""
+        cdef int32_t last_stream_id = 0
+        cdef uint32_t error_code = NGHTTP2_INTERNAL_ERROR
         _logger.info("closing connection from %s: %s", self.client_address,
                      nghttp2_strerror(<int>code).decode("ascii", "replace"))
+        if code == NGHTTP2_ERR_FLOODED or code == ERR_TOO_MANY_CONTINUATIONS:
+            error_code = NGHTTP2_ENHANCE_YOUR_CALM
         if self.session != NULL:
+            last_stream_id = nghttp2_session_get_last_proc_stream_id(self.session)
             nghttp2_session_del(self.session)
             self.session = NULL
         if self.transport is not None:
+            # nghttp2 cannot send any more: the GOAWAY is built here.
+            self.write_output()
+            if not self.transport.is_closing():
+                self.transport.write(goaway_frame(last_stream_id, error_code))
             self.transport.close()
 
     cdef void _reject_preface(self, const char *data, Py_ssize_t length):
@@ -443,6 +440,8 @@ cdef class Session(HTTPProtocol):
         cdef BaseRequestHandler handler
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0
+        if guard_reset_by_client(self, frame.hd.stream_id):
+            return 0  # reset in the same read: no handler runs (rapid reset)
         handler = self.new_handler(frame.hd.stream_id)
         if handler is None:
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE  # nghttp2 resets the stream
@@ -459,14 +458,20 @@ cdef class Session(HTTPProtocol):
         cdef nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf)
         cdef nghttp2_vec value = nghttp2_rcbuf_get_buf(value_buf)
         if frame.headers.cat != NGHTTP2_HCAT_REQUEST:
-            return handler.add_trailer(&name, &value)
-        if not name.len or name.base[0] != b':':
-            return handler.add_header(&name, &value)
-        # Pseudo-headers: nghttp2 has checked that each appears once, first.
-        if not handler.within_limit(name.len + value.len):
-            return 0
+            handler.add_trailer(&name, &value)
+        elif not name.len or name.base[0] != b':':
+            handler.add_header(&name, &value)
+        elif handler.within_limit(name.len + value.len):
+            # Pseudo-headers: nghttp2 has checked that each appears once, first.
+            self._on_pseudo_header(handler, &name, &value)
+        if handler.state & HEADERS_TOO_LARGE:
+            return guard_oversized_header(self, handler, frame)
+        return 0
+
+    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
+                                const nghttp2_vec *value):
         if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
-            handler.method = known_method(&value)
+            handler.method = known_method(value)
         elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
             handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
         elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
@@ -480,7 +485,6 @@ cdef class Session(HTTPProtocol):
             handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
         elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
             handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        return 0
 
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1:
         cdef void *user_data
@@ -497,6 +501,7 @@ cdef class Session(HTTPProtocol):
         if frame_type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
             handler.headers_received(end_stream)
             if handler.state & HEADERS_TOO_LARGE:
+                guard_count_oversized(self)
                 return 0  # answered with 431
         if end_stream:
             handler.request_received()
@@ -504,9 +509,7 @@ cdef class Session(HTTPProtocol):
 
     cdef void _on_connection_frame_recv(self, const nghttp2_frame *frame) except *:
         cdef uint8_t frame_type = frame.hd.type
-        if frame_type == NGHTTP2_RST_STREAM:
-            self._take_reset_token()
-        elif frame_type == NGHTTP2_SETTINGS:
+        if frame_type == NGHTTP2_SETTINGS:
             if frame.hd.flags & NGHTTP2_FLAG_ACK:
                 self.settings_acked = True
             else:
@@ -516,18 +519,6 @@ cdef class Session(HTTPProtocol):
             # The final GOAWAY goes out once this read is processed (feed), so
             # that it names every stream the read opened; never from in here.
             self.shutdown_ping_acked = self.shutting_down
-
-    cdef void _take_reset_token(self) noexcept:
-        cdef double now = monotonic()
-        self.reset_tokens = min(RESET_BURST,
-                                self.reset_tokens + (now - self.reset_stamp) * RESET_RATE)
-        self.reset_stamp = now
-        if self.reset_tokens >= 1:
-            self.reset_tokens -= 1
-        else:
-            # Queues GOAWAY and makes nghttp2 ignore every new stream from here
-            # on, the rest of this read included (no handler runs for them).
-            nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
 
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
                                  size_t length) except -1:
@@ -666,6 +657,9 @@ cdef int cb_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_
 
 cdef int cb_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                           void *user_data) noexcept:
+    if frame.hd.type == NGHTTP2_RST_STREAM:
+        guard_frame_sent(<Session>user_data, frame)
+        return 0
     if frame.hd.type != NGHTTP2_GOAWAY or frame.goaway.error_code == NGHTTP2_NO_ERROR:
         return 0
     cdef Session self = <Session>user_data

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import require
+from conftest import require, wait_for
 from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
 from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
 
@@ -294,6 +294,8 @@ def test_timeouts_none_turns_one_off():
 
 
 def test_silent_client_closed_after_handshake_timeout(serve):
+    """A client that sends nothing: neither HTTP/2 nor HTTP/1.1 is chosen, so the
+    server just closes the connection when the handshake timeout is up."""
     server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     started = time.monotonic()
@@ -306,6 +308,22 @@ def test_silent_client_closed_after_handshake_timeout(serve):
     assert received == b""
     assert 0.25 <= elapsed < 2.0, elapsed
     assert server.call(lambda: server.server.connections) == 0
+
+
+def test_silent_client_of_an_http2_only_server_gets_goaway_settings_timeout(serve,
+                                                                             raw_client):
+    """HTTP/2 only: no preface in time gets the server's SETTINGS and GOAWAY
+    SETTINGS_TIMEOUT, then the close."""
+    server = serve(HelloHandler, timeouts=Timeouts(handshake=0.3), http1=False)
+    client = raw_client(server.port, preface=False)
+    started = time.monotonic()
+    frames, timed = read_until_eof(client, 5)
+    [goaway] = goaways(frames)
+    assert goaway.error_code == ErrorCode.SETTINGS_TIMEOUT
+    arrival = {id(f): t for t, f in timed}
+    assert 0.25 <= arrival[id(goaway)] - started < 2.0
+    assert client.eof
+    assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
 
 
 def test_handshake_timeout_does_not_hit_a_client_that_spoke(serve, raw_client):

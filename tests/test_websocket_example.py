@@ -90,12 +90,19 @@ def test_echo_example_in_headless_chromium(example, certificate):
     the page writes the echo into #status."""
     served = example("--access-log", tls=certificate)
     chromium = require("chromium")
-    result = subprocess.run(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--ignore-certificate-errors", "--virtual-time-budget=5000", "--dump-dom", served.url],
-        check=False, capture_output=True, text=True, timeout=60, env=PEER_ENV)
-    status = re.search(r'id="status">([^<]*)<', result.stdout)
-    assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
+    # The virtual-time budget does not wait for the network: on a busy machine the
+    # page can be dumped before the echo arrives, so a page still connecting is
+    # loaded again (twice at most); any other status is the answer.
+    for _ in range(3):
+        result = subprocess.run(
+            [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--disable-dev-shm-usage", "--ignore-certificate-errors",
+             "--virtual-time-budget=5000", "--dump-dom", served.url],
+            check=False, capture_output=True, text=True, timeout=60, env=PEER_ENV)
+        status = re.search(r'id="status">([^<]*)<', result.stdout)
+        assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
+        if status.group(1) != "connecting":
+            break
     assert status.group(1) == "echo: hello over HTTP/2 €", result.stderr[-2000:]
     served.stop()
     log = served.stderr()
