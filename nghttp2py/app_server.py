@@ -17,7 +17,6 @@ import asyncio
 import inspect
 import logging
 import random
-import signal
 import socket
 import ssl as _ssl
 from collections.abc import Callable, Iterable
@@ -257,18 +256,7 @@ class AppServer:
             await self.start()
         loop = asyncio.get_running_loop()
         stopped = self._stop = asyncio.Event()
-
-        def on_signal(signum: int) -> None:
-            if stopped.is_set():
-                logger.info("second %s: closing every connection now",
-                            signal.Signals(signum).name)
-                self.abort()
-            else:
-                logger.info("%s: shutting down gracefully", signal.Signals(signum).name)
-                self.close()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
+        loops.handle_shutdown_signals(loop, stopped.is_set, self.close, self.abort)
         recycle = loop.create_task(self._recycle()) if self.max_requests else None
         try:
             if ready is not None:
@@ -278,8 +266,7 @@ class AppServer:
         finally:
             if recycle is not None:
                 recycle.cancel()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+            loops.remove_shutdown_signals(loop)
 
     async def _recycle(self) -> None:
         """Shut down gracefully once ``max_requests`` requests have started."""

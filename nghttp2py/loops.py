@@ -8,15 +8,20 @@ either, so ``"asyncio"`` always means asyncio's selector loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import select
 import selectors
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["LOOPS", "LOOP_ENVIRONMENT_VARIABLE", "choose_loop", "loop_factory", "run"]
+logger = logging.getLogger("nghttp2py")
+
+__all__ = ["LOOPS", "LOOP_ENVIRONMENT_VARIABLE", "choose_loop", "handle_shutdown_signals",
+           "loop_factory", "remove_shutdown_signals", "run"]
 
 LOOPS = ("asyncio", "uvloop")
 LOOP_ENVIRONMENT_VARIABLE = "NGHTTP2PY_LOOP"
@@ -112,3 +117,31 @@ def run(coroutine: Coroutine[Any, Any, None], loop: str | None = None) -> None:
     finally:
         asyncio.set_event_loop(None)
         event_loop.close()
+
+
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def handle_shutdown_signals(loop: asyncio.AbstractEventLoop, closing: Callable[[], bool],
+                            close: Callable[[], object], abort: Callable[[], object]) -> None:
+    """SIGINT or SIGTERM: ``close()`` gracefully; another while ``closing()``: ``abort()``.
+
+    Undo with :func:`remove_shutdown_signals`.
+    """
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if closing():
+            logger.info("second %s: closing every connection now", name)
+            abort()
+        else:
+            logger.info("%s: shutting down gracefully", name)
+            close()
+
+    for signum in SHUTDOWN_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def remove_shutdown_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Undo :func:`handle_shutdown_signals`."""
+    for signum in SHUTDOWN_SIGNALS:
+        loop.remove_signal_handler(signum)

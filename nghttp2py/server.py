@@ -5,7 +5,6 @@ import asyncio
 import functools
 import logging
 import os
-import signal
 import socket
 import ssl as _ssl
 from collections.abc import Callable
@@ -223,25 +222,13 @@ class HTTP2Server:
         if self._server is None:
             await self.start()
         loop = asyncio.get_running_loop()
-
-        def on_signal(signum: int) -> None:
-            if self._closing:
-                logger.info("second %s: closing every connection now",
-                            signal.Signals(signum).name)
-                self.abort()
-            else:
-                logger.info("%s: shutting down gracefully", signal.Signals(signum).name)
-                self.close()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
+        loops.handle_shutdown_signals(loop, lambda: self._closing, self.close, self.abort)
         try:
             if ready is not None:
                 ready()
             await self.wait_closed()
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+            loops.remove_shutdown_signals(loop)
 
     # -- introspection ----------------------------------------------------------
 
