@@ -43,13 +43,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class ServerThread:
-    """An HTTP2Server on its own event loop in a daemon thread.
+    """A server (HTTP2Server, or anything with its start/close/wait_closed/port/ssl) on
+    its own event loop in a daemon thread.
 
     ``call(fn, *args)`` runs ``fn`` on the server's loop and returns its result,
     for tests that need to act from inside the loop.
     """
 
-    def __init__(self, server: HTTP2Server) -> None:
+    def __init__(self, server) -> None:
         self.server = server
         self.loop = new_event_loop()
         self._started = threading.Event()
@@ -71,7 +72,7 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
-        self._started.wait(10)
+        self._started.wait(20)  # an app's lifespan startup included
         if self._error is not None:
             raise self._error
         return self
