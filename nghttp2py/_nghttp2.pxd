@@ -387,6 +387,7 @@ cdef class Session(HTTPProtocol):
 
     cdef int _create(self, dict settings) except -1
     cdef int _submit_settings(self, dict settings) except -1
+    cdef void _feed(self, object data, Py_ssize_t length) except *
     # An HTTP/1.1 request upgraded to h2c becomes stream 1 (see http1.pxi).
     cdef int accept_upgrade(self, bytes settings_payload, BaseRequestHandler handler) except -1
     cdef int start_upgraded(self, BaseRequestHandler handler, bytes body) except -1

@@ -181,58 +181,6 @@ cdef bytes goaway_frame(int32_t last_stream_id, uint32_t error_code):
     return PyBytes_FromStringAndSize(<char *>frame, sizeof(frame))
 
 
-cdef void feed_session(Session self, object data, Py_ssize_t length) except *:
-    """Session.feed's work: scan and receive, act on the callbacks, flush.
-
-    When the read took too long (guard_receive stopped early), the rest is
-    kept as ``backlog``, reading pauses, and the next turn of the loop goes on.
-    """
-    cdef Py_buffer view
-    cdef ssize_t rv
-    self.last_activity = monotonic()
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    try:
-        if length > view.len:
-            raise ValueError("length exceeds the buffer")
-        self.in_feed = True
-        rv = guard_receive(self, <const uint8_t *>view.buf, length)
-        self.in_feed = False
-        if rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC:
-            self._reject_preface(<const char *>view.buf, length)
-            return
-        if 0 <= rv < length:
-            self.backlog = PyBytes_FromStringAndSize(<const char *>view.buf + rv, length - rv)
-    finally:
-        self.in_feed = False
-        PyBuffer_Release(&view)
-    self.received_data = True
-    try:
-        self._after_callbacks()
-        if rv < 0:
-            self._fail_session(rv)
-            return
-        if self.shutdown_ping_acked:
-            self.shutdown_ping_acked = False
-            self.finish_shutdown()
-        self.flush()
-        if self.backlog is not None and self.transport is not None \
-                and not self.transport.is_closing():
-            self.transport.pause_reading()
-            # Not call_soon: a short timer lets the loop poll first (uvloop runs
-            # due timers and call_soon callbacks before it polls), so that the
-            # other connections go first.
-            self.loop.call_later(BACKLOG_DELAY, self._drain_backlog)
-        if self.header_stall_since and self.header_timeout > 0 and self.stall_timer is None:
-            self.stall_timer = self.loop.call_at(
-                self.loop.time() + self.header_timeout, _check_header_stall, self)
-        if self.min_rate > 0 and self.rate_timer is None and self.streams:
-            self.rate_mark_bytes = self.received_bytes
-            self.rate_timer = self.loop.call_at(
-                self.loop.time() + rate_period(self), _check_rate, self, monotonic())
-    finally:
-        self.raise_escape()
-
-
 def _check_header_stall(Session self):
     """The request-header timeout: a header block must end in time."""
     self.stall_timer = None

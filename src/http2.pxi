@@ -179,17 +179,68 @@ cdef class Session(HTTPProtocol):
             # Reading is paused while earlier bytes wait; what still arrives joins them.
             self.backlog += bytes(memoryview(data)[:length])
             return
-        feed_session(self, data, length)
+        self._feed(data, length)
 
     def _drain_backlog(self):
         """Process the bytes a long read left for this turn of the loop, then read again."""
         backlog, self.backlog = self.backlog, None
         if backlog is None or self.session == NULL or self.transport is None:
             return
-        feed_session(self, backlog, len(backlog))
+        self._feed(backlog, len(backlog))
         if self.backlog is None and self.transport is not None \
                 and not self.transport.is_closing():
             self.transport.resume_reading()
+
+    cdef void _feed(self, object data, Py_ssize_t length) except *:
+        """What feed() and _drain_backlog() do: scan and receive, act on the callbacks, flush.
+
+        When the read took too long (guard_receive stopped early), the rest is
+        kept as ``backlog``, reading pauses, and the next turn of the loop goes on.
+        """
+        cdef Py_buffer view
+        cdef ssize_t rv
+        self.last_activity = monotonic()
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if length > view.len:
+                raise ValueError("length exceeds the buffer")
+            self.in_feed = True
+            rv = guard_receive(self, <const uint8_t *>view.buf, length)
+            self.in_feed = False
+            if rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC:
+                self._reject_preface(<const char *>view.buf, length)
+                return
+            if 0 <= rv < length:
+                self.backlog = PyBytes_FromStringAndSize(<const char *>view.buf + rv, length - rv)
+        finally:
+            self.in_feed = False
+            PyBuffer_Release(&view)
+        self.received_data = True
+        try:
+            self._after_callbacks()
+            if rv < 0:
+                self._fail_session(rv)
+                return
+            if self.shutdown_ping_acked:
+                self.shutdown_ping_acked = False
+                self.finish_shutdown()
+            self.flush()
+            if self.backlog is not None and self.transport is not None \
+                    and not self.transport.is_closing():
+                self.transport.pause_reading()
+                # Not call_soon: a short timer lets the loop poll first (uvloop runs
+                # due timers and call_soon callbacks before it polls), so that the
+                # other connections go first.
+                self.loop.call_later(BACKLOG_DELAY, self._drain_backlog)
+            if self.header_stall_since and self.header_timeout > 0 and self.stall_timer is None:
+                self.stall_timer = self.loop.call_at(
+                    self.loop.time() + self.header_timeout, _check_header_stall, self)
+            if self.min_rate > 0 and self.rate_timer is None and self.streams:
+                self.rate_mark_bytes = self.received_bytes
+                self.rate_timer = self.loop.call_at(
+                    self.loop.time() + rate_period(self), _check_rate, self, monotonic())
+        finally:
+            self.raise_escape()
 
     def start(self):
         """Send the server's connection preface (SETTINGS)."""
