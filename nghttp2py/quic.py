@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 try:
-    from aioquic.buffer import Buffer, encode_uint_var
+    from aioquic._buffer import Buffer
+    from aioquic.buffer import encode_uint_var
     from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, encode_frame
     from aioquic.h3.events import DataReceived, HeadersReceived
     from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
@@ -128,6 +129,11 @@ class _Connection(QuicConnection):
             return 0
         return _SEND_BUFFER - (sender._buffer_stop - sender._buffer_start)
 
+    def responses_delivered(self) -> bool:
+        """Whether every request stream's output has been acknowledged (or reset)."""
+        return all(stream.sender.is_finished for stream_id, stream in self._streams.items()
+                   if not stream_id & 3)
+
     def _write_stream_limits(self, builder: QuicPacketBuilder, space: QuicPacketSpace,
                              stream: QuicStream) -> None:
         stream_id = stream.stream_id
@@ -182,7 +188,9 @@ class QuicSession:
         protocol = self.protocol
         if protocol is not None:
             protocol.flush()
-            if self.shutting_down and not protocol.open_streams:
+            if self.shutting_down and not protocol.open_streams \
+                    and self._quic.responses_delivered():
+                # (Closing drops whatever aioquic has not sent yet.)
                 self._quic.close(error_code=H3_NO_ERROR)
         sendto = self._listener.sendto
         for data, addr in self._quic.datagrams_to_send(now=self._loop.time()):

@@ -98,6 +98,7 @@ cdef class HTTP3Connection(HTTPProtocol):
         self.engine = engine
         self.sending = {}
         self.goaway_id = -1
+        self.last_stream_id = -1
         self.last_activity = monotonic()
 
     # -- from the engine -------------------------------------------------------------

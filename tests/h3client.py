@@ -37,7 +37,8 @@ class H3Response:
     body: bytearray = field(default_factory=bytearray)
     trailers: list[tuple[bytes, bytes]] | None = None
     reset: int | None = None
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def header(self, name: bytes) -> bytes | None:
         values = [value for key, value in self.headers if key == name]

@@ -1,0 +1,428 @@
+"""HTTP/3 (``quic_bind``), checked with aioquic's HTTP/3 client (tests/h3client.py).
+
+The server runs in its own thread and loop (uvloop on the uvloop pass), the
+client with asyncio in the test's thread. Everything a handler can do over
+HTTP/2 is done here over HTTP/3: bodies both ways under flow control,
+trailers, 1xx, failures, resets, graceful shutdown, an ASGI app.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
+
+from appserver import AppServerThread  # noqa: E402
+from h3client import h3_connect  # noqa: E402
+from served import ServedPrograms  # noqa: E402
+
+from conftest import ServerThread  # noqa: E402
+from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings  # noqa: E402
+from nghttp2py import Timeouts  # noqa: E402
+
+H3_NO_ERROR = 0x100
+H3_INTERNAL_ERROR = 0x102
+H3_REQUEST_REJECTED = 0x10B
+H3_REQUEST_CANCELLED = 0x10C
+
+
+def pattern(size: int) -> bytes:
+    """``size`` bytes that are not all alike, so that a misplaced chunk shows."""
+    block = bytes(range(251)) * 64
+    return (block * (size // len(block) + 1))[:size]
+
+
+class Echo(BaseRequestHandler):
+    """GET /size/N answers N bytes; any other request gets its body back, with
+    ``x-http`` (the protocol), the request trailers echoed as response trailers."""
+
+    def on_headers(self):
+        self.chunks = []
+
+    def on_data(self, data):
+        self.chunks.append(data)
+
+    def on_request_done(self):
+        if self.path.startswith(b"/size/"):
+            body = pattern(int(self.path[6:]))
+        else:
+            body = b"".join(self.chunks)
+        self.send_response(200, [("x-http", self.http_version),
+                                 ("x-sha", hashlib.sha256(body).hexdigest())],
+                           body=body, trailers=self.trailers)
+
+
+@pytest.fixture
+def h3(serve, certificate):
+    """``h3(Handler, **HTTP2Server options)``: a server with HTTP/3 on a free UDP port."""
+
+    def start(handler_class, **options) -> ServerThread:
+        thread = serve(handler_class, quic_bind=[("127.0.0.1", 0)],
+                       quic_certfile=str(certificate[0]), quic_keyfile=str(certificate[1]),
+                       **options)
+        thread.quic_port = thread.server.quic_ports[0]
+        return thread
+
+    return start
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+# -- requests and bodies ------------------------------------------------------------------
+
+
+def test_get_and_post_bodies_from_0_bytes_to_a_megabyte(h3):
+    server = h3(Echo, access_log=True)
+    sizes = [0, 1, 1200, 16383, 65536 + 7, 1 << 20]
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            for size in sizes:
+                response = await client.request("GET", f"/size/{size}")
+                assert response.status == 200
+                assert response.header(b"x-http") == b"3"
+                assert bytes(response.body) == pattern(size)
+                assert response.header(b"content-length") == str(size).encode()
+                response = await client.request("POST", "/echo", body=pattern(size))
+                assert response.status == 200
+                assert bytes(response.body) == pattern(size), size
+    run(exchange())
+
+
+def test_ten_mebibytes_each_way(h3):
+    server = h3(Echo)
+    size = 10 << 20
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            down = client.start_request("GET", f"/size/{size}")
+            up = client.start_request("POST", "/up", body=pattern(size))
+            for stream_id in (down, up):
+                response = await client.response(stream_id, timeout=60)
+                assert response.status == 200
+                assert len(response.body) == size
+                assert hashlib.sha256(response.body).hexdigest() == \
+                    hashlib.sha256(pattern(size)).hexdigest()
+    run(exchange())
+
+
+def test_a_hundred_concurrent_streams(h3):
+    server = h3(Echo)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_ids = [client.start_request("GET", f"/size/{1000 + n}") for n in range(100)]
+            responses = await asyncio.gather(*(client.response(i) for i in stream_ids))
+            assert [len(r.body) for r in responses] == [1000 + n for n in range(100)]
+            assert all(r.status == 200 for r in responses)
+    run(exchange())
+
+
+def test_trailers_both_ways(h3):
+    server = h3(Echo)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            response = await client.request("POST", "/t", body=b"payload",
+                                            trailers=[(b"x-checksum", b"abc")])
+            assert bytes(response.body) == b"payload"
+            assert response.trailers == [(b"x-checksum", b"abc")]
+    run(exchange())
+
+
+# -- flow control: bounded memory both ways -------------------------------------------------
+
+
+class Paused(BaseRequestHandler):
+    """Takes no request data until released; counts what it got."""
+
+    instances: list[Paused] = []
+
+    def on_headers(self):
+        self.received = 0
+        self.pause_reading()
+        Paused.instances.append(self)
+
+    def on_data(self, data):
+        self.received += len(data)
+
+    def on_request_done(self):
+        self.send_response(200, body=str(self.received))
+
+
+def test_request_credit_follows_what_the_handler_takes(h3):
+    Paused.instances = []
+    window = 64 << 10
+    server = h3(Paused, settings=ServerSettings(initial_window_size=window))
+    size = 2 << 20
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client.start_request("POST", "/", body=pattern(size))
+            await asyncio.sleep(0.5)
+            sent = client._quic._streams[stream_id].sender.highest_offset
+            # What the client could send: the window, and the frame headers in it.
+            assert 0 < sent <= window + 1024, sent
+            server.call(lambda: Paused.instances[0].resume_reading())
+            response = await client.response(stream_id, timeout=30)
+            assert bytes(response.body) == str(size).encode()
+    run(exchange())
+
+
+def test_a_response_body_is_pulled_only_as_the_stream_takes_it(h3):
+    pulled = []
+
+    class Generated(BaseRequestHandler):
+        def on_headers(self):
+            total = 8 << 20
+
+            def body(n):
+                sent = sum(pulled)
+                n = min(n, total - sent)
+                pulled.append(n)
+                return pattern(n), DATA_EOF if sent + n == total else DATA_OK
+            self.send_response(200, body=body)
+
+    server = h3(Generated)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client.start_request("GET", "/")
+            while not client.responses[stream_id].body:
+                await asyncio.sleep(0.01)
+            time.sleep(0.5)  # this client reads nothing, acknowledges nothing
+            held = server.call(lambda: sum(pulled))
+            assert held <= 512 << 10, held  # the send buffer and what is in flight
+            response = await client.response(stream_id, timeout=60)
+            assert len(response.body) == 8 << 20
+    run(exchange())
+
+
+# -- informational responses, push ----------------------------------------------------------
+
+
+def test_early_hints_and_push_answered_as_disabled(h3):
+    results = []
+
+    class Hinting(BaseRequestHandler):
+        def on_headers(self):
+            self.send_info(103, [("link", "</a.css>; rel=preload; as=style")])
+            results.append(self.push("/b.js", body=b"pushed"))
+            self.send_response(200, body=b"page")
+
+    server = h3(Hinting)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            return await client.request("GET", "/")
+    response = run(exchange())
+    assert results == [False]
+    assert bytes(response.body) == b"page"
+    assert [status for status, _ in response.informational] == [103, 103]
+    assert response.informational[0][1] == [(b"link", b"</a.css>; rel=preload; as=style")]
+    assert response.informational[1][1] == [(b"link", b"</b.js>; rel=preload; as=script")]
+
+
+# -- failures and resets ----------------------------------------------------------------------
+
+
+class Failing(BaseRequestHandler):
+    def on_headers(self):
+        if self.path == b"/before":
+            raise RuntimeError("boom before the response")
+
+        def body(n):
+            raise RuntimeError("boom in the body")
+        self.send_response(200, body=body)
+
+
+def test_a_failing_handler_gets_500_or_h3_internal_error_and_one_log_line(h3, caplog):
+    server = h3(Failing)
+    caplog.set_level(logging.ERROR, logger="nghttp2py")
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            before = await client.request("GET", "/before")
+            during = await client.request("GET", "/during")
+            after = await client.request("GET", "/before")
+            return before, during, after
+    before, during, after = run(exchange())
+    assert before.status == 500 and after.status == 500
+    assert during.reset == H3_INTERNAL_ERROR
+    errors = [r.getMessage() for r in caplog.records if r.name == "nghttp2py"]
+    assert len([m for m in errors if "Failing.on_headers raised" in m]) == 2, errors
+    assert len([m for m in errors if "Failing.body raised" in m]) == 1, errors
+
+
+def test_a_client_reset_closes_the_stream_with_cancel(h3):
+    closed = []
+    started = threading.Event()
+
+    class Endless(BaseRequestHandler):
+        def on_headers(self):
+            if self.path != b"/endless":
+                self.send_response(200, body=b"ok")
+                return
+            started.set()
+            self.send_response(200, body=lambda n: (b"x" * min(n, 1000), DATA_OK))
+
+        def on_close(self, error_code):
+            if self.path == b"/endless":
+                closed.append(error_code)
+
+    server = h3(Endless)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client.start_request("GET", "/endless")
+            while len(client.responses[stream_id].body) < 10000:
+                await asyncio.sleep(0.01)
+            client.reset(stream_id, H3_REQUEST_CANCELLED)
+            for _ in range(200):
+                if closed:
+                    break
+                await asyncio.sleep(0.01)
+            assert client.responses[stream_id].status == 200
+            # The connection serves on.
+            response = await client.request("GET", "/next")
+            assert bytes(response.body) == b"ok"
+    run(exchange())
+    assert started.is_set()
+    assert [int(code) for code in closed] == [0x8]  # ErrorCode.CANCEL
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+def test_close_sends_goaway_finishes_started_streams_and_refuses_new_ones(h3):
+    release = threading.Event()
+
+    class Slow(BaseRequestHandler):
+        async def on_headers(self):
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            self.send_response(200, body=b"finished")
+
+    server = h3(Slow)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            first = client.start_request("GET", "/slow")
+            await asyncio.sleep(0.2)
+            server.call(server.server.close)
+            for _ in range(200):
+                if client.goaways:
+                    break
+                await asyncio.sleep(0.01)
+            assert client.goaways == [first + 4]
+            late = await client.request("GET", "/late")
+            assert late.reset == H3_REQUEST_REJECTED
+            release.set()
+            response = await client.response(first)
+            assert bytes(response.body) == b"finished", (response, client.terminated)
+            await asyncio.wait_for(client.wait_closed(), 5)
+            assert client.terminated.error_code == H3_NO_ERROR
+    run(exchange())
+    # Every connection has ended: the server is closed.
+    asyncio.run_coroutine_threadsafe(server.server.wait_closed(), server.loop).result(5)
+
+
+def test_idle_connections_are_closed(h3):
+    server = h3(Echo, timeouts=Timeouts(idle=0.3))
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            await client.request("GET", "/size/10")
+            assert server.call(lambda: server.server.connections) == 1
+            for _ in range(300):
+                if server.call(lambda: server.server.connections) == 0:
+                    return
+                await asyncio.sleep(0.01)
+            pytest.fail("the idle connection is still open")
+    run(exchange())
+
+
+def test_stateless_retry_validates_the_address(h3):
+    server = h3(Echo, quic_retry=True)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            response = await client.request("GET", "/size/5")
+            assert bytes(response.body) == pattern(5)
+            # The handshake went through a Retry: the client took its token.
+            assert client._quic._retry_source_connection_id is not None
+    run(exchange())
+
+
+# -- logs, applications, command line ---------------------------------------------------------
+
+
+def test_access_log_lines_say_http_3(h3, caplog):
+    caplog.set_level(logging.INFO, logger="nghttp2py.access")
+    server = h3(Echo, access_log=True)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            await client.request("GET", "/size/12")
+    run(exchange())
+    lines = [r.getMessage() for r in caplog.records if r.name == "nghttp2py.access"]
+    assert any(re.fullmatch(r'127\.0\.0\.1 - - \[.+\] "GET /size/12 HTTP/3" 200 12', line)
+               for line in lines), lines
+
+
+async def hello_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = f"hello over HTTP/{scope['http_version']} ({scope['scheme']})".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_an_asgi_app_over_http3(certificate):
+    thread = AppServerThread(hello_app, quic_bind=[("127.0.0.1", 0)], lifespan="off",
+                             quic_certfile=str(certificate[0]),
+                             quic_keyfile=str(certificate[1])).start()
+    try:
+        port = thread.server.servers[0].quic_ports[0]
+
+        async def exchange():
+            async with h3_connect(port) as client:
+                return await client.request("GET", "/")
+        response = run(exchange())
+        assert (response.status, bytes(response.body)) == (200, b"hello over HTTP/3 (https)")
+    finally:
+        thread.stop()
+
+
+def test_the_command_line_serves_http3_beside_tcp(tmp_path, certificate):
+    programs = ServedPrograms(tmp_path)
+    try:
+        server = programs(["-m", "nghttp2py", "examples.hello:Handler", "--access-log",
+                           "--quic-bind", "127.0.0.1:0"], tls=certificate)
+        found = re.search(r"serving HTTP/3 on 127\.0\.0\.1:(\d+)", server.stderr())
+        assert found, server.stderr()
+
+        async def exchange():
+            async with h3_connect(int(found.group(1))) as client:
+                return await client.request("GET", "/h3")
+        response = run(exchange())
+        assert bytes(response.body) == b"nghttp2 FTW\n"
+        server.stop()
+        assert re.search(r'"GET /h3 HTTP/3" 200 12', server.stderr()), server.stderr()
+    finally:
+        programs.kill()
+
+
+def test_quic_bind_needs_a_certificate():
+    with pytest.raises(ValueError, match="quic_certfile"):
+        HTTP2Server(("127.0.0.1", 0), Echo, quic_bind=[("127.0.0.1", 0)])
+
