@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import logging
 import re
 import threading
 import time
 
 import pytest
+from appserver import AppServerThread
+from served import ServedPrograms
+
+from conftest import ServerThread
+from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
 
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
-
-from appserver import AppServerThread  # noqa: E402
-from h3client import h3_connect  # noqa: E402
-from served import ServedPrograms  # noqa: E402
-
-from conftest import ServerThread  # noqa: E402
-from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings  # noqa: E402
-from nghttp2py import Timeouts  # noqa: E402
+h3_connect = importlib.import_module("h3client").h3_connect
 
 H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
