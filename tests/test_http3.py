@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import importlib.util
 import logging
 import re
 import threading
@@ -17,7 +18,9 @@ import time
 
 import pytest
 from appserver import AppServerThread
-from served import ServedPrograms
+from served import EXAMPLES, ServedPrograms
+from wsh2 import raw_frame
+from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from conftest import ServerThread
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
@@ -73,6 +76,13 @@ def h3(serve, certificate):
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- requests and bodies ------------------------------------------------------------------
@@ -419,6 +429,41 @@ def test_the_command_line_serves_http3_beside_tcp(tmp_path, certificate):
         assert re.search(r'"GET /h3 HTTP/3" 200 12', server.stderr()), server.stderr()
     finally:
         programs.kill()
+
+
+# -- WebSockets over HTTP/3 (RFC 9220) ------------------------------------------------------
+
+
+async def websocket_echo(client, path: str = "/echo") -> tuple[list, object]:
+    """Open a WebSocket with extended CONNECT, send one text message and a close;
+    the frames the server sent back, and the stream's response."""
+    stream_id = client.start_request(
+        "CONNECT", path, headers=[(b":protocol", b"websocket"),
+                                  (b"sec-websocket-version", b"13")], end=False)
+    response = client.responses[stream_id]
+    while response.status is None and not response.done.done():
+        await asyncio.sleep(0.01)
+    assert response.status == 200, response
+    client.send_body(stream_id, raw_frame(0x1, "héllo €".encode()))
+    while not response.body:
+        await asyncio.sleep(0.01)
+    client.send_body(stream_id, raw_frame(0x8, (1000).to_bytes(2, "big")), end=True)
+    await client.response(stream_id)
+    frames = FrameProtocol(client=True, extensions=[])
+    frames.receive_bytes(bytes(response.body))
+    return [(frame.opcode, frame.payload) for frame in frames.received_frames()], response
+
+
+def test_a_websocket_handler_over_http3(h3):
+    server = h3(load_example("websocket_echo").Handler)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            return await websocket_echo(client)
+    frames, response = run(exchange())
+    assert frames[0] == (Opcode.TEXT, "héllo €")
+    assert frames[1][0] == Opcode.CLOSE and frames[1][1][0] == 1000
+    assert response.reset is None
 
 
 def test_quic_bind_needs_a_certificate():
