@@ -205,10 +205,22 @@ class QuicSession:
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self._quic.handle_timer(now=self._loop.time())
-        self._process_events()
-        if not self.ended:
-            self.transmit()
+        try:
+            self._quic.handle_timer(now=self._loop.time())
+            self._process_events()
+            if not self.ended:
+                self.transmit()
+        except Exception:
+            self.failed()
+
+    def failed(self) -> None:
+        """An exception escaped this connection's own code: log it, close the connection.
+
+        (Application errors never get here: handlers answer their own.)
+        """
+        logger.exception("internal error on the HTTP/3 connection from %s; closing it",
+                         self._peer)
+        self.abort()
 
     def _process_events(self) -> None:
         quic = self._quic
@@ -307,10 +319,14 @@ class QuicSession:
         """Close at once (CONNECTION_CLOSE), dropping whatever is in flight."""
         if self.ended:
             return
-        self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server closing")
-        for data, addr in self._quic.datagrams_to_send(now=self._loop.time()):
-            self._listener.sendto(data, addr)
-        self._end()
+        try:
+            self._quic.close(error_code=H3_NO_ERROR, reason_phrase="server closing")
+            for data, addr in self._quic.datagrams_to_send(now=self._loop.time()):
+                self._listener.sendto(data, addr)
+        except Exception as exc:  # a connection that failed already: it ends all the same
+            logger.debug("no CONNECTION_CLOSE to %s: %r", self._peer, exc)
+        finally:
+            self._end()
 
     # -- the engine API (what HTTP3Connection calls; see src/http3.pxi) --------------------
 
@@ -421,7 +437,11 @@ class QuicListener(asyncio.DatagramProtocol):
             session = self._accept(data, addr, header)
             if session is None:
                 return
-        session.datagram_received(data, addr)
+        try:
+            session.datagram_received(data, addr)
+        except Exception:
+            # Not out of here: asyncio would close the socket, and every connection with it.
+            session.failed()
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("HTTP/3 socket error: %s", exc)
@@ -496,8 +516,7 @@ class QuicListener(asyncio.DatagramProtocol):
             try:
                 session.transmit()
             except Exception:
-                logger.exception("internal error on an HTTP/3 connection; closing it")
-                session.abort()
+                session.failed()
 
     def session_ended(self, session: QuicSession, cids: set[bytes]) -> None:
         for cid in cids:

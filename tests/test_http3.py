@@ -147,6 +147,18 @@ def test_trailers_both_ways(h3):
     run(exchange())
 
 
+def test_a_header_block_over_the_limit_gets_431(h3):
+    server = h3(Echo, settings=ServerSettings(max_header_list_size=1024))
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            large = await client.request("GET", "/size/1", headers=[("x-large", "a" * 2000)])
+            small = await client.request("GET", "/size/1", headers=[("x-small", "a" * 200)])
+            return large, small
+    large, small = run(exchange())
+    assert (large.status, small.status) == (431, 200)
+
+
 # -- flow control: bounded memory both ways -------------------------------------------------
 
 
