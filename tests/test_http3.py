@@ -18,11 +18,11 @@ import time
 
 import pytest
 from appserver import AppServerThread
-from served import EXAMPLES, ServedPrograms
+from served import EXAMPLES, PEER_ENV, ServedPrograms
 from wsh2 import raw_frame
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from conftest import ServerThread
+from conftest import ServerThread, run_peer
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
 
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
@@ -424,10 +424,11 @@ def test_an_asgi_app_over_http3(certificate):
         thread.stop()
 
 
-def test_the_command_line_serves_http3_beside_tcp(tmp_path, certificate):
+def test_the_example_serves_http3_http2_and_http1_from_the_command_line(tmp_path,
+                                                                         certificate):
     programs = ServedPrograms(tmp_path)
     try:
-        server = programs(["-m", "nghttp2py", "examples.hello:Handler", "--access-log",
+        server = programs([EXAMPLES / "http3.py", "--access-log",
                            "--quic-bind", "127.0.0.1:0"], tls=certificate)
         found = re.search(r"serving HTTP/3 on 127\.0\.0\.1:(\d+)", server.stderr())
         assert found, server.stderr()
@@ -436,9 +437,15 @@ def test_the_command_line_serves_http3_beside_tcp(tmp_path, certificate):
             async with h3_connect(int(found.group(1))) as client:
                 return await client.request("GET", "/h3")
         response = run(exchange())
-        assert bytes(response.body) == b"nghttp2 FTW\n"
+        assert bytes(response.body) == b"hello over HTTP/3\n"
+        for option, version in (("--http2", "2"), ("--http1.1", "1.1")):
+            result = run_peer("curl", "-sS", option, "--cacert", str(certificate[0]),
+                              server.url.replace("127.0.0.1", "localhost"),
+                              "--resolve", f"localhost:{server.url.split(':')[2][:-1]}:127.0.0.1",
+                              env=PEER_ENV)
+            assert result.stdout == f"hello over HTTP/{version}\n", result.stderr
         server.stop()
-        assert re.search(r'"GET /h3 HTTP/3" 200 12', server.stderr()), server.stderr()
+        assert re.search(r'"GET /h3 HTTP/3" 200 18', server.stderr()), server.stderr()
     finally:
         programs.kill()
 
