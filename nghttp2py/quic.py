@@ -81,6 +81,8 @@ H3_REQUEST_REJECTED = 0x10B
 # The most a response body may have in a stream's send buffer (sent or not,
 # until acknowledged) before pulling more of it waits.
 _SEND_BUFFER = 256 * 1024
+# The least credit a new request stream gets before its header block is read.
+_FIRST_CREDIT = 16384
 # The QUIC idle timeout when Timeouts.idle is off.
 _DEFAULT_IDLE = 3600.0
 
@@ -103,15 +105,20 @@ class _Connection(QuicConnection):
     """aioquic's server connection, with the two bounds it leaves out.
 
     Request streams (client-initiated bidirectional) get credit back only as
-    the application takes their data: the limit moves to what was received
-    minus what handlers still ``held``, plus the window, and only by half a
-    window at a time. Every other stream keeps aioquic's own policy.
+    their bytes are used up: the limit moves to what was received, minus
+    what handlers still ``held`` and what the HTTP/3 layer still buffers (a
+    frame not yet whole), plus the window; by half a window at a time. A
+    stream has only its first credit until its request's header block is
+    read (``held`` has no entry before, nor once the stream is closed). Every
+    other stream keeps aioquic's own policy.
     """
 
     def __init__(self, *, window: int, held: dict[int, int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.window = window
         self.held = held
+        # The HTTP/3 layer's streams (H3Connection._stream), once it exists.
+        self.h3_streams: dict[int, Any] = {}
         self._step = max(window // 2, 1)
 
     def set_max_streams(self, count: int) -> None:
@@ -141,9 +148,12 @@ class _Connection(QuicConnection):
         if stream_id & 3:
             super()._write_stream_limits(builder, space, stream)
             return
-        if stream.receiver.is_finished:
+        held = self.held.get(stream_id)
+        if held is None or stream.receiver.is_finished:
             return
-        limit = stream.receiver.highest_offset - self.held.get(stream_id, 0) + self.window
+        h3_stream = self.h3_streams.get(stream_id)
+        limit = (stream.receiver.highest_offset - held + self.window
+                 - (len(h3_stream.buffer) if h3_stream is not None else 0))
         if limit >= stream.max_stream_data_local + self._step:
             stream.max_stream_data_local = limit
         if stream.max_stream_data_local_sent != stream.max_stream_data_local:
@@ -269,11 +279,13 @@ class QuicSession:
                 self._held[stream_id] = self._held.get(stream_id, 0) + len(event.data)
             protocol.data_received(event.stream_id, event.data, event.stream_ended)
         elif type(event) is HeadersReceived:
+            self._held.setdefault(event.stream_id, 0)
             protocol.headers_received(event.stream_id, event.headers, event.stream_ended)
 
     def _start_http3(self) -> None:
         config = self._listener.config
         self._h3 = H3Connection(self._quic)
+        self._quic.h3_streams = self._h3._stream
         self.protocol = HTTP3Connection(
             self, config.handler_class, config.settings, client_address=self._peer,
             access_log=config.access_log, push_early_hints=config.push_early_hints,
@@ -354,6 +366,7 @@ class QuicSession:
             self._held[stream_id] = held - length
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self._held.pop(stream_id, None)
         quic = self._quic
         quic.reset_stream(stream_id, error_code)
         stream = quic._streams.get(stream_id)
@@ -381,11 +394,14 @@ class QuicListener(asyncio.DatagramProtocol):
         self.config = config
         self.loop = loop
         settings = config.settings
+        # A new stream's first credit need only carry its header block: the
+        # full window follows once it is read (see _Connection).
         configuration = QuicConfiguration(
             is_client=False, alpn_protocols=H3_ALPN,
             idle_timeout=config.timeouts.idle or _DEFAULT_IDLE,
             max_data=settings["connection_window_size"],
-            max_stream_data=settings["initial_window_size"])
+            max_stream_data=max(min(settings["initial_window_size"],
+                                    settings["max_header_list_size"]), _FIRST_CREDIT))
         configuration.load_cert_chain(config.certfile, config.keyfile)
         self._configuration = configuration
         self._retry = QuicRetryTokenHandler() if config.retry else None

@@ -10,8 +10,8 @@
 #   engine.send_data(stream_id, data, end_stream)
 #   engine.send_room(stream_id)          bytes the stream's send buffer may still take
 #   engine.consume(stream_id, length)    request bytes taken: credit for the client
-#   engine.reset_stream(stream_id, code) abort both directions (an H3 error code)
-#   engine.stream_closed(stream_id, request_complete)
+#   engine.reset_stream(stream_id, code) abort both directions (an H3 error code); done
+#   engine.stream_closed(stream_id, request_complete)   the response is complete; done
 #   engine.request_transmit()            output is waiting: pump once this loop turn
 #
 # Nothing here knows aioquic: another engine (ngtcp2/nghttp3) offering the same
@@ -162,7 +162,6 @@ cdef class HTTP3Connection(HTTPProtocol):
             return
         self.sending.pop(stream_id, None)
         self.engine.reset_stream(stream_id, H3_REQUEST_CANCELLED)
-        self.engine.stream_closed(stream_id, True)
         handler.closed(http2_error_code(error_code))
 
     def flush(self):
@@ -236,7 +235,6 @@ cdef class HTTP3Connection(HTTPProtocol):
         self.sending.pop(stream.stream_id, None)
         if self.engine is not None:
             self.engine.reset_stream(stream.stream_id, h3_error_code(error_code))
-            self.engine.stream_closed(stream.stream_id, True)
         stream.closed(error_code)
 
     cdef void request_flush(self):

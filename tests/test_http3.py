@@ -27,6 +27,7 @@ from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, Server
 
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
 h3_connect = importlib.import_module("h3client").h3_connect
+encode_uint_var = importlib.import_module("aioquic.buffer").encode_uint_var
 
 H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
@@ -195,6 +196,25 @@ def test_request_credit_follows_what_the_handler_takes(h3):
             server.call(lambda: Paused.instances[0].resume_reading())
             response = await client.response(stream_id, timeout=30)
             assert bytes(response.body) == str(size).encode()
+    run(exchange())
+
+
+def test_an_endless_header_block_gets_no_more_credit_than_its_first(h3):
+    server = h3(Echo)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client._quic.get_next_available_stream_id()
+            # A HEADERS frame (type 1) that announces 10 MB, then its bytes.
+            client._quic.send_stream_data(
+                stream_id, encode_uint_var(1) + encode_uint_var(10_000_000) + bytes(1 << 20))
+            client.transmit()
+            await asyncio.sleep(0.5)
+            sent = client._quic._streams[stream_id].sender.highest_offset
+            assert 0 < sent <= 64 << 10, sent  # max_header_list_size
+            # The connection serves on.
+            response = await client.request("GET", "/size/3")
+            assert bytes(response.body) == pattern(3)
     run(exchange())
 
 
