@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -83,6 +84,10 @@ H3_REQUEST_REJECTED = 0x10B
 _SEND_BUFFER = 256 * 1024
 # The least credit a new request stream gets before its header block is read.
 _FIRST_CREDIT = 16384
+# Datagrams read per turn of the event loop beyond the one it hands over,
+# and the largest one read (a UDP payload).
+_READ_BATCH = 63
+_MAX_DATAGRAM = 65527
 # The QUIC idle timeout when Timeouts.idle is off.
 _DEFAULT_IDLE = 3600.0
 
@@ -414,11 +419,17 @@ class QuicListener(asyncio.DatagramProtocol):
         self._closed = asyncio.Event()
         self._abort_timer: asyncio.TimerHandle | None = None
         self.sendto: Callable[[bytes, NetworkAddress], None] = _not_started
+        self._recvfrom: Callable[[int], tuple[bytes, Any]] = _not_reading
 
     async def start(self, host: str, port: int) -> None:
         """Bind the UDP socket (host ``""``: every interface; port 0: a free one)."""
-        transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: self, local_addr=(host or "::", port))
+        sock = _udp_socket(host, port)
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._recvfrom = sock.recvfrom
         self.connection_made(transport)  # asyncio calls it only later
 
     @property
@@ -443,6 +454,21 @@ class QuicListener(asyncio.DatagramProtocol):
         self.sendto = self._transport.sendto
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        """A datagram, and those behind it: the event loop hands over one per turn,
+        so the rest are read here, and their connections pumped once for all."""
+        self._receive(data, addr)
+        recvfrom = self._recvfrom
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.error_received(exc)
+                return
+            self._receive(data, addr)
+
+    def _receive(self, data: bytes, addr: NetworkAddress) -> None:
         try:
             header = pull_quic_header(
                 Buffer(data=data), host_cid_length=self._configuration.connection_id_length)
@@ -579,3 +605,25 @@ class QuicListener(asyncio.DatagramProtocol):
 
 def _not_started(data: bytes, addr: NetworkAddress) -> None:
     raise RuntimeError("the HTTP/3 listener is not started")
+
+
+def _not_reading(size: int) -> tuple[bytes, Any]:
+    raise BlockingIOError
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking UDP socket; host ``""`` is every interface, IPv6 and IPv4."""
+    if host:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    else:
+        family, address = socket.AF_INET6, ("::", port)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if not host:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setblocking(False)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
