@@ -8,6 +8,7 @@ trailers, 1xx, failures, resets, graceful shutdown, an ASGI app.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import importlib
 import importlib.util
@@ -22,8 +23,9 @@ from served import EXAMPLES, PEER_ENV, ServedPrograms
 from wsh2 import raw_frame
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from conftest import ServerThread, run_peer
+from conftest import ServerThread, run_peer, wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
+from nghttp2py._nghttp2 import HTTP3Connection
 
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
 h3_connect = importlib.import_module("h3client").h3_connect
@@ -401,6 +403,31 @@ def test_stateless_retry_validates_the_address(h3):
             # The handshake went through a Retry: the client took its token.
             assert client._quic._retry_source_connection_id is not None
     run(exchange())
+
+
+def test_handlers_and_connections_are_freed_without_the_collector(h3):
+    server = h3(Echo)
+
+    def counted():
+        return sum(1 for obj in gc.get_objects() if type(obj) in (Echo, HTTP3Connection))
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            await asyncio.gather(*(client.request("POST", "/", body=b"x" * 100)
+                                   for _ in range(20)))
+            stream_id = client.start_request("GET", f"/size/{4 << 20}")
+            client.reset(stream_id)
+            assert server.call(counted) > baseline  # the connection, at least
+
+    gc.collect()
+    baseline = server.call(counted)
+    gc.disable()  # (tests running in parallel may collect: that only frees more)
+    try:
+        run(exchange())
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+        assert wait_for(lambda: server.call(counted) == baseline)
+    finally:
+        gc.enable()
 
 
 # -- logs, applications, command line ---------------------------------------------------------
