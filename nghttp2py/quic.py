@@ -48,6 +48,7 @@ try:
         ConnectionIdIssued,
         ConnectionIdRetired,
         ConnectionTerminated,
+        HandshakeCompleted,
         ProtocolNegotiated,
         QuicEvent,
         StopSendingReceived,
@@ -173,8 +174,8 @@ class _Connection(QuicConnection):
 class QuicSession:
     """One QUIC connection: aioquic's events in, its datagrams out, HTTP/3 on top."""
 
-    __slots__ = ("cids", "_h3", "_held", "_listener", "_loop", "_peer", "_quic",
-                 "_timer", "_timer_at", "ended", "protocol", "shutting_down")
+    __slots__ = ("cids", "_h3", "_handshake_timer", "_held", "_listener", "_loop", "_peer",
+                 "_quic", "_timer", "_timer_at", "ended", "protocol", "shutting_down")
 
     def __init__(self, listener: QuicListener, quic: _Connection, held: dict[int, int],
                  peer: NetworkAddress) -> None:
@@ -190,6 +191,9 @@ class QuicSession:
         self.protocol: HTTP3Connection | None = None
         self.shutting_down = False
         self.ended = False
+        handshake = listener.config.timeouts.handshake
+        self._handshake_timer = (self._loop.call_later(handshake, self._handshake_timeout)
+                                 if handshake is not None else None)
 
     # -- datagrams in, datagrams out ------------------------------------------------
 
@@ -259,6 +263,10 @@ class QuicSession:
                 h3.handle_event(event)
         elif kind is ProtocolNegotiated:
             self._start_http3()
+        elif kind is HandshakeCompleted:
+            if self._handshake_timer is not None:
+                self._handshake_timer.cancel()
+                self._handshake_timer = None
         elif kind is ConnectionIdIssued:
             assert isinstance(event, ConnectionIdIssued)
             self.cids.add(event.connection_id)
@@ -299,13 +307,21 @@ class QuicSession:
             self.shutting_down = False
             self.shutdown()
 
+    def _handshake_timeout(self) -> None:
+        """Timeouts.handshake: a client that starts a handshake must finish it
+        (a spoofed Initial costs the server a connection until then)."""
+        self._handshake_timer = None
+        logger.info("closing HTTP/3 connection from %s: no QUIC handshake in time", self._peer)
+        self.abort()
+
     def _end(self) -> None:
         if self.ended:
             return
         self.ended = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._handshake_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._handshake_timer = None
         protocol, self.protocol = self.protocol, None
         self._held.clear()
         try:

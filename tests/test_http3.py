@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import logging
 import re
+import socket
 import threading
 import time
 
@@ -30,6 +31,8 @@ from nghttp2py._nghttp2 import HTTP3Connection
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
 h3_connect = importlib.import_module("h3client").h3_connect
 encode_uint_var = importlib.import_module("aioquic.buffer").encode_uint_var
+QuicConfiguration = importlib.import_module("aioquic.quic.configuration").QuicConfiguration
+QuicConnection = importlib.import_module("aioquic.quic.connection").QuicConnection
 
 H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
@@ -393,6 +396,20 @@ def test_idle_connections_are_closed(h3):
     run(exchange())
 
 
+def test_a_handshake_not_finished_in_time_is_dropped(h3, caplog):
+    caplog.set_level(logging.INFO, logger="nghttp2py")
+    server = h3(Echo, timeouts=Timeouts(handshake=0.3))
+    quic = QuicConnection(configuration=QuicConfiguration(
+        is_client=True, alpn_protocols=["h3"], server_name="localhost"))
+    quic.connect(("127.0.0.1", server.quic_port), now=time.monotonic())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for data, address in quic.datagrams_to_send(now=time.monotonic()):
+            sock.sendto(data, address)  # the first flight, and nothing more
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 1)
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+    assert any("no QUIC handshake in time" in r.getMessage() for r in caplog.records)
+
+
 def test_stateless_retry_validates_the_address(h3):
     server = h3(Echo, quic_retry=True)
 
@@ -421,7 +438,7 @@ def test_handlers_and_connections_are_freed_without_the_collector(h3):
 
     gc.collect()
     baseline = server.call(counted)
-    gc.disable()  # (tests running in parallel may collect: that only frees more)
+    gc.disable()
     try:
         run(exchange())
         assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
