@@ -141,6 +141,45 @@ def test_a_hundred_concurrent_streams(h3):
     run(exchange())
 
 
+def test_every_interface_ipv4_and_ipv6(serve, certificate):
+    server = serve(Echo, quic_bind=[("", 0)], quic_certfile=str(certificate[0]),
+                   quic_keyfile=str(certificate[1]))
+    port = server.server.quic_ports[0]
+
+    async def exchange(host):
+        async with h3_connect(port, host=host) as client:
+            return await client.request("GET", "/size/7")
+    for host in ("127.0.0.1", "::1"):
+        assert bytes(run(exchange(host)).body) == pattern(7)
+
+
+def test_a_response_before_the_request_body_ends_the_stream(h3):
+    class Refusing(BaseRequestHandler):
+        def on_headers(self):
+            if self.path == b"/upload":
+                self.send_response(413, body=b"too large\n")
+            else:
+                self.send_response(200, body=b"ok")
+
+    server = h3(Refusing)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client.start_request("POST", "/upload", body=pattern(1 << 20), end=False)
+            response = await client.response(stream_id)
+            assert (response.status, bytes(response.body)) == (413, b"too large\n")
+            # The client was told to stop sending (STOP_SENDING): its stream is over.
+            for _ in range(100):
+                if client._quic._streams.get(stream_id) is None \
+                        or client._quic._streams[stream_id].sender._reset_error_code is not None:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the client was not told to stop sending")
+            assert bytes((await client.request("GET", "/next")).body) == b"ok"
+    run(exchange())
+
+
 def test_trailers_both_ways(h3):
     server = h3(Echo)
 
