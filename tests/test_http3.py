@@ -527,6 +527,66 @@ def test_an_asgi_app_over_http3(certificate):
         thread.stop()
 
 
+def hello_wsgi(environ, start_response):
+    body = f"{environ['REQUEST_METHOD']} over {environ['SERVER_PROTOCOL']}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body, b" " + environ["wsgi.input"].read()]
+
+
+def test_a_wsgi_app_over_http3(certificate):
+    thread = AppServerThread(hello_wsgi, quic_bind=[("127.0.0.1", 0)],
+                             quic_certfile=str(certificate[0]),
+                             quic_keyfile=str(certificate[1])).start()
+    try:
+        port = thread.server.servers[0].quic_ports[0]
+
+        async def exchange():
+            async with h3_connect(port) as client:
+                return await client.request("POST", "/", body=b"posted")
+        response = run(exchange())
+        assert (response.status, bytes(response.body)) == (200, b"POST over HTTP/3 posted")
+    finally:
+        thread.stop()
+
+
+def test_abort_closes_http3_connections_at_once(h3):
+    class Hanging(BaseRequestHandler):
+        def on_headers(self):
+            pass  # never answers
+
+    server = h3(Hanging)
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            stream_id = client.start_request("GET", "/hang")
+            await asyncio.sleep(0.1)
+            server.call(server.server.abort)
+            await asyncio.wait_for(client.wait_closed(), 5)
+            assert client.terminated.error_code == H3_NO_ERROR
+            assert client.responses[stream_id].status is None
+    run(exchange())
+    assert server.call(lambda: server.server.connections) == 0
+
+
+def test_quic_bind_in_a_config_file(tmp_path, certificate):
+    config = tmp_path / "server.toml"
+    config.write_text('quic_bind = ["127.0.0.1:0"]\naccess_log = "-"\n')
+    programs = ServedPrograms(tmp_path)
+    try:
+        server = programs(["-m", "nghttp2py", "examples.hello:Handler", "--config",
+                           str(config)], tls=certificate)
+        found = re.search(r"serving HTTP/3 on 127\.0\.0\.1:(\d+)", server.stderr())
+        assert found, server.stderr()
+
+        async def exchange():
+            async with h3_connect(int(found.group(1))) as client:
+                return await client.request("GET", "/")
+        assert bytes(run(exchange()).body) == b"nghttp2 FTW\n"
+        server.stop()
+    finally:
+        programs.kill()
+
+
 def test_the_example_serves_http3_http2_and_http1_from_the_command_line(tmp_path,
                                                                          certificate):
     programs = ServedPrograms(tmp_path)
