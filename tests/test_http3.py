@@ -180,6 +180,30 @@ def test_a_response_before_the_request_body_ends_the_stream(h3):
     run(exchange())
 
 
+def test_max_concurrent_streams_bounds_the_requests_in_progress(h3):
+    active, peak = [0], [0]
+
+    class Counting(BaseRequestHandler):
+        async def on_headers(self):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            await asyncio.sleep(0.02)
+            self.send_response(200, body=b"ok")
+
+        def on_close(self, error_code):
+            active[0] -= 1
+
+    server = h3(Counting, settings=ServerSettings(max_concurrent_streams=3))
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            responses = await asyncio.gather(*(client.request("GET", f"/{n}", timeout=20)
+                                               for n in range(12)))
+            assert [bytes(r.body) for r in responses] == [b"ok"] * 12
+    run(exchange())
+    assert peak[0] == 3
+
+
 def test_trailers_both_ways(h3):
     server = h3(Echo)
 
