@@ -199,7 +199,8 @@ cdef class WebSocketOutput(BodySource):
 
 
 cdef class WebSocket:
-    """A WebSocket (RFC 6455) on one request stream: HTTP/2 extended CONNECT (RFC 8441).
+    """A WebSocket (RFC 6455) on one request stream: an HTTP/2 extended CONNECT
+    (RFC 8441) or an HTTP/1.1 ``Upgrade: websocket``, the same either way.
 
     Get it from :attr:`BaseRequestHandler.websocket` and call :meth:`accept`
     (or :meth:`close`, which refuses it with ``403``). Then send with
@@ -210,7 +211,8 @@ cdef class WebSocket:
 
     Flow control works both ways: the credit of received bytes goes back to
     the client only as the application takes the messages, so an application
-    that does not receive holds back this WebSocket's client only; and
+    that does not receive holds back this WebSocket's client only (its HTTP/2
+    stream's window, or the reading of its HTTP/1.1 connection); and
     ``await ws.send(...)`` waits while more than ``write_limit`` bytes are
     waiting for a client that does not read.
     """

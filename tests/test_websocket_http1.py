@@ -10,7 +10,7 @@ import asyncio
 import base64
 import contextlib
 import os
-import socket
+import ssl
 import threading
 import time
 
@@ -432,3 +432,20 @@ def test_a_client_that_does_not_read_pauses_send(serve, client):
     assert max(buffered) <= 32768 + 16384 + 4
     c.wait(lambda: len(ws.messages) == 1000, timeout=30)
     assert done.is_set() and len(progress) == 1000
+
+
+def test_over_tls_the_server_closes_after_the_closing_handshake(serve, server_ssl_context):
+    """TLS has no half-close: the connection closes once the close frames are exchanged,
+    without the client waiting for its close timeout."""
+    server = serve(SyncEcho, ssl=server_ssl_context)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with connect(f"wss://127.0.0.1:{server.port}/", ssl=context, proxy=None,
+                 open_timeout=10, close_timeout=5) as ws:
+        ws.send("secret")
+        assert ws.recv(timeout=5) == "secret"
+        started = time.monotonic()
+        ws.close()
+    assert ws.close_code == 1000
+    assert time.monotonic() - started < 3
