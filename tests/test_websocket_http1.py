@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import os
 import ssl
 import threading
@@ -16,13 +17,17 @@ import time
 
 import pytest
 from rawh1 import RawH1
+from test_leaks import live
 from test_websocket import AsyncHookEcho, ReceiveLoopEcho, SyncEcho
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from wsh1 import H1WebSocketClient
 from wsh2 import PerMessageDeflate, raw_frame
 
+from conftest import wait_for
 from nghttp2py import BaseRequestHandler, ServerSettings
+from nghttp2py._nghttp2 import HTTP1Connection, WebSocket
+from nghttp2py.connection import ServerConnection
 from nghttp2py.websocket import accept_key
 
 TEXT, BINARY, CONT, CLOSE, PING = 0x1, 0x2, 0x0, 0x8, 0x9
@@ -449,3 +454,43 @@ def test_over_tls_the_server_closes_after_the_closing_handshake(serve, server_ss
         ws.close()
     assert ws.close_code == 1000
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("style", [SyncEcho, AsyncHookEcho, ReceiveLoopEcho])
+def test_websockets_and_their_connections_are_freed_without_the_collector(serve, client,
+                                                                          style):
+    """Closed cleanly, failed, refused or dropped: every handler, WebSocket and
+    connection goes by reference counting alone (a handler holds its WebSocket and
+    its connection, the connection its tunnel's handler: no cycle may outlive them)."""
+    class Handler(style):  # type: ignore[valid-type,misc]
+        def on_headers(self):
+            if self.path == b"/refuse":
+                return self.websocket.close()
+            return style.on_headers(self)
+
+    server = serve(Handler)
+    counted = lambda: (live(Handler), live(WebSocket), live(HTTP1Connection),  # noqa: E731
+                       live(ServerConnection))
+    gc.collect()
+    baseline = server.call(counted)
+    gc.disable()
+    try:
+        for i in range(10):
+            with ws_connect(server.port) as ws:
+                ws.send(f"m{i}")
+                assert ws.recv(timeout=5) == f"m{i}"
+        c = client(server.port)
+        failed = c.open("/")
+        failed.send_raw(raw_frame(TEXT, b"x", masked=False))
+        assert failed.wait_closed().code == 1002
+        assert c.open("/refuse").status == 403
+        dropped = c.open("/")
+        dropped.send("bye")
+        assert dropped.receive() == ["bye"]
+        c.close()
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+        wait_for(lambda: server.call(counted) == baseline)
+        counts = server.call(counted)
+    finally:
+        gc.enable()
+    assert counts == baseline
