@@ -25,7 +25,7 @@ from wsh1 import H1WebSocketClient
 from wsh2 import PerMessageDeflate, raw_frame
 
 from conftest import wait_for
-from nghttp2py import BaseRequestHandler, ServerSettings
+from nghttp2py import BaseRequestHandler, ServerSettings, Timeouts
 from nghttp2py._nghttp2 import HTTP1Connection, WebSocket
 from nghttp2py.connection import ServerConnection
 from nghttp2py.websocket import accept_key
@@ -494,3 +494,49 @@ def test_websockets_and_their_connections_are_freed_without_the_collector(serve,
     finally:
         gc.enable()
     assert counts == baseline
+
+
+def test_an_idle_websocket_outlives_the_connection_timeouts(serve):
+    """An open WebSocket is a request in progress: neither the keep-alive idle
+    timeout nor the request-head timeout closes its connection."""
+    server = serve(SyncEcho, timeouts=Timeouts(idle=0.2, handshake=0.2))
+    with ws_connect(server.port, ping_interval=None) as ws:
+        time.sleep(1.0)
+        ws.send("still open")
+        assert ws.recv(timeout=5) == "still open"
+    assert ws.close_code == 1000
+
+
+def test_bytes_before_the_101_are_held_within_the_read_limit(serve, client):
+    """A client that floods before its WebSocket is accepted is held back like a
+    request body: the server stops reading past its read limit, then delivers it all."""
+    decide = threading.Event()
+
+    class Handler(SyncEcho):
+        async def on_headers(self):
+            await asyncio.get_running_loop().run_in_executor(None, decide.wait)
+            self.accept_websocket(compression=False)
+
+    server = serve(Handler, settings=ServerSettings(initial_window_size=65535))
+    c = client(server.port)
+    ws = c.open("/", wait=False)
+    frame, total = raw_frame(BINARY, b"f" * 16000), 2000  # 32 MB
+    sent: list[int] = []
+
+    def send_all() -> None:
+        for i in range(total):
+            c.sockets[ws.stream_id].sendall(frame)
+            sent.append(i)
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    last, stalled_since = -1, time.monotonic()
+    while time.monotonic() - stalled_since < 0.5:
+        if len(sent) != last:
+            last, stalled_since = len(sent), time.monotonic()
+        time.sleep(0.05)
+    assert len(sent) < total // 2, len(sent)
+    decide.set()
+    c.wait(lambda: len(ws.messages) == total, timeout=60)
+    sender.join(10)
+    assert ws.messages == [b"f" * 16000] * total
