@@ -8,7 +8,8 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
+           "WebSocket",
            "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION"]
@@ -166,6 +167,32 @@ class HTTP1Connection(HTTPProtocol):
     def on_message_complete(self) -> None: ...
     head_started: float
     shutting_down: bool
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class HTTP3Connection(HTTPProtocol):
+    """The HTTP/3 server side of one QUIC connection (used by nghttp2py.quic).
+
+    ``engine`` is the QUIC side (nghttp2py.quic.QuicSession); its API is
+    described in src/http3.pxi.
+    """
+
+    def __init__(self, engine: Any, handler_class: type[BaseRequestHandler],
+                 settings: dict[str, int], *, client_address: Any = None,
+                 client_certificate: dict[str, Any] | None = None, access_log: bool = False,
+                 push_early_hints: bool = True,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    # Called by the engine.
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]],
+                         end_stream: bool) -> None: ...
+    def data_received(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def stream_reset(self, stream_id: int, error_code: int) -> None: ...
+    def flush(self) -> None: ...
+    def stop_accepting(self, goaway_id: int) -> None: ...
+    def connection_lost(self) -> None: ...
+    @property
+    def last_stream_id(self) -> int: ...
+    @property
+    def shutting_down(self) -> bool: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class BaseResponseHandler:

@@ -197,6 +197,11 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                              "http/1.1; without it, cleartext HTTP/2 (h2c) and HTTP/1.1")
     parser.add_argument("--keyfile", metavar="FILE",
                         help="PEM private key of --certfile, if it is not in that file")
+    parser.add_argument("--quic-bind", metavar="HOST:PORT", type=parse_bind, action="append",
+                        help="serve HTTP/3 (QUIC) on this UDP address too, repeatable, with "
+                             "--certfile's certificate (pip install nghttp2py[h3])")
+    parser.add_argument("--quic-retry", action="store_true", default=None,
+                        help="HTTP/3: validate each client's address with a QUIC Retry first")
     parser.add_argument("--ca-certs", metavar="FILE",
                         help="PEM CA certificates: ask clients for a certificate and verify it "
                              "against these (the app sees it in the tls extension)")
@@ -369,6 +374,10 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             parser.error("--keyfile needs --certfile")
         if options.ca_certs and not options.certfile:
             parser.error("--ca-certs needs --certfile")
+        if options.quic_bind and not options.certfile:
+            parser.error("--quic-bind needs --certfile (QUIC is always TLS)")
+        if options.quic_bind and (options.workers or 1) > 1:
+            parser.error("--quic-bind serves from one process: it cannot go with --workers")
         app, interface = load(options)
         context = _ssl_context(options.certfile, options.keyfile, options.ca_certs)
         try:
@@ -396,7 +405,9 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             multiprocess=options.parent_pid is not None,
             proxy_headers=bool(options.proxy_headers),
             forwarded_allow_ips=_trusted(options.forwarded_allow_ips),
-            proxy_protocol=bool(options.proxy_protocol))
+            proxy_protocol=bool(options.proxy_protocol),
+            quic_bind=options.quic_bind or (), quic_certfile=options.certfile,
+            quic_keyfile=options.keyfile, quic_retry=bool(options.quic_retry))
         loops.run(_serve(server, try_command, options.ready_fd, options.parent_pid),
                   options.loop)
     except CommandLineError as exc:
@@ -453,6 +464,10 @@ async def _serve(server: AppServer, try_command: str, ready_fd: int | None = Non
         await server.start()
     except LifespanFailure as exc:
         raise CommandLineError(f"the app's lifespan startup failed: {exc}") from None
+    except OSError as exc:  # a --quic-bind address (the TCP ones are open already)
+        raise CommandLineError(f"cannot listen for HTTP/3: {_reason(exc)}") from None
+    except RuntimeError as exc:  # aioquic is not installed
+        raise CommandLineError(str(exc)) from None
 
     def ready() -> None:
         if ready_fd is not None:  # a worker: its supervisor prints the addresses

@@ -171,16 +171,17 @@ def handshake(http_version: str, method: bytes | None, headers: list[tuple[bytes
               ) -> tuple[int, list[tuple[bytes, bytes]], DeflateParameters | None]:
     """Check a WebSocket opening request and build the response that accepts it.
 
-    Returns the status (``200`` on HTTP/2, ``101`` on HTTP/1.1), the response
+    Returns the status (``200`` on HTTP/2 and HTTP/3, ``101`` on HTTP/1.1), the response
     header fields (for HTTP/1.1 without ``upgrade``/``connection``, which the
     protocol adds to a 101 itself) and the permessage-deflate parameters if
     compression was offered and is wanted. Raises :class:`HandshakeError`
     with the status to answer instead, and ``ValueError`` if ``subprotocol``
     is not one the client offered.
     """
-    if http_version == "2":
+    if http_version in ("2", "3"):  # RFC 8441, RFC 9220: extended CONNECT
         if method != b"CONNECT":
-            raise HandshakeError(400, "a WebSocket over HTTP/2 is opened with CONNECT")
+            raise HandshakeError(
+                400, f"a WebSocket over HTTP/{http_version} is opened with CONNECT")
         status = 200
     else:
         if method != b"GET":
