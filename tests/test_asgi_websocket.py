@@ -205,6 +205,19 @@ def test_scope_over_tls_is_wss_with_the_tls_extension(serve_app, client, server_
     ws.wait_closed()
 
 
+def test_proxy_headers_make_the_scheme_wss(serve_app, client):
+    seen.clear()
+    server = serve_app(app, proxy_headers=True)
+    c = client(server.port)
+    ws = c.open("/scope", extra=(("x-forwarded-proto", "https"),
+                                 ("x-forwarded-for", "192.0.2.7")))
+    scope = json.loads(ws.receive()[0])
+    assert scope["scheme"] == "wss"
+    assert scope["client"] == ["192.0.2.7", 0]
+    ws.close()
+    ws.wait_closed()
+
+
 def test_echo_text_and_bytes_with_subprotocol_and_headers(served, client):
     c = client(served.port)
     ws = c.open("/echo", subprotocols=("chat", "superchat"))
@@ -454,6 +467,22 @@ def test_seed_quart_echo_over_http2_from_the_command_line(program, certificate, 
     for ws in sockets:
         ws.close()
         assert ws.wait_closed().code == 1000
+    c.close()
+    site.stop()
+
+
+def test_quart_site_example_serves_its_echo_beside_the_page(program, certificate, client):
+    site = program(["-m", "nghttp2py", "examples.quart_site.app:app"], tls=certificate,
+                   env=APPS_ENV)
+    c = client(int(site.url.rsplit(":", 1)[1].strip("/")), tls=True)
+    ws = c.open("/ws")
+    page = c.get("/")
+    ws.send("over the page's connection")
+    assert ws.receive() == ["over the page's connection"]
+    c.wait(lambda: c.responses[page]["ended"])
+    assert b"Served by Quart on nghttp2py" in c.responses[page]["body"]
+    ws.close()
+    ws.wait_closed()
     c.close()
     site.stop()
 
