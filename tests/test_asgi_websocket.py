@@ -18,7 +18,7 @@ from test_cli_apps import APPS_ENV, TESTS
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from wsh1 import H1WebSocketClient
-from wsh2 import H2WebSocketClient, PerMessageDeflate
+from wsh2 import H2WebSocketClient, PerMessageDeflate, raw_frame
 
 from nghttp2py import ServerSettings, Timeouts
 
@@ -98,6 +98,19 @@ async def app(scope, receive, send):
         while (message := await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "text": str(len(message["bytes"]))})
         seen.append((path, message))
+    elif path == "/accept-later":
+        # Asks for the next message before accepting: it comes once a task accepts.
+        async def accept_soon():
+            await asyncio.sleep(0.1)
+            seen.append((path, "accepting"))
+            await send({"type": "websocket.accept"})
+
+        task = asyncio.get_running_loop().create_task(accept_soon())
+        message = await receive()
+        seen.append((path, message))
+        await task
+        await send({"type": "websocket.send", "text": message["text"]})
+        seen.append((path, await receive()))
     elif path == "/flood":
         await send({"type": "websocket.accept"})
         for i in range(100):
@@ -290,6 +303,31 @@ def test_a_close_frame_without_a_code_is_1005(served, client):
     ws.wait_closed()
     assert wait_seen("/echo", lambda found: found[-1]["type"] == "websocket.disconnect")[-1] \
         == {"type": "websocket.disconnect", "code": 1005, "reason": ""}
+
+
+def test_receive_before_accept_waits_for_the_accept(served, client):
+    c = client(served.port)
+    ws = c.open("/accept-later", wait=False)
+    c.wait(lambda: ws.status is not None)
+    ws.send("first")
+    assert ws.receive() == ["first"]
+    found = seen_on("/accept-later")
+    assert found[:3] == [{"type": "websocket.connect"}, "accepting",
+                         {"type": "websocket.receive", "bytes": None, "text": "first"}]
+    ws.close()
+    ws.wait_closed()
+
+
+def test_frames_pipelined_behind_the_upgrade_reach_the_app(served):
+    """HTTP/1.1: frames sent before the 101 wait for the app's accept, none lost."""
+    c = H1WebSocketClient(served.port)
+    try:
+        frames = b"".join(raw_frame(0x1, f"m{i}".encode()) for i in range(20))
+        ws = c.open("/echo", after=frames)
+        assert ws.status == 101
+        assert ws.receive(20) == [f"m{i}" for i in range(20)]
+    finally:
+        c.close()
 
 
 def test_permessage_deflate_under_asgi(served, client):
