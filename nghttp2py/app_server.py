@@ -97,7 +97,10 @@ class AppServer:
     other processes serve the same app. ``proxy_headers`` takes the client
     and scheme of ASGI and WSGI apps from ``X-Forwarded-*``/``Forwarded``
     when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
-    ``"*"``). The other options (``proxy_protocol``...) are HTTP2Server's.
+    ``"*"``). ``websocket_options`` are the :meth:`WebSocket.accept` options
+    every ASGI ``websocket.accept`` uses (``max_message_size``,
+    ``ping_interval``...). The other options (``proxy_protocol``...) are
+    HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
@@ -110,7 +113,8 @@ class AppServer:
                  max_requests: int | None = None, max_requests_jitter: int = 0,
                  multiprocess: bool = False, proxy_headers: bool = False,
                  forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
-                 proxy_protocol: bool = False) -> None:
+                 proxy_protocol: bool = False,
+                 websocket_options: dict[str, Any] | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
@@ -138,6 +142,7 @@ class AppServer:
                              if max_requests else None)
         self.multiprocess = multiprocess
         self.trusted_proxies = TrustedProxies(forwarded_allow_ips) if proxy_headers else None
+        self.websocket_options = websocket_options
         self._stop: asyncio.Event | None = None
 
     async def start(self) -> None:
@@ -180,7 +185,8 @@ class AppServer:
                 app = asgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
             return asgi_handler(app, root_path=self.root_path,  # type: ignore[arg-type]
                                 server=_scope_server(sock), state=self.lifespan.state,
-                                tls=self.ssl is not None)
+                                tls=self.ssl is not None,
+                                websocket_options=self.websocket_options)
         from .wsgi import wsgi_handler
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.wsgi_threads, thread_name_prefix="wsgi")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import subprocess
+import sys
 import threading
 import time
 
@@ -200,7 +202,8 @@ def server_closes(ws):
     """The server's close frame, answered as RFC 6455 says; then its side of the stream ends."""
     ws.client.wait(lambda: ws.closed is not None)
     closed = ws.closed
-    ws.close(closed.code or 1000)
+    if not ws.local_ended:  # (a failed WebSocket ends its side at once: so did the client)
+        ws.close(closed.code or 1000)
     ws.client.wait(lambda: ws.ended)
     return closed
 
@@ -537,6 +540,30 @@ def test_seed_quart_echo_over_http2_from_the_command_line(program, certificate, 
         assert ws.wait_closed().code == 1000
     c.close()
     site.stop()
+
+
+def test_websocket_options_from_the_command_line(program, h2client):
+    site = program(["-m", "nghttp2py", "--ws-max-size", "1000", "--no-ws-compression",
+                    "--ws-ping-interval", "0.2", "ws_run:app"], env=APPS_ENV,
+                   cwd=TESTS / "apps")
+    c = h2client(int(site.url.rsplit(":", 1)[1].strip("/")))
+    ws = c.open("/ws", deflate=PerMessageDeflate())
+    assert "sec-websocket-extensions" not in ws.headers
+    c.wait(lambda: ws.pings)  # the keep-alive ping, answered by the client
+    ws.send("x" * 1000)
+    assert ws.receive() == ["x" * 1000]
+    ws.send("x" * 1001)
+    assert server_closes(ws).code == 1009
+    c.close()
+    site.stop()
+
+
+def test_bad_websocket_options_are_one_line(program, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nghttp2py", "--ws-ping-interval", "-1",
+                             "ws_run:app"], cwd=TESTS / "apps", env=APPS_ENV,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "'-1' is not a positive number of seconds" in result.stderr
 
 
 def websockets_client(url: str, **kwargs):
