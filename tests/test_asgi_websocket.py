@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+from asgiref.typing import WebSocketDisconnectEvent, WebSocketReceiveEvent, WebSocketScope
 from served import ServedPrograms
 from test_cli_apps import APPS_ENV, TESTS
 from websockets.exceptions import InvalidStatus
@@ -217,6 +218,9 @@ def test_scope_has_every_field_of_the_spec(served, client):
                 extra=(("x-custom", "A"), ("x-custom", "B")))
     assert ws.status == opened(c)
     scope = json.loads(ws.receive()[0])
+    # Exactly the keys of asgiref's WebSocketScope (the spec's own types).
+    assert WebSocketScope.__required_keys__ <= set(scope) <= (
+        WebSocketScope.__required_keys__ | WebSocketScope.__optional_keys__)
     assert scope["type"] == "websocket"
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert scope["http_version"] == http_version(c)
@@ -277,14 +281,18 @@ def test_echo_text_and_bytes_with_subprotocol_and_headers(served, client):
     ws.send(b"")
     assert ws.receive(3) == ["héllo", b"\x00\x01binary", b""]
     received = seen_on("/echo")
+    assert all(set(message) == WebSocketReceiveEvent.__required_keys__
+               for message in received[1:])
     assert received[1:] == [
         {"type": "websocket.receive", "bytes": None, "text": "héllo"},
         {"type": "websocket.receive", "bytes": b"\x00\x01binary", "text": None},
         {"type": "websocket.receive", "bytes": b"", "text": None}]
     ws.close(4321, "done here")
     assert ws.wait_closed().code == 4321
-    assert wait_seen("/echo", lambda found: found[-1]["type"] == "websocket.disconnect")[-1] \
-        == {"type": "websocket.disconnect", "code": 4321, "reason": "done here"}
+    disconnect = wait_seen("/echo",
+                           lambda found: found[-1]["type"] == "websocket.disconnect")[-1]
+    assert set(disconnect) == WebSocketDisconnectEvent.__required_keys__
+    assert disconnect == {"type": "websocket.disconnect", "code": 4321, "reason": "done here"}
 
 
 def test_app_closes_with_code_and_reason(served, client):
