@@ -586,8 +586,11 @@ cdef class ASGIHandler(BaseRequestHandler):
         the http rules: 500 before the response, a reset after.
         """
         cdef WebSocket ws = self._websocket
-        if isinstance(exception, ClientDisconnected) and ws.state == WS_CLOSED:
-            exception = None  # the app saw the client go: nothing to answer
+        if isinstance(exception, ClientDisconnected) \
+                and (ws.state != WS_OPEN or self.flow & ASGI_DISCONNECTED):
+            # Our send() told the app the client had gone (or was going): the
+            # spec has the server not log it.
+            exception = None
         if self.flow & ASGI_WS_ACCEPTED:
             if exception is not None:
                 _logger.error("ASGI app raised on WebSocket stream %d from %s", self.stream_id,

@@ -454,6 +454,26 @@ def test_send_after_the_client_left_raises_an_oserror(served, client, log_record
     assert not [r for r in log_records.records if r.levelname == "ERROR"]
 
 
+def test_graceful_shutdown_closes_with_1001_and_the_app_sees_it(serve_app):
+    """Over HTTP/1.1 (the h2 package refuses frames after GOAWAY; the native tests check
+    the 1001 on HTTP/2 with raw frames, and the adapter does not know the protocol)."""
+    seen.clear()
+    server = serve_app(app)
+    c = H1WebSocketClient(server.port)
+    ws = c.open("/echo")
+    ws.send("before")
+    assert ws.receive() == ["before"]
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    try:
+        assert server_closes(ws).code == 1001
+        assert wait_seen("/echo", lambda found: found[-1]["type"] == "websocket.disconnect"
+                         )[-1]["code"] == 1001
+    finally:
+        stopping.join(10)
+        c.close()
+
+
 # -- flow control ------------------------------------------------------------------------------
 
 
