@@ -116,7 +116,7 @@ async def app(scope, receive, send):
         seen.append((path, await receive()))
     elif path == "/flood":
         await send({"type": "websocket.accept"})
-        for i in range(100):
+        for i in range(int(scope["query_string"] or b"100")):
             await send({"type": "websocket.send", "bytes": b"m" * 16384})
             seen.append((path, i))
         seen.append((path, "done"))
@@ -519,6 +519,53 @@ def test_a_quiet_websocket_is_not_a_slow_request_body(serve_app, h2client):
         c.read_once(0.05)
     ws.send("still here")
     assert ws.receive() == ["still here"]
+
+
+def test_http1_an_app_that_does_not_receive_stops_reading_only_its_socket(served):
+    """Over HTTP/1.1 the server stops reading that WebSocket's connection; the client's
+    sends stall in the kernel's buffers, while another WebSocket goes on."""
+    c = H1WebSocketClient(served.port)
+    try:
+        slow, fast = c.open("/wait"), c.open("/echo")
+        frame, total = raw_frame(0x2, b"z" * 16000), 2000  # 32 MB
+        sent: list[int] = []
+
+        def send_all() -> None:
+            for i in range(total):
+                slow.send_raw(frame)
+                sent.append(i)
+
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+        last, stalled_since = -1, time.monotonic()
+        while time.monotonic() - stalled_since < 0.5:
+            if len(sent) != last:
+                last, stalled_since = len(sent), time.monotonic()
+            time.sleep(0.05)
+        assert len(sent) < total // 2, len(sent)
+        for n in range(20):
+            fast.send(f"still going {n}")
+            assert fast.receive() == [f"still going {n}"]
+        release.set()
+        assert slow.receive(total) == ["16000"] * total
+        sender.join(10)
+        assert len(sent) == total
+    finally:
+        release.set()
+        c.close()
+
+
+def test_http1_a_client_that_does_not_read_pauses_send(served):
+    c = H1WebSocketClient(served.port)
+    try:
+        ws = c.open("/flood?1000")  # 16 MB
+        time.sleep(1.0)
+        stalled = len(seen_on("/flood", timeout=0))
+        assert stalled < 500, stalled  # the kernel's buffers and write_limit: a fraction
+        c.wait(lambda: len(ws.messages) == 1000, timeout=30)
+        assert seen_on("/flood")[-1] == "done"
+    finally:
+        c.close()
 
 
 def test_a_client_that_does_not_read_pauses_send(served, h2client):
