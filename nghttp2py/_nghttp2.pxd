@@ -730,6 +730,10 @@ cdef enum:
     ASGI_BODY_SENT = 64     # the app has received the last http.request
     ASGI_DISCONNECTED = 128  # the stream has closed
     ASGI_RESET = 256        # ... before the response was whole: http.disconnect
+    ASGI_WEBSOCKET = 512    # a websocket scope
+    ASGI_WS_CONNECT = 1024  # websocket.connect received by the app
+    ASGI_WS_ACCEPTED = 2048  # websocket.accept sent
+    ASGI_WS_CLOSED = 4096   # websocket.close sent (a refusal, before accept)
 
 
 cdef class ASGIConfig:
@@ -740,16 +744,20 @@ cdef class ASGIConfig:
     cdef public object state
     cdef readonly dict asgi
     cdef public dict extensions
+    cdef public dict websocket_extensions
+    cdef public dict websocket_options
     cdef public object push_runner
     cdef public bint tls
     cdef public Py_ssize_t requests
     # The loop seen without a task factory: its tasks are made directly.
     cdef object task_loop
-    # The fixed part of every scope, and the server it was made for.
+    # The fixed part of every scope (http, websocket), and the server they were made for.
     cdef dict template
+    cdef dict websocket_template
     cdef object template_server
 
     cdef dict scope_template(self)
+    cdef dict websocket_scope_template(self)
 
 
 cdef class ASGIHandler(BaseRequestHandler):
@@ -768,6 +776,8 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef list trailer_fields
 
     cdef dict build_scope(self, ASGIConfig config)
+    cdef dict build_websocket_scope(self, ASGIConfig config)
+    cdef void fill_scope(self, dict scope, ASGIConfig config) except *
     cdef list scope_headers(self)
     cdef dict tls_extension(self)
     cdef bint message_ready(self)
@@ -779,3 +789,5 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef void respond(self, body) except *
     cdef void response_complete(self) except *
     cdef void app_finished(self, object exception) except *
+    cdef bint websocket_finished(self, object exception) except -1
+    cdef object websocket_close(self, dict message)
