@@ -37,6 +37,12 @@ cdef uint32_t MAX_CONTINUATIONS = 8
 cdef uint32_t MAX_OVERSIZED_BLOCKS = 4
 cdef size_t ABANDON_FACTOR = 4
 
+# A header block held back until it ends (oversized.pxi) is handed to nghttp2
+# as it came once it passes this size (a block that large is abandoned anyway
+# unless max_header_list_size is raised); it would have to contain a field
+# over nghttp2's limit to fail the connection.
+cdef size_t MAX_HELD_BLOCK = 4 * HD_MAX_NV
+
 # The minimum-rate rule (Timeouts.min_rate) is checked over periods of
 # Timeouts.request_header seconds, or this long when that is off.
 cdef double RATE_PERIOD = 10.0
@@ -353,6 +359,11 @@ cdef inline bint held_back(uint8_t frame_type, uint8_t flags, uint32_t length) n
         and (not (flags & NGHTTP2_FLAG_END_HEADERS) or length > HD_MAX_NV)
 
 
+cdef inline bint held_too_much(Session self, size_t more) noexcept:
+    """Whether holding ``more`` bytes of a header block would pass MAX_HELD_BLOCK."""
+    return <size_t>PyByteArray_GET_SIZE(self.capture) + more > MAX_HELD_BLOCK
+
+
 cdef ssize_t release_capture(Session self, bint whole=True) except? -1:
     """Hand the held-back header block to nghttp2, its oversized fields replaced
     (unless it did not end as it should: then as it came, for nghttp2 to judge)."""
@@ -399,6 +410,10 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
     while position < length:
         if self.scan_skip:
             n = min(<size_t>self.scan_skip, length - position)
+            if self.capture is not None and held_too_much(self, n):
+                rv = release_capture(self, False)
+                if rv < 0:
+                    return rv
             if self.capture is not None:
                 append_bytes(self.capture, data + position, n)
                 start = position + n
@@ -437,9 +452,10 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
                 inspect_frame(self, self.scan_skip, frame_type, flags, stream_id)
             if self.refused_for != NULL:
                 return length  # nghttp2 ignores the rest: no need to hand it over
+            # Another frame inside a header block (nghttp2 answers PROTOCOL_ERROR),
+            # or a block too large to hold back: nghttp2 gets it as it came.
             broken = self.capture is not None and frame_type != NGHTTP2_CONTINUATION
-            if broken:
-                # Another frame inside a header block: nghttp2 answers PROTOCOL_ERROR.
+            if self.capture is not None and (broken or held_too_much(self, FRAME_HEADER_LENGTH)):
                 rv = release_capture(self, False)
                 if rv < 0:
                     return rv

@@ -209,3 +209,16 @@ def test_h2_client_gets_431_and_its_next_request_is_served(serve, h2_client):
     assert response.status == 200
     assert response.body == b"x-after=2\nx-before=1"
     assert not [e for e in response.events if isinstance(e, h2.events.ConnectionTerminated)]
+
+
+def test_a_block_too_large_to_hold_back_is_handed_over_as_it_came(client):
+    """Past 256 KiB a header block is no longer held back (memory per connection): what
+    was held goes to nghttp2, then the rest, nothing lost or repeated. With the list
+    limit raised to allow it, a 300 KB block of ordinary fields is served whole."""
+    connection = client(max_frame_size=64 * 1024, max_header_list_size=1024 * 1024)
+    block = pseudo_headers(connection.authority) + b"".join(
+        literal(b"x-%03d" % i, b"v" * 1000) for i in range(300))
+    connection.send(frames(1, block, size=60 * 1024))
+    status, body = answer(connection, 1)
+    assert status == b"200"
+    assert body.split(b"\n") == [b"x-%03d=1000" % i for i in range(300)]
