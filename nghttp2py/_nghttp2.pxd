@@ -19,8 +19,11 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
-from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
+                        PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE, PyByteArray_Resize)
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
@@ -374,6 +377,13 @@ cdef class Session(HTTPProtocol):
     cdef double idle_frame_tokens
     cdef double idle_frame_stamp
     cdef uint32_t oversized_blocks
+    # A header block held back until it ends (oversized.pxi), and the stream
+    # whose block had a field nghttp2 could not decode (0: none), the largest
+    # dynamic table the client may use.
+    cdef bytearray capture
+    cdef bint capture_complete
+    cdef int32_t oversized_field_stream
+    cdef uint64_t hpack_table_limit
     cdef const char *refused_for
     cdef object backlog
     # Since when a frame header or a header block is incomplete (0: none).

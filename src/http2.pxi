@@ -86,7 +86,7 @@ cdef class Session(HTTPProtocol):
             loop=loop)
         self.http_version = "2"
         self.last_activity = monotonic()
-        guard_init(self)
+        guard_init(self, settings["header_table_size"])
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
@@ -305,7 +305,7 @@ cdef class Session(HTTPProtocol):
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
-        self.backlog = None
+        self.backlog = self.capture = None
         for timer in (self.stall_timer, self.rate_timer):
             if timer is not None:
                 timer.cancel()
@@ -531,6 +531,8 @@ cdef class Session(HTTPProtocol):
             return 0
         handler = <BaseRequestHandler>user_data
         cdef bint end_stream = frame.hd.flags & NGHTTP2_FLAG_END_STREAM
+        if frame_type == NGHTTP2_HEADERS and frame.hd.stream_id == self.oversized_field_stream:
+            handler.within_limit(self.max_header_list_size)  # a field nghttp2 could not decode
         if frame_type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
             handler.headers_received(end_stream)
             if handler.state & HEADERS_TOO_LARGE:
