@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without bench/
     pytest.skip("no bench/ directory", allow_module_level=True)
@@ -14,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 
 import report  # noqa: E402 (bench/ is put on the path above)
 import run  # noqa: E402
-from scenarios import Outcome, scenarios  # noqa: E402
+from scenarios import MEASURE, Outcome, Settings, scenarios  # noqa: E402
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
 from servers.peers import REPO, SERVERS, Paths, Server  # noqa: E402
@@ -80,6 +82,30 @@ def test_wsgi_rows_serve_the_wsgi_app_with_each_peers_wsgi_interface() -> None:
     assert commands["granian-wsgi"][-1] == "bench.servers.wsgi_app:app"
     # Uvicorn's WSGI middleware around the same app, behind a lifespan naming the loop.
     assert commands["uvicorn-wsgi-uvloop"][-1] == "bench.servers.uvicorn_wsgi:app"
+
+
+def test_upgrade_scenario_counts_upgraded_and_prior_knowledge_requests(tmp_path: Path) -> None:
+    """Scenario 10 on nghttp2py: every request done on both kinds of connection; a server
+    that refuses the upgrade (HTTP/2 only: 505) is counted as failed requests, not served."""
+    require("nghttp")
+    scenario = next(s for s in scenarios(Path("-")) if s.number == 10)
+    settings = Settings(rounds=1, seconds=0.1, raw_dir=tmp_path, post_file=Path("-"))
+    server = Server("nghttp2py", loop="asyncio")
+    port = free_port()
+    with ServerProcess(server.command(port, False, NO_FILES, sys.executable), server.env(),
+                       tmp_path / "server.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        for case in scenario.cases:
+            outcome = MEASURE[scenario.kind](scenario, case, process, port, settings)
+            assert (outcome.status, outcome.failed) == ("ok", 0), case.key
+            assert outcome.rounds[0]["done"] >= case.warm_n and outcome.cpu_us, case.key
+    port = free_port()
+    http2_only = [sys.executable, "-m", "nghttp2py", "examples.hello:Handler", "--no-http1",
+                  "--bind", f"127.0.0.1:{port}"]
+    with ServerProcess(http2_only, server.env(), tmp_path / "h2only.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        upgraded = MEASURE[scenario.kind](scenario, scenario.cases[0], process, port, settings)
+        assert upgraded.failed == upgraded.rounds[0]["total"] > 0
 
 
 def test_harness_refuses_a_server_on_another_loop(tmp_path: Path) -> None:

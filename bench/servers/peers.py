@@ -41,6 +41,7 @@ class Server:
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
     http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
     why_not_http1: str = "HTTP/2 only"
+    upgrade: bool = False  # in the h2c upgrade scenario (10)
 
     @property
     def family(self) -> str:
@@ -58,8 +59,10 @@ class Server:
             return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def unsupported(self, tls: bool, http1: bool = False) -> str:
+    def unsupported(self, tls: bool, http1: bool = False, upgrade: bool = False) -> str:
         """Why a scenario is n/a for this server ('' if it is not)."""
+        if upgrade and not self.upgrade:
+            return UPGRADE_WHY_NOT
         if self.supports(tls, http1):
             return ""
         return self.why_not_http1 if http1 else self.why_not
@@ -131,9 +134,11 @@ TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior kno
 HYPERCORN_WHY_NOT_HTTP1 = ("h2load --h1 counts its responses as failed: its status line has "
                            "no reason phrase (\"HTTP/1.1 200 \")")
 UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
+# Scenario 10 compares nghttp2py with itself; nghttpd takes no h2c upgrade.
+UPGRADE_WHY_NOT = "scenario 10 measures nghttp2py's own upgrade path against its prior knowledge"
 SERVERS: list[Server] = [
-    Server("nghttp2py"),
-    Server("nghttp2py-uvloop", loop="uvloop"),
+    Server("nghttp2py", upgrade=True),
+    Server("nghttp2py-uvloop", loop="uvloop", upgrade=True),
     Server("nghttp2py-asgi"),
     Server("nghttp2py-asgi-uvloop", loop="uvloop"),
     Server("nghttp2py-asgi-2w-uvloop", loop="uvloop"),
