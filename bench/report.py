@@ -142,10 +142,12 @@ Verdict = tuple[str, "bool | None", str]
 
 
 def _compare(results: Results, key: str, ours: str, theirs: str, field_name: str,
-             check: Callable[[float, float], bool]) -> tuple[bool | None, str]:
-    """check(our value, their value) for one case; None (and why) if it cannot be judged."""
-    outcomes = _case(results, key)
-    a, b = _ok(outcomes, ours), _ok(outcomes, theirs)
+             check: Callable[[float, float], bool],
+             their_key: str | None = None) -> tuple[bool | None, str]:
+    """check(our value, their value) for one case (theirs: in their_key, if given);
+    None (and why) if it cannot be judged."""
+    a = _ok(_case(results, key), ours)
+    b = _ok(_case(results, their_key or key), theirs)
     if a is None or b is None or getattr(a, field_name) is None or getattr(b, field_name) is None:
         return None, "not measured"
     if a.failed or b.failed:
@@ -175,6 +177,10 @@ def targets(results: Results) -> list[Verdict]:
              *_compare(results, "8a", ours, uvicorn, "cpu_us", lambda a, b: a <= 0.5 * b)),
             (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request < Granian's ({granian})",
              *_compare(results, "8a", ours, granian, "cpu_us", lambda a, b: a < b)),
+            (f"h2c upgrade (10a), {loop}: server CPU per request <= 1.1x prior knowledge's "
+             f"(10b; 10% for one run's noise)",
+             *_compare(results, "10a", ours, ours, "cpu_us", lambda a, b: a <= 1.1 * b,
+                       their_key="10b")),
         ]
     memory = _ok(_case(results, "7"), REFERENCE)
     verdicts += [

@@ -192,8 +192,8 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     outcomes: dict[str, list[Outcome]] = {case.key: [] for case in scenario.cases}
     log(f"scenario {scenario.number}: {scenario.title}")
     for server in servers:
-        reason = unavailable.get(server.name) or server.unsupported(scenario.tls,
-                                                                    scenario.http1)
+        reason = unavailable.get(server.name) or server.unsupported(
+            scenario.tls, scenario.http1, scenario.upgrade)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2load
+import nghttp
 from procstat import tree_cpu_seconds, tree_rss_kib
 from serverproc import ServerProcess
 
@@ -36,12 +37,13 @@ class Scenario:
 
     number: int
     title: str
-    kind: str  # "load" | "churn" | "rate" | "memory"
+    kind: str  # "load" | "churn" | "rate" | "memory" | "upgrade"
     tls: bool
     metric: str
     higher_is_better: bool
     cases: tuple[Case, ...]
     http1: bool = False  # HTTP/1.1 (h2load --h1) instead of HTTP/2
+    upgrade: bool = False  # only servers that take an h2c upgrade (nghttp -u)
 
 
 @dataclass
@@ -101,13 +103,22 @@ def scenarios(post_file: Path) -> list[Scenario]:
         Scenario(9, "1 MiB responses over HTTP/1.1", "load", False, "MiB/s", True, (
             Case("9", "1 MiB GET, HTTP/1.1 keep-alive, -c 4", 4, 1, 40, 10_000, path="/1m",
                  extra=H1),), http1=True),
+        # The same client both times (h2load cannot upgrade), so that the difference
+        # is the server's: an upgraded connection against one with prior knowledge.
+        Scenario(10, "h2c upgrade against prior knowledge", "upgrade", False, "req/s", True, (
+            Case("10a", "tiny GET, h2c upgrade: 10 x nghttp -u -m N/10", 10, 100, 5000,
+                 1_000_000, extra=UPGRADE),
+            Case("10b", "tiny GET, h2c prior knowledge: 10 x nghttp -m N/10", 10, 100, 5000,
+                 1_000_000)), upgrade=True),
     ]
 
 
 # h2load speaks HTTP/1.1 with this (pipelined when -m > 1).
 H1 = ("--h1",)
+# nghttp starts each connection with an HTTP/1.1 request and Upgrade: h2c with this.
+UPGRADE = ("-u",)
 # Every scenario's number, as --scenario takes them.
-NUMBERS = tuple(range(1, 10))
+NUMBERS = tuple(range(1, 11))
 
 
 def _url(port: int, tls: bool, path: str) -> str:
@@ -255,5 +266,28 @@ def measure_memory(scenario: Scenario, case: Case, server: ServerProcess, port: 
                             "value": (after - before) / opened}])
 
 
+def measure_upgrade(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                    settings: Settings) -> Outcome:
+    """req/s and server CPU per request of case.clients nghttp connections at once, each
+    upgraded from HTTP/1.1 (``-u``) or not, then given N/case.clients requests."""
+    url = _url(port, scenario.tls, case.path)
+    upgrade = case.extra == UPGRADE
+
+    def command(n: int) -> list[str]:
+        return nghttp.build_command(url, max(1, n // case.clients), upgrade)
+
+    warm = nghttp.run(command(case.warm_n), case.clients, _timeout(settings))
+    run_command = command(_sized_n(case, warm.req_per_s, settings.seconds))
+    results, rounds = [], []
+    for _ in range(settings.rounds):
+        before = tree_cpu_seconds(server.pid)
+        result = nghttp.run(run_command, case.clients, _timeout(settings))
+        cpu = tree_cpu_seconds(server.pid) - before
+        results.append(result)
+        rounds.append({**result.summary(), "value": result.req_per_s, "cpu_s": cpu,
+                       "cpu_us_per_req": cpu / max(result.done, 1) * 1e6})
+    return _median_outcome(rounds, results)
+
+
 MEASURE = {"load": measure_load, "churn": measure_churn, "rate": measure_rate,
-           "memory": measure_memory}
+           "memory": measure_memory, "upgrade": measure_upgrade}

@@ -32,6 +32,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
@@ -96,6 +97,9 @@ cdef enum:
     REQUEST_DONE = 32
     READING_PAUSED = 64
     EXPECT_CONTINUE = 128
+    # Its body is over max_request_body_size (256 and 512 are a response
+    # handler's bits, client.pxi).
+    BODY_TOO_LARGE = 1024
 
 # Which application hooks a handler class overrides; the rest are skipped.
 cdef enum:
@@ -246,6 +250,8 @@ cdef class BaseRequestHandler:
     cdef int callbacks
     cdef int state
     cdef Py_ssize_t body_bytes_sent
+    # Request body bytes received so far, counted against max_request_body_size.
+    cdef Py_ssize_t body_bytes_received
     # An async hook running, and the events waiting for it (or for resume_reading).
     cdef object task
     cdef int task_event
@@ -297,6 +303,8 @@ cdef class HTTPProtocol:
     cdef readonly bint push_early_hints
     # A request header block larger than this gets 431.
     cdef size_t max_header_list_size
+    # A request body larger than this gets 413 (PY_SSIZE_T_MAX: no limit).
+    cdef readonly Py_ssize_t max_request_body_size
     # "2" or "1.1": for the access log and handler.http_version.
     cdef str http_version
     # Handlers that failed since the last look: (handler, where, exception).
@@ -412,6 +420,8 @@ cdef class Session(HTTPProtocol):
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
     cdef void _log_goaway(self, const nghttp2_frame *frame)
+    cdef void _refuse_body(self, BaseRequestHandler handler) except *
+    cdef bint _response_complete(self, BaseRequestHandler handler) noexcept
 
     # Bodies of the C callbacks (cb_on_* trampolines in http2.pxi).
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1

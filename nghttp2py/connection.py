@@ -38,7 +38,7 @@ class ConnectionConfig:
     """
 
     handler_class: type[BaseRequestHandler]
-    settings: dict[str, int]  # ServerSettings.as_dict(), as the Session takes it
+    settings: dict[str, int | None]  # ServerSettings.as_dict(), as the Session takes it
     timeouts: Timeouts
     access_log: bool
     push_early_hints: bool

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without bench/
     pytest.skip("no bench/ directory", allow_module_level=True)
@@ -14,10 +16,10 @@ sys.path.insert(0, str(BENCH))
 
 import report  # noqa: E402 (bench/ is put on the path above)
 import run  # noqa: E402
-from scenarios import Outcome, scenarios  # noqa: E402
+from scenarios import MEASURE, Outcome, Settings, scenarios  # noqa: E402
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
-from servers.peers import REPO, Paths, Server  # noqa: E402
+from servers.peers import REPO, SERVERS, Paths, Server  # noqa: E402
 
 NO_FILES = Paths(cert=Path("-"), key=Path("-"), htdocs=Path("-"))
 
@@ -47,6 +49,63 @@ def test_bench_server_runs_on_the_named_loop(loop: str, expected: str, tmp_path:
         assert process.proc.wait(timeout=10) == 0
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("http1", [False, True])
+def test_wsgi_bench_server_serves_and_names_its_loop(http1: bool, tmp_path: Path) -> None:
+    """nghttp2py's WSGI row: the WSGI app over h2c and HTTP/1.1, on the loop it names."""
+    server = Server("nghttp2py-wsgi", loop="asyncio")
+    port = free_port()
+    process = ServerProcess(server.command(port, False, NO_FILES, sys.executable, http1),
+                            server.env(), tmp_path / f"{server.name}.log", REPO)
+    process.__enter__()
+    try:
+        process.wait_ready(port, tls=False, http1=http1)
+        assert run.checked_loop(server, process).startswith("asyncio.")
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGINT)
+        assert process.proc.wait(timeout=10) == 0
+    finally:
+        process.stop()
+
+
+def test_wsgi_rows_serve_the_wsgi_app_with_each_peers_wsgi_interface() -> None:
+    """Every WSGI row runs bench/servers/wsgi_app.py through each server's own WSGI support."""
+    rows = {server.name: server for server in SERVERS if server.wsgi}
+    assert set(rows) == {"nghttp2py-wsgi", "nghttp2py-wsgi-uvloop", "granian-wsgi",
+                         "uvicorn-wsgi-uvloop"}
+    commands = {name: server.command(1234, False, NO_FILES, "python")
+                for name, server in rows.items()}
+    assert commands["nghttp2py-wsgi-uvloop"][-3:] == ["1234", "--loop", "uvloop"]
+    assert commands["granian-wsgi"][1:3] == ["--interface", "wsgi"]
+    assert "--loop" not in commands["granian-wsgi"]  # no Python event loop: loop is None
+    assert commands["granian-wsgi"][-1] == "bench.servers.wsgi_app:app"
+    # Uvicorn's WSGI middleware around the same app, behind a lifespan naming the loop.
+    assert commands["uvicorn-wsgi-uvloop"][-1] == "bench.servers.uvicorn_wsgi:app"
+
+
+def test_upgrade_scenario_counts_upgraded_and_prior_knowledge_requests(tmp_path: Path) -> None:
+    """Scenario 10 on nghttp2py: every request done on both kinds of connection; a server
+    that refuses the upgrade (HTTP/2 only: 505) is counted as failed requests, not served."""
+    require("nghttp")
+    scenario = next(s for s in scenarios(Path("-")) if s.number == 10)
+    settings = Settings(rounds=1, seconds=0.1, raw_dir=tmp_path, post_file=Path("-"))
+    server = Server("nghttp2py", loop="asyncio")
+    port = free_port()
+    with ServerProcess(server.command(port, False, NO_FILES, sys.executable), server.env(),
+                       tmp_path / "server.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        for case in scenario.cases:
+            outcome = MEASURE[scenario.kind](scenario, case, process, port, settings)
+            assert (outcome.status, outcome.failed) == ("ok", 0), case.key
+            assert outcome.rounds[0]["done"] >= case.warm_n and outcome.cpu_us, case.key
+    port = free_port()
+    http2_only = [sys.executable, "-m", "nghttp2py", "examples.hello:Handler", "--no-http1",
+                  "--bind", f"127.0.0.1:{port}"]
+    with ServerProcess(http2_only, server.env(), tmp_path / "h2only.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        upgraded = MEASURE[scenario.kind](scenario, scenario.cases[0], process, port, settings)
+        assert upgraded.failed == upgraded.rounds[0]["total"] > 0
 
 
 def test_harness_refuses_a_server_on_another_loop(tmp_path: Path) -> None:
