@@ -35,14 +35,15 @@ from servers.peers import (
     Server,
     loop_matches,
 )
+from ws_load import LoadError
 
 RESULTS = BENCH / "results"
 RAW = RESULTS / "raw"
 CERTS = BENCH / ".certs"
 REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
-PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "pynghttp2", "uvloop",
-                 "h2", "matplotlib", "psutil"]
+PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "websockets",
+                 "pynghttp2", "uvloop", "h2", "matplotlib", "psutil"]
 
 
 class LoopMismatch(RuntimeError):
@@ -176,7 +177,8 @@ def run_case(scenario: Scenario, case: Case, server: Server, running: ServerProc
     started = time.monotonic()
     try:
         outcome = MEASURE[scenario.kind](scenario, case, running, port, settings)
-    except (H2loadError, ServerError, subprocess.SubprocessError, OSError, ValueError) as exc:
+    except (H2loadError, LoadError, ServerError, subprocess.SubprocessError, OSError,
+            ValueError) as exc:
         outcome = Outcome(server="", status="failed", note=str(exc).splitlines()[0][:200])
     outcome = dataclasses.replace(outcome, server=server.name, loop=loop)
     log(f"  {case.key:>3} {server.name:<17} {outcome.status:<6} "
@@ -192,18 +194,20 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     outcomes: dict[str, list[Outcome]] = {case.key: [] for case in scenario.cases}
     log(f"scenario {scenario.number}: {scenario.title}")
     for server in servers:
-        reason = unavailable.get(server.name) or server.unsupported(scenario.tls,
-                                                                    scenario.http1)
+        reason = unavailable.get(server.name) or server.unsupported(
+            scenario.tls, scenario.http1, scenario.websocket)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))
             continue
         port = free_port()
-        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1)
+        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1,
+                                 scenario.websocket)
         server_log = RAW / "logs" / f"s{scenario.number}-{server.name}.log"
         with ServerProcess(command, server.env(), server_log, REPO) as running:
             try:
-                running.wait_ready(port, scenario.tls, http1=scenario.http1)
+                running.wait_ready(port, scenario.tls, http1=scenario.http1,
+                                   lenient_http1=scenario.http1 and scenario.websocket)
             except ServerError as exc:
                 for case in scenario.cases:
                     outcomes[case.key].append(Outcome(server=server.name, status="failed",
@@ -224,12 +228,22 @@ def server_commands(paths: Paths) -> dict[str, dict[str, list[str]]]:
     def shown(arg: str) -> str:
         return arg.replace(str(sentinel), "PORT").replace(f"{REPO}/", "")
 
-    return {server.name: {transport: [
-        shown(arg) for arg in ["taskset", "-c", "0",
-                               *server.command(sentinel, tls, paths, sys.executable, http1)]]
-        for transport, tls, http1 in (("h2c", False, False), ("tls", True, False),
-                                      ("http/1.1", False, True))
-        if server.supports(tls, http1)} for server in SERVERS}
+    def commands(server: Server) -> dict[str, list[str]]:
+        shown_commands: dict[str, list[str]] = {}
+        for transport, tls, http1, websocket in (
+                ("h2c", False, False, False), ("tls", True, False, False),
+                ("http/1.1", False, True, False), ("WebSocket, http/1.1", False, True, True),
+                ("WebSocket, h2c", False, False, True)):
+            command = [shown(arg) for arg in [
+                "taskset", "-c", "0",
+                *server.command(sentinel, tls, paths, sys.executable, http1, websocket)]]
+            # A WebSocket command is shown only where it differs from those above.
+            if server.supports(tls, http1, websocket) and not (
+                    websocket and command in shown_commands.values()):
+                shown_commands[transport] = command
+        return shown_commands
+
+    return {server.name: commands(server) for server in SERVERS}
 
 
 def parse_args() -> argparse.Namespace:
@@ -301,12 +315,13 @@ def main() -> int:
 
 
 def print_cpu_summary(results: list[tuple[Scenario, Case, list[Outcome]]]) -> None:
-    """Print nghttp2py's server CPU µs/request per case, prominently."""
+    """Print nghttp2py's server CPU µs/request (µs/message) per case, prominently."""
     print("=" * 64)
-    for _scenario, case, outcomes in results:
+    for scenario, case, outcomes in results:
+        unit = "message" if scenario.websocket else "request"
         for o in outcomes:
             if o.server.startswith(REFERENCE) and o.cpu_us is not None:
-                print(f"  {o.server:<17} {case.key:>3} server CPU: {o.cpu_us:8.2f} µs/request"
+                print(f"  {o.server:<17} {case.key:>3} server CPU: {o.cpu_us:8.2f} µs/{unit}"
                       f"   ({case.title})")
     print("=" * 64)
 

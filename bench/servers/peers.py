@@ -39,27 +39,36 @@ class Server:
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
     http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
     why_not_http1: str = "HTTP/2 only"
+    ws_http1: bool = True  # serves WebSockets over HTTP/1.1 (scenario 10)
+    ws_h2: bool = True  # serves WebSockets over HTTP/2 cleartext, RFC 8441 (scenario 11)
+    why_not_ws: str = ""
 
     @property
     def family(self) -> str:
         """The server without its loop suffix: 'granian' for 'granian-uvloop'."""
         return self.name.removesuffix("-uvloop")
 
-    def supports(self, tls: bool, http1: bool = False) -> bool:
-        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport."""
+    def supports(self, tls: bool, http1: bool = False, websocket: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport, and
+        with websocket, serves WebSockets over it."""
+        if websocket:
+            return not tls and (self.ws_http1 if http1 else self.ws_h2)
         if http1:
             return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def unsupported(self, tls: bool, http1: bool = False) -> str:
+    def unsupported(self, tls: bool, http1: bool = False, websocket: bool = False) -> str:
         """Why a scenario is n/a for this server ('' if it is not)."""
-        if self.supports(tls, http1):
+        if self.supports(tls, http1, websocket):
             return ""
+        if websocket:
+            return self.why_not_ws
         return self.why_not_http1 if http1 else self.why_not
 
     def command(self, port: int, tls: bool, paths: Paths, main_python: str,
-                http1: bool = False) -> list[str]:
-        """Command line (without CPU pinning) serving on 127.0.0.1:port."""
+                http1: bool = False, websocket: bool = False) -> list[str]:
+        """Command line (without CPU pinning) serving on 127.0.0.1:port; websocket: for the
+        WebSocket scenarios (only Granian's differs: WebSockets on)."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
         if self.family == "nghttp2py":
             return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
@@ -77,17 +86,20 @@ class Server:
                     "--worker-class", str(self.loop), "--bind", f"127.0.0.1:{port}",
                     "--workers", "1", *extra, ASGI_APP]
         if self.family == "granian":
-            # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws);
-            # the default backpressure (backlog/workers = 1024) caps open connections.
+            # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws, but
+            # --ws for the WebSocket scenarios); the default backpressure
+            # (backlog/workers = 1024) caps open connections.
             extra = (["--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key)]
                      if tls else [])
             return [str(BENCH_BIN / "granian"), "--interface", "asgi",
                     "--http", "1" if http1 else "2",
                     "--loop", str(self.loop), "--workers", "1", "--runtime-threads", "1",
-                    "--blocking-threads", "1", "--no-ws", "--backpressure", "8192",
+                    "--blocking-threads", "1", "--ws" if websocket else "--no-ws",
+                    "--backpressure", "8192",
                     "--no-log", "--host", "127.0.0.1", "--port", str(port), *extra, ASGI_APP]
-        if self.family == "uvicorn":  # with httptools, as Uvicorn's docs advise for speed
-            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--loop", str(self.loop),
+        if self.family == "uvicorn":  # httptools and websockets, its fastest implementations
+            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--ws", "websockets",
+                    "--loop", str(self.loop),
                     "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1",
                     "--port", str(port), ASGI_APP]
         if self.family == "twisted":
@@ -115,6 +127,9 @@ TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior kno
 HYPERCORN_WHY_NOT_HTTP1 = ("h2load --h1 counts its responses as failed: its status line has "
                            "no reason phrase (\"HTTP/1.1 200 \")")
 UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
+# Granian 2.8 serves WebSockets over HTTP/1.1 only: over HTTP/2 its SETTINGS do not
+# announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
+GRANIAN_WHY_NOT_WS = "Granian has no WebSockets over HTTP/2 (RFC 8441)"
 SERVERS: list[Server] = [
     Server("nghttp2py"),
     Server("nghttp2py-uvloop", loop="uvloop"),
@@ -124,13 +139,18 @@ SERVERS: list[Server] = [
     Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
     Server("hypercorn-uvloop", loop="uvloop", http1=False,
            why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
-    Server("granian"),
-    Server("granian-uvloop", loop="uvloop"),
-    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
-    Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
-    Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT),
-    Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd", loop=None, http1=False),
+    Server("granian", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS),
+    Server("granian-uvloop", loop="uvloop", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS),
+    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT, ws_h2=False,
+           why_not_ws=UVICORN_WHY_NOT),
+    Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT,
+           ws_h2=False, why_not_ws=UVICORN_WHY_NOT),
+    Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT,
+           ws_http1=False, ws_h2=False, why_not_ws="no WebSocket endpoint in twisted_server.py"),
+    Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS",
+           ws_http1=False, ws_h2=False, why_not_ws="pynghttp2 0.3 has no WebSockets"),
+    Server("nghttpd", loop=None, http1=False, ws_http1=False, ws_h2=False,
+           why_not_ws="nghttpd serves files, no WebSockets"),
 ]
 
 
