@@ -2,8 +2,8 @@
 """nghttp2py side-by-side benchmark driver (stdlib only).
 
 ``python bench/run.py`` runs every scenario against every server and writes
-bench/results/latest.{md,json,png}; ``--quick`` runs scenario 1 once and prints
-nghttp2py's server CPU µs/request.  See BENCHMARKS.md.
+bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1 and 11 once and prints
+nghttp2py's server CPU µs/request (µs/message).  See BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report
 from h2load import H2loadError
-from scenarios import MEASURE, NUMBERS, Case, Outcome, Scenario, Settings, scenarios
+from scenarios import MEASURE, NUMBERS, QUICK, Case, Outcome, Scenario, Settings, scenarios
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit
 from servers.common import LOOP_LINE
 from servers.peers import (
@@ -250,7 +250,7 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="scenario 1 only, 1 round after warm-up, results to stdout")
+                        help="scenarios 1 and 11 only, 1 round after warm-up, results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
@@ -265,7 +265,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = [1] if args.quick else (args.scenario or list(NUMBERS))
+    selected = list(QUICK) if args.quick else (args.scenario or list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 

@@ -131,6 +131,8 @@ H1 = ("--h1",)
 WS_RUN_SHARE = 1 / 3
 # Every scenario's number, as --scenario takes them.
 NUMBERS = tuple(range(1, 12))
+# What --quick runs: tiny GETs, and the WebSocket echo over HTTP/2.
+QUICK = (1, 11)
 
 
 def _url(port: int, tls: bool, path: str) -> str:
