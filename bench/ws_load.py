@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import IO, Any, cast
 
 READY, RUN, QUIT = "READY", "RUN", "QUIT"
 STALL_SECONDS = 10.0
@@ -104,7 +105,7 @@ class EchoReader:
         self.run = self.echo * max(1, min(in_flight, (1 << 20) // len(self.echo)))
         self.parts: list[bytes] = []
         self.size = 0
-        self.need = len(self.echo)
+        self.need = 2  # bytes to wait for before looking (a whole frame once its header is in)
         self.fragments: list[bytes] | None = None  # a fragmented echo being reassembled
 
     def feed(self, data: bytes) -> int:
@@ -126,7 +127,7 @@ class EchoReader:
             more, pos, self.need = self._parse(data, pos)
             count += more
         else:
-            self.need = echo_len
+            self.need = 2  # any frame: a close frame is shorter than an echo
         rest = data[pos:]
         self.size = len(rest)
         if rest:
@@ -139,7 +140,7 @@ class EchoReader:
         count, end = 0, len(data)
         while True:
             if end - pos < 2:
-                return count, pos, len(self.echo)
+                return count, pos, 2  # the next frame's header
             first, second = data[pos], data[pos + 1]
             if second & 0x80:
                 raise LoadError("the server sent a masked frame")
@@ -303,7 +304,6 @@ class EchoConnection(asyncio.Protocol):
     def close(self) -> None:
         """Start the closing handshake (code 1000)."""
         self.closing = True
-        self.reader.need = 1
         self.send_ws(client_frame(CLOSE, struct.pack(">H", 1000), self.key))
 
 
@@ -495,11 +495,11 @@ class H2EchoConnection(EchoConnection):
         return None
 
     def on_headers(self, flags: int) -> None:
-        headers = dict(self.decoder.decode(self.header_block))
+        headers = dict(self.decoder.decode(self.header_block, raw=True))
         self.header_block = b""
         if self.opened.done():
             return None  # trailers
-        status = headers.get(":status")
+        status = headers.get(b":status", b"none").decode()
         if status != "200":
             return self.fail(f"the extended CONNECT was answered {status}")
         if flags & END_STREAM:
@@ -640,7 +640,9 @@ class LoadProcess:
         self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, args=(self.proc.stdout,),
+                                       daemon=True)
+        self.reader.start()
         try:
             line = self._answer()
             if not line.startswith(READY):
@@ -663,9 +665,8 @@ class LoadProcess:
             raise LoadError(result["error"])
         return result
 
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
             if line.startswith((READY, "{")):
                 self.lines.put(line.strip())
             else:
@@ -683,20 +684,21 @@ class LoadProcess:
         return line
 
     def _stop(self) -> None:
-        if self.proc is None:
+        proc, self.proc = self.proc, None
+        if proc is None:
             return
+        assert proc.stdin is not None and proc.stdout is not None
+        with contextlib.suppress(OSError):  # it may have exited already
+            proc.stdin.write(f"{QUIT}\n")
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
         try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.write(f"{QUIT}\n")
-                self.proc.stdin.close()
-        except OSError:
-            pass  # it has exited already
-        try:
-            self.proc.wait(timeout=CLOSE_SECONDS + 5)
+            proc.wait(timeout=CLOSE_SECONDS + 5)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+            proc.kill()
+            proc.wait()
+        self.reader.join(timeout=5)
+        proc.stdout.close()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -235,3 +235,21 @@ def test_websocket_commands_and_targets() -> None:
     assert verdicts["WebSocket small messages, nghttp2py-uvloop over HTTP/1.1 (10a), uvloop: "
                     "server CPU per message < Granian's over HTTP/1.1 (granian-uvloop, 10a)"
                     ] == (None, "not measured")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_echo_reader_reassembles_fragments_and_answers_pings(chunk: int) -> None:
+    """Echoes split into fragments (the last one shorter than a whole echo), with a ping
+    between them, fed in chunks of any size: each counted once, the ping answered."""
+    payload = ws_load.payload_for(3, 300, binary=False)
+    pings: list[bytes] = []
+    reader = ws_load.EchoReader(ws_load.TEXT, payload, 2, pings.append)
+    fragmented = (b"\x01\x7e" + (290).to_bytes(2, "big") + payload[:290]  # text, not final
+                  + ws_load.server_frame(ws_load.PING, b"hi")
+                  + b"\x80\x0a" + payload[290:])  # continuation, final, 10 bytes
+    stream = ws_load.server_frame(ws_load.TEXT, payload) + fragmented \
+        + ws_load.server_frame(ws_load.TEXT, payload)
+    counted = sum(reader.feed(stream[i:i + chunk]) for i in range(0, len(stream), chunk))
+    assert counted == 3 and pings == [b"hi"]
+    with pytest.raises(ws_load.LoadError, match="closed the WebSocket \\(code 1001"):
+        reader.feed(ws_load.server_frame(ws_load.CLOSE, (1001).to_bytes(2, "big")))
