@@ -183,7 +183,8 @@ def run_case(scenario: Scenario, case: Case, server: Server, running: ServerProc
     outcome = dataclasses.replace(outcome, server=server.name, loop=loop)
     log(f"  {case.key:>3} {server.name:<17} {outcome.status:<6} "
         f"{report.number(outcome.value):>10} {scenario.metric:<8} "
-        f"cpu {report.number(outcome.cpu_us):>8} µs/req  ({time.monotonic() - started:.1f}s) "
+        f"cpu {report.number(outcome.cpu_us):>8} µs/{'msg' if scenario.websocket else 'req'}  "
+        f"({time.monotonic() - started:.1f}s) "
         f"{outcome.note}")
     return outcome
 

@@ -133,26 +133,28 @@ def websocket_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: i
     return run.run_scenario(scenario, servers, {}, NO_FILES, settings)
 
 
-def test_websocket_scenario_reports_its_rows(tmp_path: Path,
+@pytest.mark.parametrize("number, title", [
+    (10, "WebSocket echo over HTTP/1.1"), (11, "WebSocket echo over HTTP/2 (RFC 8441)")])
+def test_websocket_scenario_reports_its_rows(number: int, title: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The WebSocket echo over HTTP/2 against the native echo handler: both cases measured,
-    servers without RFC 8441 marked n/a with the reason, every row in the report."""
-    results = websocket_results(tmp_path, monkeypatch, 11, [
-        Server("nghttp2py"), Server("granian", ws_h2=False, why_not_ws="no RFC 8441")])
-    assert [case.key for _s, case, _o in results] == ["11a", "11b"]
-    for _scenario, case, (ours, granian) in results:
+    """The WebSocket echo against the native echo handler: both cases measured, a server
+    without WebSockets there marked n/a with the reason, every row in the report."""
+    results = websocket_results(tmp_path, monkeypatch, number, [
+        Server("nghttp2py"), Server("other", ws_http1=False, ws_h2=False, why_not_ws="none")])
+    assert [case.key for _s, case, _o in results] == [f"{number}a", f"{number}b"]
+    for _scenario, case, (ours, other) in results:
         assert ours.status == "ok", ours.note
         assert ours.value and ours.value > 0 and ours.cpu_us and ours.cpu_us > 0
         assert ours.loop.startswith("asyncio.")
         (measured,) = ours.rounds
         assert measured["messages"] >= case.warm_n and measured["cpu_s"] > 0
-        assert granian.status == "n/a" and granian.note == "no RFC 8441"
+        assert other.status == "n/a" and other.note == "none"
     text = report.markdown(results, "header\n")
-    assert "### 11. WebSocket echo over HTTP/2 (RFC 8441)" in text
+    assert f"### {number}. {title}" in text
     assert "| server | loop | msg/s | server CPU µs/msg |" in text
     assert len(re.findall(r"\| nghttp2py \| asyncio \| [\d,.]+ \| [\d,.]+ \| \(reference\)",
                           text)) == 2
-    assert text.count("| granian | — | n/a | n/a | — | — | no RFC 8441 |") == 2
+    assert text.count("| other | — | n/a | n/a | — | — | none |") == 2
 
 
 class BrokenEcho(socketserver.BaseRequestHandler):
