@@ -19,8 +19,11 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
-from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
+                         PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE, PyByteArray_Resize)
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
@@ -29,6 +32,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
@@ -93,6 +97,9 @@ cdef enum:
     REQUEST_DONE = 32
     READING_PAUSED = 64
     EXPECT_CONTINUE = 128
+    # Its body is over max_request_body_size (256 and 512 are a response
+    # handler's bits, client.pxi).
+    BODY_TOO_LARGE = 1024
 
 # Which application hooks a handler class overrides; the rest are skipped.
 cdef enum:
@@ -126,6 +133,8 @@ cdef enum:
     REQ_UPGRADE = 128
     # The connection closes after its response.
     REQ_CLOSE = 256
+    # An Upgrade to websocket (RFC 6455 section 4.1).
+    REQ_UPGRADE_WEBSOCKET = 512
 
 # HTTP/1.1: the state of the response being sent (HTTP1Connection.response_state).
 cdef enum:
@@ -134,6 +143,10 @@ cdef enum:
     RESP_DONE = 4
     # Its head said "connection: close", or its body ends with the connection.
     RESP_CLOSE = 8
+    # A 101 to the tunnel's request: its body is the new protocol's bytes.
+    RESP_TUNNEL = 16
+    # The tunnel's output has ended and the TCP connection is half-closed.
+    RESP_HALF_CLOSED = 32
 
 # HTTP/1.1: events of a pipelined request that waits for its turn, besides
 # EVENT_HEADERS, EVENT_DATA and EVENT_DONE.
@@ -237,6 +250,8 @@ cdef class BaseRequestHandler:
     cdef int callbacks
     cdef int state
     cdef Py_ssize_t body_bytes_sent
+    # Request body bytes received so far, counted against max_request_body_size.
+    cdef Py_ssize_t body_bytes_received
     # An async hook running, and the events waiting for it (or for resume_reading).
     cdef object task
     cdef int task_event
@@ -288,6 +303,8 @@ cdef class HTTPProtocol:
     cdef readonly bint push_early_hints
     # A request header block larger than this gets 431.
     cdef size_t max_header_list_size
+    # A request body larger than this gets 413 (PY_SSIZE_T_MAX: no limit).
+    cdef readonly Py_ssize_t max_request_body_size
     # "2" or "1.1": for the access log and handler.http_version.
     cdef str http_version
     # Handlers that failed since the last look: (handler, where, exception).
@@ -368,6 +385,13 @@ cdef class Session(HTTPProtocol):
     cdef double idle_frame_tokens
     cdef double idle_frame_stamp
     cdef uint32_t oversized_blocks
+    # A header block held back until it ends (oversized.pxi), and the stream
+    # whose block had a field nghttp2 could not decode (0: none), the largest
+    # dynamic table the client may use.
+    cdef bytearray capture
+    cdef bint capture_complete
+    cdef int32_t oversized_field_stream
+    cdef uint64_t hpack_table_limit
     cdef const char *refused_for
     cdef object backlog
     # Since when a frame header or a header block is incomplete (0: none).
@@ -396,6 +420,8 @@ cdef class Session(HTTPProtocol):
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
     cdef void _log_goaway(self, const nghttp2_frame *frame)
+    cdef void _refuse_body(self, BaseRequestHandler handler) except *
+    cdef bint _response_complete(self, BaseRequestHandler handler) noexcept
 
     # Bodies of the C callbacks (cb_on_* trampolines in http2.pxi).
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1
@@ -556,7 +582,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     # An upgrade request's body, read past the parser (which skips it).
     cdef bytearray upgrade_body
     cdef Py_ssize_t upgrade_remaining
-    cdef bytes upgrade_rest
+    # After an Upgrade to websocket: the request whose stream carries the
+    # connection's bytes from then on, and what arrived before its 101.
+    cdef BaseRequestHandler tunnel
+    cdef bytearray tunnel_input
     # When the head of the request being parsed began (0: none is).
     cdef readonly double head_started
     # No more requests are parsed on this connection.
@@ -567,6 +596,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef object take_upgrade(self, bytes rest)
     cdef object read_upgrade_body(self, object data, Py_ssize_t length)
     cdef object finish_upgrade(self, bytes body, bytes rest)
+    cdef int open_tunnel(self, BaseRequestHandler handler, int flags, bytes rest) except -1
+    cdef int feed_tunnel(self, object data, Py_ssize_t length) except -1
+    cdef int deliver_tunnel_input(self) except -1
+    cdef bint tunnel_input_ended(self) except *
     cdef int parse_failed(self, object exc) except -1
     cdef int fail_request(self, int status, str reason) except -1
     cdef int stop_parsing(self, int status) except -1
@@ -717,6 +750,10 @@ cdef enum:
     ASGI_BODY_SENT = 64     # the app has received the last http.request
     ASGI_DISCONNECTED = 128  # the stream has closed
     ASGI_RESET = 256        # ... before the response was whole: http.disconnect
+    ASGI_WEBSOCKET = 512    # a websocket scope
+    ASGI_WS_CONNECT = 1024  # websocket.connect received by the app
+    ASGI_WS_ACCEPTED = 2048  # websocket.accept sent
+    ASGI_WS_CLOSED = 4096   # websocket.close sent (a refusal, before accept)
 
 
 cdef class ASGIConfig:
@@ -727,16 +764,20 @@ cdef class ASGIConfig:
     cdef public object state
     cdef readonly dict asgi
     cdef public dict extensions
+    cdef public dict websocket_extensions
+    cdef public dict websocket_options
     cdef public object push_runner
     cdef public bint tls
     cdef public Py_ssize_t requests
     # The loop seen without a task factory: its tasks are made directly.
     cdef object task_loop
-    # The fixed part of every scope, and the server it was made for.
+    # The fixed part of every scope (http, websocket), and the server they were made for.
     cdef dict template
+    cdef dict websocket_template
     cdef object template_server
 
     cdef dict scope_template(self)
+    cdef dict websocket_scope_template(self)
 
 
 cdef class ASGIHandler(BaseRequestHandler):
@@ -755,6 +796,8 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef list trailer_fields
 
     cdef dict build_scope(self, ASGIConfig config)
+    cdef dict build_websocket_scope(self, ASGIConfig config)
+    cdef void fill_scope(self, dict scope, ASGIConfig config) except *
     cdef list scope_headers(self)
     cdef dict tls_extension(self)
     cdef bint message_ready(self)
@@ -766,3 +809,5 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef void respond(self, body) except *
     cdef void response_complete(self) except *
     cdef void app_finished(self, object exception) except *
+    cdef bint websocket_finished(self, object exception) except -1
+    cdef object websocket_close(self, dict message)

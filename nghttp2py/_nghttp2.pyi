@@ -83,7 +83,7 @@ class WebSocket:
     @property
     def buffered_amount(self) -> int: ...
     @property
-    def request(self) -> BaseRequestHandler: ...
+    def request(self) -> BaseRequestHandler | None: ...
     def accept(self, subprotocol: _Text | None = None, headers: _Headers | None = None, *,
                compression: bool = True, max_message_size: int = 1048576,
                ping_interval: float | None = None, ping_timeout: float = 20.0,
@@ -101,7 +101,8 @@ class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 *, max_header_list_size: int, client_address: Any = None,
+                 *, max_header_list_size: int, max_request_body_size: int | None = None,
+                 client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -111,6 +112,8 @@ class HTTPProtocol:
     def client_address(self) -> Any: ...
     @property
     def push_early_hints(self) -> bool: ...
+    @property
+    def max_request_body_size(self) -> int: ...
     last_activity: float
 
 @disjoint_base  # a cdef class: no class can derive from it and another
@@ -118,7 +121,7 @@ class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: Mapping[str, int], *, client_address: Any = None,
+                 settings: Mapping[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -145,7 +148,7 @@ class HTTP1Connection(HTTPProtocol):
     """The HTTP/1.1 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: dict[str, int], *, client_address: Any = None,
+                 settings: dict[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -283,6 +286,8 @@ class ASGIConfig:
     server: tuple[str, int | None] | None
     state: dict[str, Any] | None
     extensions: dict[str, Any]
+    websocket_extensions: dict[str, Any]
+    websocket_options: dict[str, Any]
     push_runner: Callable[..., Any] | None
     tls: bool
     requests: int
@@ -290,6 +295,8 @@ class ASGIConfig:
                  server: tuple[str, int | None] | None = ...,
                  state: dict[str, Any] | None = ...,
                  extensions: dict[str, Any] | None = ...,
+                 websocket_extensions: dict[str, Any] | None = ...,
+                 websocket_options: dict[str, Any] | None = ...,
                  push_runner: Callable[..., Any] | None = ...,
                  tls: bool = ...) -> None: ...
 
@@ -302,6 +309,8 @@ class ASGIHandler(BaseRequestHandler):
     def scope(self) -> dict[str, Any] | None: ...
     async def receive(self) -> dict[str, Any]: ...
     def send(self, message: dict[str, Any]) -> Any: ...
+    async def websocket_receive(self) -> dict[str, Any]: ...
+    def websocket_send(self, message: dict[str, Any]) -> Any: ...
     def pull_body(self, size: int) -> tuple[bytes, int]: ...
     def can_push(self) -> bool: ...
     async def run_app(self, app_call: Any) -> None: ...

@@ -99,7 +99,9 @@ class AppServer:
     when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
     ``"*"``). ``quic_bind`` (a list of ``(host, port)``) serves HTTP/3 there
     too, with ``quic_certfile``/``quic_keyfile``, from the first bind's server
-    (see docs/http3.md). The other options (``proxy_protocol``,
+    (see docs/http3.md). ``websocket_options`` are the :meth:`WebSocket.accept`
+    options every ASGI ``websocket.accept`` uses (``max_message_size``,
+    ``ping_interval``...). The other options (``proxy_protocol``,
     ``quic_retry``...) are HTTP2Server's.
     """
 
@@ -115,7 +117,8 @@ class AppServer:
                  forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
                  proxy_protocol: bool = False, quic_bind: Iterable[tuple[str, int]] = (),
                  quic_certfile: str | None = None, quic_keyfile: str | None = None,
-                 quic_retry: bool = False) -> None:
+                 quic_retry: bool = False,
+                 websocket_options: dict[str, Any] | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
@@ -147,6 +150,7 @@ class AppServer:
                              if max_requests else None)
         self.multiprocess = multiprocess
         self.trusted_proxies = TrustedProxies(forwarded_allow_ips) if proxy_headers else None
+        self.websocket_options = websocket_options
         self._stop: asyncio.Event | None = None
 
     async def start(self) -> None:
@@ -190,7 +194,8 @@ class AppServer:
                 app = asgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
             return asgi_handler(app, root_path=self.root_path,  # type: ignore[arg-type]
                                 server=_scope_server(sock), state=self.lifespan.state,
-                                tls=self.ssl is not None)
+                                tls=self.ssl is not None,
+                                websocket_options=self.websocket_options)
         from .wsgi import wsgi_handler
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.wsgi_threads, thread_name_prefix="wsgi")

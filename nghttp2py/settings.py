@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 __all__ = ["ServerSettings", "Timeouts"]
 
 _MAX_WINDOW = 2**31 - 1
+# The engine compares body sizes in a C Py_ssize_t: far below its end.
+_MAX_BODY = 2**53
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,15 @@ class ServerSettings:
     (RFC 9113's recommended minimum), a 1 MiB window per stream and 16 MiB per
     connection so uploads run at full speed, 16 KiB frames, 64 KiB of request
     headers (a larger header block gets ``431``) and a 4 KiB HPACK table.
+
+    ``max_request_body_size`` limits each request body, in bytes, over HTTP/2
+    and HTTP/1.1 alike, whatever serves it (handler, ASGI or WSGI app): a
+    larger ``content-length`` gets ``413`` before any of the body is read, and
+    a body that grows past it mid-way gets ``413`` (HTTP/2: then RST_STREAM
+    NO_ERROR; HTTP/1.1: then the connection closes), or, if a response has
+    already started, RST_STREAM (HTTP/2) or a close (HTTP/1.1). ``None`` (the
+    default, as in Uvicorn, Hypercorn and Granian) sets no limit: flow control
+    already bounds the memory a body can take.
     """
 
     max_concurrent_streams: int = 100
@@ -24,8 +35,13 @@ class ServerSettings:
     max_frame_size: int = 16384
     max_header_list_size: int = 64 << 10
     header_table_size: int = 4096
+    max_request_body_size: int | None = None
 
     def __post_init__(self) -> None:
+        limit = self.max_request_body_size
+        if limit is not None and (not isinstance(limit, int) or not 0 <= limit <= _MAX_BODY):
+            raise ValueError(f"max_request_body_size must be None or an integer in "
+                             f"[0, {_MAX_BODY}], not {limit!r}")
         for name, low, high in (
             ("max_concurrent_streams", 0, 2**32 - 1),
             ("initial_window_size", 0, _MAX_WINDOW),
@@ -38,7 +54,7 @@ class ServerSettings:
             if not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | None]:
         """The settings as a plain dict, as the engine takes them."""
         return asdict(self)
 

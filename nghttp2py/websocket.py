@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["DeflateParameters", "HandshakeError", "WebSocketClosed", "accept_key",
-           "handshake", "negotiate_deflate"]
+           "handshake", "negotiate_deflate", "offered_subprotocols"]
 
 # RFC 6455 section 1.3: appended to Sec-WebSocket-Key before hashing it.
 _KEY_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -96,6 +96,12 @@ def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[
     """Every comma-separated element of the header fields called ``name``."""
     return [item.strip() for field, value in headers if field == name
             for item in value.split(b",") if item.strip()]
+
+
+def offered_subprotocols(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The subprotocols a client offers in ``sec-websocket-protocol``, in its order."""
+    return [value.decode("latin-1") for value in _header_values(headers,
+                                                                 b"sec-websocket-protocol")]
 
 
 def _extension_offers(headers: Iterable[tuple[bytes, bytes]]
