@@ -76,6 +76,12 @@ __all__ = ["H3Config", "QuicListener", "QuicSession"]
 
 logger = logging.getLogger("nghttp2py")
 
+# aioquic logs each connection's handshake steps at INFO on the "quic" logger:
+# debugging detail for a server. Quiet unless the program set a level itself.
+_aioquic_logger = logging.getLogger("quic")
+if _aioquic_logger.level == logging.NOTSET:
+    _aioquic_logger.setLevel(logging.WARNING)
+
 # RFC 9114 section 8.1.
 H3_NO_ERROR = 0x100
 H3_REQUEST_REJECTED = 0x10B
