@@ -167,8 +167,8 @@ class ServerConnection(asyncio.BufferedProtocol):
             self._rearm()
 
     def _rearm(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        # A timer already set that fires first stays (it re-arms then): most
+        # connections keep the one set on accept, one timer fewer to make and cancel.
         self._check_timeouts()
 
     def eof_received(self) -> bool:
@@ -235,9 +235,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        self._check_timeouts()
+
     def _check_timeouts(self) -> None:
         """Act on whichever timeout has expired, then re-arm for the next deadline."""
-        self._watchdog = None
         session = self._session
         if self._transport is None or self._transport.is_closing():
             return
@@ -336,8 +339,12 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     def _arm(self, deadline: float, now: float) -> None:
         loop = self._config.loop
-        self._watchdog = loop.call_at(loop.time() + max(deadline - now, 0.01),
-                                      self._check_timeouts)
+        when = loop.time() + max(deadline - now, 0.01)
+        if self._watchdog is not None:
+            if self._watchdog.when() <= when:
+                return  # it fires first, and looks again then
+            self._watchdog.cancel()
+        self._watchdog = loop.call_at(when, self._on_watchdog)
 
     def _close_for(self, reason: str, error_code: int | None = None) -> None:
         """Close for ``reason``: HTTP/2 first sends GOAWAY ``error_code``. A client that

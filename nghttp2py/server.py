@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import loops
@@ -19,6 +19,8 @@ from .settings import ServerSettings, Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .quic import QuicListener
 
 __all__ = ["HTTP2Server"]
 
@@ -56,6 +58,12 @@ class HTTP2Server:
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
     response carrying ``link: rel=preload`` instead; ``False`` turns that off.
 
+    ``quic_bind``, a list of ``(host, port)``, serves HTTP/3 on those UDP
+    addresses too (``pip install nghttp2py[h3]``), with the certificate chain
+    in ``quic_certfile`` and its key (``quic_keyfile``, if not in that file);
+    ``quic_retry`` validates each client's address with a QUIC Retry first.
+    See docs/http3.md.
+
     Blocking use: :meth:`serve_forever`. In an asyncio program, :meth:`serve`,
     or::
 
@@ -78,6 +86,10 @@ class HTTP2Server:
         shutdown_timeout: float = 30.0,
         sock: socket.socket | None = None,
         proxy_protocol: bool = False,
+        quic_bind: Iterable[tuple[str, int]] = (),
+        quic_certfile: str | None = None,
+        quic_keyfile: str | None = None,
+        quic_retry: bool = False,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -94,6 +106,13 @@ class HTTP2Server:
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
         self.proxy_protocol = proxy_protocol
+        self.quic_bind = list(quic_bind)
+        if self.quic_bind and not quic_certfile:
+            raise ValueError("HTTP/3 (quic_bind) needs a certificate: give quic_certfile")
+        self.quic_certfile = quic_certfile
+        self.quic_keyfile = quic_keyfile
+        self.quic_retry = quic_retry
+        self._quic: list[QuicListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -113,6 +132,10 @@ class HTTP2Server:
         self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._memory = MemoryReleaser(loop)
+        await self._start_quic(loop)
+        # HOOK(h3edge, alt_svc): once the alt_svc option exists, default it here:
+        #   if self.alt_svc is None and self.quic_ports:
+        #       self.alt_svc = f'h3=":{self.quic_ports[0]}"; ma=86400'
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
@@ -152,6 +175,25 @@ class HTTP2Server:
                     type(loop).__module__.partition(".")[0],
                     " (and HTTP/1.1)" if self.http1 else "")
 
+    async def _start_quic(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.quic_bind:
+            return
+        try:
+            from .quic import H3Config, QuicListener
+        except ImportError as exc:
+            raise RuntimeError(str(exc)) from None
+        assert self.quic_certfile is not None
+        config = H3Config(
+            handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
+            timeouts=self.timeouts, access_log=self.access_log,
+            push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
+            keyfile=self.quic_keyfile, retry=self.quic_retry)
+        for host, port in self.quic_bind:
+            listener = QuicListener(config, loop)
+            await listener.start(host, port)
+            self._quic.append(listener)
+            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
 
@@ -164,6 +206,8 @@ class HTTP2Server:
         self._server.close()
         for connection in list(self._connections):
             connection.shutdown()
+        for listener in self._quic:
+            listener.close(self.shutdown_timeout)
         assert self.loop is not None
         self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
         # A connection the kernel handed over just before close() reaches
@@ -178,6 +222,8 @@ class HTTP2Server:
         """Close every connection at once."""
         for connection in list(self._connections):
             connection.abort()
+        for listener in self._quic:
+            listener.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
@@ -185,6 +231,8 @@ class HTTP2Server:
             return
         await self._closed.wait()
         await self._server.wait_closed()
+        for listener in self._quic:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -246,9 +294,14 @@ class HTTP2Server:
         return port
 
     @property
+    def quic_ports(self) -> list[int]:
+        """The UDP ports serving HTTP/3 (empty before :meth:`start`, or without ``quic_bind``)."""
+        return [listener.address[1] for listener in self._quic]
+
+    @property
     def connections(self) -> int:
-        """How many client connections are open."""
-        return len(self._connections)
+        """How many client connections are open (HTTP/3 ones included)."""
+        return len(self._connections) + sum(listener.connections for listener in self._quic)
 
     # -- given to each ServerConnection ----------------------------------------------
 

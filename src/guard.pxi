@@ -37,6 +37,12 @@ cdef uint32_t MAX_CONTINUATIONS = 8
 cdef uint32_t MAX_OVERSIZED_BLOCKS = 4
 cdef size_t ABANDON_FACTOR = 4
 
+# A header block held back until it ends (oversized.pxi) is handed to nghttp2
+# as it came once it passes this size (a block that large is abandoned anyway
+# unless max_header_list_size is raised); it would have to contain a field
+# over nghttp2's limit to fail the connection.
+cdef size_t MAX_HELD_BLOCK = 4 * HD_MAX_NV
+
 # The minimum-rate rule (Timeouts.min_rate) is checked over periods of
 # Timeouts.request_header seconds, or this long when that is off.
 cdef double RATE_PERIOD = 10.0
@@ -54,9 +60,12 @@ cdef enum:
     ERR_TOO_MANY_CONTINUATIONS = -905
 
 
-cdef void guard_init(Session self) noexcept:
+cdef void guard_init(Session self, uint64_t header_table_size) noexcept:
     """Guard a server session (a client session is left alone)."""
     self.guarded = True
+    # The largest dynamic table the client's encoder may use: ours once it has
+    # our SETTINGS, the default before.
+    self.hpack_table_limit = max(<uint64_t>HPACK_DEFAULT_TABLE_SIZE, header_table_size)
     self.scan_skip = CLIENT_MAGIC_LENGTH
     self.max_client_stream = -1
     self.reset_tokens = RESET_BURST
@@ -129,6 +138,7 @@ cdef void guard_refuse(Session self, uint32_t error_code, const char *reason) no
     if self.refused_for != NULL or self.session == NULL:
         return
     self.refused_for = reason
+    self.capture = None
     nghttp2_session_terminate_session(self.session, error_code)
     try:
         _logger.info("closing connection from %s: %s (GOAWAY %s)", self.client_address,
@@ -216,12 +226,16 @@ cdef inline double rate_period(Session self) noexcept:
 
 
 cdef bint awaiting_request_data(Session self):
-    """Whether a request body is still awaited that the application is ready to take."""
+    """Whether a request body is still awaited that the application is ready to take.
+
+    An accepted WebSocket's stream is not: its client may stay silent as long as it likes.
+    """
     cdef BaseRequestHandler handler
     for value in self.streams.values():
         handler = <BaseRequestHandler>value
         if not (handler.state & (REQUEST_DONE | READING_PAUSED | PUSHED | STREAM_CLOSED)) \
-                and handler.task is None and not handler.events:
+                and handler.task is None and not handler.events \
+                and (handler._websocket is None or handler._websocket.output is None):
             return True
     return False
 
@@ -342,18 +356,57 @@ cdef inline ssize_t recv_slice(Session self, const uint8_t *data, size_t length)
     return nghttp2_session_mem_recv(self.session, data, length)
 
 
+cdef inline bint held_back(uint8_t frame_type, uint8_t flags, uint32_t length) noexcept:
+    """Whether a HEADERS frame's block is held back until it ends (oversized.pxi):
+    it spans frames, or its one frame could hold a field over nghttp2's limit."""
+    return frame_type == NGHTTP2_HEADERS \
+        and (not (flags & NGHTTP2_FLAG_END_HEADERS) or length > HD_MAX_NV)
+
+
+cdef inline bint held_too_much(Session self, size_t more) noexcept:
+    """Whether holding ``more`` bytes of a header block would pass MAX_HELD_BLOCK."""
+    return <size_t>PyByteArray_GET_SIZE(self.capture) + more > MAX_HELD_BLOCK
+
+
+cdef ssize_t release_capture(Session self, bint whole=True) except? -1:
+    """Hand the held-back header block to nghttp2, its oversized fields replaced
+    (unless it did not end as it should: then as it came, for nghttp2 to judge)."""
+    cdef bytearray captured = self.capture
+    cdef object frames = None
+    cdef ssize_t rv
+    self.capture = None
+    self.capture_complete = False
+    if whole and PyByteArray_GET_SIZE(captured) > HD_MAX_NV + FRAME_HEADER_LENGTH:
+        frames = reframed_header_block(captured, self.hpack_table_limit)
+    if frames is None:
+        return recv_slice(self, <const uint8_t *>PyByteArray_AS_STRING(captured),
+                          PyByteArray_GET_SIZE(captured))
+    cdef const uint8_t *head = <const uint8_t *>PyByteArray_AS_STRING(captured)
+    self.oversized_field_stream = <int32_t>(((<uint32_t>head[5] & 0x7f) << 24)
+                                            | (<uint32_t>head[6] << 16)
+                                            | (<uint32_t>head[7] << 8) | head[8])
+    rv = recv_slice(self, <const uint8_t *>PyByteArray_AS_STRING(frames),
+                    PyByteArray_GET_SIZE(frames))
+    self.oversized_field_stream = 0
+    return rv
+
+
 cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) except? -1:
     """Scan ``data`` and feed it to nghttp2 in slices.
 
     Returns how many bytes were processed: ``length``, or fewer when the read
     took too long and the rest must wait; or a negative nghttp2 error.
+
+    A frame header split across reads is held back (in ``scan_head``) until it
+    is whole, and so is a header block that oversized.pxi may have to change.
     """
-    cdef size_t position = 0, start = 0, n
+    cdef size_t position = 0, start = 0, n, held
     cdef ssize_t rv
     cdef size_t frame_start
     cdef const uint8_t *head = self.scan_head
-    cdef uint8_t frame_type
+    cdef uint8_t frame_type, flags
     cdef int32_t stream_id
+    cdef bint began_earlier, broken
     if not self.guarded:
         return recv_slice(self, data, length)
     if self.refused_for != NULL:
@@ -361,11 +414,23 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
     while position < length:
         if self.scan_skip:
             n = min(<size_t>self.scan_skip, length - position)
+            if self.capture is not None and held_too_much(self, n):
+                rv = release_capture(self, False)
+                if rv < 0:
+                    return rv
+            if self.capture is not None:
+                append_bytes(self.capture, data + position, n)
+                start = position + n
             position += n
             self.scan_skip -= n
             if not self.scan_skip:
                 self.block_ends = False
+                if self.capture_complete:
+                    rv = release_capture(self)
+                    if rv < 0:
+                        return rv
         else:
+            began_earlier = self.scan_have > 0
             n = min(<size_t>(FRAME_HEADER_LENGTH - self.scan_have), length - position)
             memcpy(self.scan_head + self.scan_have, data + position, n)
             self.scan_have += n
@@ -375,12 +440,12 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
             self.scan_have = 0
             self.scan_skip = (<uint32_t>head[0] << 16) | (<uint32_t>head[1] << 8) | head[2]
             frame_type = head[3]
+            flags = head[4]
             stream_id = <int32_t>(((<uint32_t>head[5] & 0x7f) << 24) | (<uint32_t>head[6] << 16)
                                   | (<uint32_t>head[7] << 8) | head[8])
-            # A header that began in an earlier read starts before ``data``:
-            # nghttp2 has had everything before it already.
-            frame_start = position - FRAME_HEADER_LENGTH if position >= FRAME_HEADER_LENGTH \
-                else 0
+            # A header that began in an earlier read was held back: nghttp2
+            # has had everything before it, and gets it from ``scan_head``.
+            frame_start = 0 if began_earlier else position - FRAME_HEADER_LENGTH
             if frame_start > start and needs_current_state(self, frame_type, stream_id):
                 rv = recv_slice(self, data + start, frame_start - start)
                 if rv < 0:
@@ -388,11 +453,40 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
                 start = frame_start
             self.preface_fed = True
             if self.refused_for == NULL:
-                inspect_frame(self, self.scan_skip, frame_type, head[4], stream_id)
+                inspect_frame(self, self.scan_skip, frame_type, flags, stream_id)
             if self.refused_for != NULL:
                 return length  # nghttp2 ignores the rest: no need to hand it over
+            # Another frame inside a header block (nghttp2 answers PROTOCOL_ERROR),
+            # or a block too large to hold back: nghttp2 gets it as it came.
+            broken = self.capture is not None and frame_type != NGHTTP2_CONTINUATION
+            if self.capture is not None and (broken or held_too_much(self, FRAME_HEADER_LENGTH)):
+                rv = release_capture(self, False)
+                if rv < 0:
+                    return rv
+            if self.capture is not None:
+                append_bytes(self.capture, head, FRAME_HEADER_LENGTH)
+                start = position
+                self.capture_complete = flags & NGHTTP2_FLAG_END_HEADERS
+            elif not broken and held_back(frame_type, flags, self.scan_skip):
+                if frame_start > start:
+                    rv = recv_slice(self, data + start, frame_start - start)
+                    if rv < 0:
+                        return rv
+                self.capture = PyByteArray_FromStringAndSize(<const char *>head,
+                                                             FRAME_HEADER_LENGTH)
+                start = position
+                self.capture_complete = flags & NGHTTP2_FLAG_END_HEADERS
+            elif began_earlier:
+                rv = recv_slice(self, head, FRAME_HEADER_LENGTH)
+                if rv < 0:
+                    return rv
+                start = position
             if not self.scan_skip:
                 self.block_ends = False
+                if self.capture_complete:
+                    rv = release_capture(self)
+                    if rv < 0:
+                        return rv
         if position - start >= SLICE_BYTES:
             rv = recv_slice(self, data + start, position - start)
             if rv < 0:
@@ -400,8 +494,9 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
             start = position
             if position < length and monotonic() - self.last_activity >= SLICE_SECONDS:
                 return position
-    if position > start:
-        rv = recv_slice(self, data + start, position - start)
+    held = min(<size_t>self.scan_have, position)
+    if position - held > start:
+        rv = recv_slice(self, data + start, position - held - start)
         if rv < 0:
             return rv
     # A header block (or a frame header) left incomplete: the request-header
