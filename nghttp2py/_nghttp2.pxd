@@ -20,7 +20,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
 from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
-                        PROT_WRITE, madvise, mmap, munmap)
+                         PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
                                 PyByteArray_GET_SIZE, PyByteArray_Resize)

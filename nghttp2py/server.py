@@ -183,8 +183,11 @@ class HTTP2Server:
         except ImportError as exc:
             raise RuntimeError(str(exc)) from None
         assert self.quic_certfile is not None
+        # Absent and None are the same to the engine: no limit.
+        settings = {name: value for name, value in self.settings.as_dict().items()
+                    if value is not None}
         config = H3Config(
-            handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
+            handler_class=self.RequestHandlerClass, settings=settings,
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
             keyfile=self.quic_keyfile, retry=self.quic_retry)
