@@ -19,7 +19,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
 from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
-                        PROT_WRITE, madvise, mmap, munmap)
+                         PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
                                 PyByteArray_GET_SIZE, PyByteArray_Resize)
@@ -342,6 +342,15 @@ ctypedef struct PageBlocks:
     size_t size[MAX_PAGE_BLOCKS]
 
 
+cdef class GuardBudgets:
+    # A server's GuardLimits (nghttp2py/settings.py), for the frame guard (guard.pxi).
+    cdef readonly double reset_burst, reset_rate
+    cdef readonly double idle_frame_burst, idle_frame_rate, idle_frame_credit
+    cdef readonly uint32_t max_continuations, max_oversized_blocks
+    cdef readonly size_t abandon_factor, slice_bytes
+    cdef readonly double slice_seconds
+
+
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
     # Blocks of the session's memory allocator: valid until nghttp2_session_del.
@@ -356,6 +365,7 @@ cdef class Session(HTTPProtocol):
     # before nghttp2 processes the frame, and charges it to these budgets.
     # A server session is guarded; a client session (ClientSession) is not.
     cdef bint guarded
+    cdef GuardBudgets budgets
     cdef uint32_t scan_skip
     cdef uint8_t scan_have
     cdef uint8_t scan_head[FRAME_HEADER_LENGTH]
