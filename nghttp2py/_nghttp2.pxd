@@ -642,6 +642,7 @@ cdef class HTTP3Connection(HTTPProtocol):
     cdef readonly int64_t last_stream_id
     cdef readonly bint shutting_down
 
+    cdef void refuse_body(self, BaseRequestHandler handler) except *
     cdef int pull_body(self, BaseRequestHandler stream) except -1
     cdef void finish_stream(self, BaseRequestHandler stream) except *
 

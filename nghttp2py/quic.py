@@ -287,9 +287,9 @@ class QuicSession:
         protocol = self.protocol
         assert protocol is not None
         if type(event) is DataReceived:
-            if event.data:
-                stream_id = event.stream_id
-                self._held[stream_id] = self._held.get(stream_id, 0) + len(event.data)
+            held = self._held.get(event.stream_id)
+            if held is not None:  # (None: a stream closed or refused, given no credit)
+                self._held[event.stream_id] = held + len(event.data)
             protocol.data_received(event.stream_id, event.data, event.stream_ended)
         elif type(event) is HeadersReceived:
             self._held.setdefault(event.stream_id, 0)
@@ -303,9 +303,6 @@ class QuicSession:
             self, config.handler_class, config.settings, client_address=self._peer,
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=self._loop)
-        if self.shutting_down:
-            self.shutting_down = False
-            self.shutdown()
 
     def _handshake_timeout(self) -> None:
         """Timeouts.handshake: a client that starts a handshake must finish it

@@ -19,8 +19,8 @@ class ServerSettings:
     connection so uploads run at full speed, 16 KiB frames, 64 KiB of request
     headers (a larger header block gets ``431``) and a 4 KiB HPACK table.
 
-    ``max_request_body_size`` limits each request body, in bytes, over HTTP/2
-    and HTTP/1.1 alike, whatever serves it (handler, ASGI or WSGI app): a
+    ``max_request_body_size`` limits each request body, in bytes, over HTTP/2,
+    HTTP/1.1 and HTTP/3 alike, whatever serves it (handler, ASGI or WSGI app): a
     larger ``content-length`` gets ``413`` before any of the body is read, and
     a body that grows past it mid-way gets ``413`` (HTTP/2: then RST_STREAM
     NO_ERROR; HTTP/1.1: then the connection closes), or, if a response has
