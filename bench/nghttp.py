@@ -6,6 +6,8 @@ the server's SETTINGS allow). One nghttp process is one connection, so a run
 starts ``connections`` of them at once. nghttp exits 0 even when requests were
 left undone; it then says ``Some requests were not processed. total=N,
 processed=M`` on stderr, which is where the count of done requests comes from.
+A run that does not finish in time raises the harness's error for a load client
+that could not run (h2load.H2loadError).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class NghttpResult:
 
     @property
     def req_per_s(self) -> float:
+        """Requests done per second of the run's wall time."""
         return self.done / self.seconds if self.seconds else 0.0
 
     def summary(self) -> dict:

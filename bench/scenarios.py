@@ -115,6 +115,8 @@ def scenarios(post_file: Path) -> list[Scenario]:
                  websocket_cases("11", "h2c"), websocket=True, run_share=WS_RUN_SHARE),
         # The same client both times (h2load cannot upgrade), so that the difference
         # is the server's: an upgraded connection against one with prior knowledge.
+        # (nghttp sends all of a connection's requests: the server's SETTINGS, 100
+        # streams, bound those in flight; `streams` records that.)
         Scenario(12, "h2c upgrade against prior knowledge", "upgrade", False, "req/s", True, (
             Case("12a", "tiny GET, h2c upgrade: 10 x nghttp -u -m N/10", 10, 100, 5000,
                  1_000_000, extra=UPGRADE),

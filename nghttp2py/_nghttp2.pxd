@@ -357,6 +357,15 @@ ctypedef struct PageBlocks:
     size_t size[MAX_PAGE_BLOCKS]
 
 
+cdef class GuardBudgets:
+    # A server's GuardLimits (nghttp2py/settings.py), for the frame guard (guard.pxi).
+    cdef readonly double reset_burst, reset_rate
+    cdef readonly double idle_frame_burst, idle_frame_rate, idle_frame_credit
+    cdef readonly uint32_t max_continuations, max_oversized_blocks
+    cdef readonly size_t abandon_factor, slice_bytes
+    cdef readonly double slice_seconds
+
+
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
     # Blocks of the session's memory allocator: valid until nghttp2_session_del.
@@ -371,6 +380,7 @@ cdef class Session(HTTPProtocol):
     # before nghttp2 processes the frame, and charges it to these budgets.
     # A server session is guarded; a client session (ClientSession) is not.
     cdef bint guarded
+    cdef GuardBudgets budgets
     cdef uint32_t scan_skip
     cdef uint8_t scan_have
     cdef uint8_t scan_head[FRAME_HEADER_LENGTH]

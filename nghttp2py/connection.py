@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, Union
 
-from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
+from ._nghttp2 import BaseRequestHandler, GuardBudgets, HTTP1Connection, Session
 from .errors import ErrorCode
 from .settings import Timeouts
 
@@ -45,6 +45,7 @@ class ConnectionConfig:
     read_buffer: memoryview
     loop: asyncio.AbstractEventLoop
     http1: bool = True  # serve HTTP/1.1 too (else HTTP/2 only)
+    guard: GuardBudgets | None = None  # the server's GuardLimits (else the defaults)
 
 
 class ServerConnection(asyncio.BufferedProtocol):
@@ -134,6 +135,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         """Hand an HTTP/2 session the timeouts its frame guard enforces."""
         session.header_timeout = self._config.timeouts.request_header or 0.0
         session.min_rate = self._config.timeouts.min_rate or 0.0
+        if self._config.guard is not None:
+            session.set_guard_budgets(self._config.guard)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._config.read_buffer

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import loops
+from ._nghttp2 import GuardBudgets
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,7 +49,8 @@ class HTTP2Server:
     ``h2`` is closed, a cleartext HTTP/1 request gets ``505``.
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
-    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
+    ``timeouts`` the connection timeouts (:class:`Timeouts`), ``guard`` the
+    budgets that stop hostile clients (:class:`GuardLimits`, SECURITY.md). ``sock``, a
     listening socket made elsewhere (a Unix socket, one inherited from systemd,
     one shared by worker processes), replaces ``address``. ``proxy_protocol``
     reads a PROXY protocol (v1 or v2) header at the start of every connection
@@ -79,6 +81,7 @@ class HTTP2Server:
         *,
         settings: ServerSettings | None = None,
         timeouts: Timeouts | None = None,
+        guard: GuardLimits | None = None,
         access_log: bool = False,
         push_early_hints: bool = True,
         http1: bool = True,
@@ -100,6 +103,7 @@ class HTTP2Server:
         self.ssl = _prepare_ssl_context(ssl, http1) if ssl is not None else None
         self.settings = settings or ServerSettings()
         self.timeouts = timeouts or Timeouts()
+        self.guard = guard or GuardLimits()
         self.access_log = access_log
         self.push_early_hints = push_early_hints
         self.backlog = backlog
@@ -140,7 +144,7 @@ class HTTP2Server:
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1)
+            http1=self.http1, guard=GuardBudgets(self.guard))
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         ssl = self.ssl

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["ServerSettings", "Timeouts"]
+__all__ = ["GuardLimits", "ServerSettings", "Timeouts"]
 
 _MAX_WINDOW = 2**31 - 1
 # The engine compares body sizes in a C Py_ssize_t: far below its end.
@@ -99,3 +99,56 @@ class Timeouts:
                 raise ValueError(f"{name} cannot be turned off")
             if value is not None and (not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """The budgets of the frame guard, which stops hostile clients (SECURITY.md).
+
+    ``reset_burst``, ``reset_rate``: the client's RST_STREAM frames (rapid
+    reset, CVE-2023-44487), a token bucket: this many at once, refilled at
+    ``reset_rate`` per second (then GOAWAY ENHANCE_YOUR_CALM). libnghttp2's own
+    limiter stays behind it at 400 and 66 per second.
+    ``idle_frame_burst``, ``idle_frame_rate``, ``idle_frame_credit``: frames
+    that do no work (empty DATA, PRIORITY, WINDOW_UPDATE on a closed stream,
+    PING, SETTINGS, unknown types), a token bucket refilled at
+    ``idle_frame_rate`` per second and by ``idle_frame_credit`` per request.
+    ``max_continuations``: CONTINUATION frames after one HEADERS (libnghttp2
+    itself stops at 8). ``max_oversized_blocks``: header blocks over
+    ``max_header_list_size`` (each gets ``431``) before GOAWAY;
+    ``abandon_factor``: past this many times that limit, a block is no longer
+    decoded for the application (RST_STREAM ENHANCE_YOUR_CALM).
+    ``slice_bytes``, ``slice_seconds``: libnghttp2 gets a read in slices of
+    this many bytes, and once a read has taken this long, the rest waits for
+    the next turn of the event loop.
+
+    A server takes them once (``HTTP2Server(..., guard=GuardLimits(...))``);
+    they cost nothing per frame.
+    """
+
+    reset_burst: float = 200
+    reset_rate: float = 33
+    idle_frame_burst: float = 1000
+    idle_frame_rate: float = 100
+    idle_frame_credit: float = 2
+    max_continuations: int = 8
+    max_oversized_blocks: int = 4
+    abandon_factor: int = 4
+    slice_bytes: int = 8192
+    slice_seconds: float = 0.002
+
+    def __post_init__(self) -> None:
+        for name in ("reset_burst", "reset_rate", "idle_frame_burst", "idle_frame_rate",
+                     "idle_frame_credit", "slice_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value >= (1 if "burst" in name
+                                                                   else 0):
+                raise ValueError(f"{name} must be a number >= {1 if 'burst' in name else 0}, "
+                                 f"not {value!r}")
+        for name, low, high in (("max_continuations", 0, 8),
+                                ("max_oversized_blocks", 0, 2**32 - 1),
+                                ("abandon_factor", 1, 2**16),
+                                ("slice_bytes", 1024, 2**30)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")

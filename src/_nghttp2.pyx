@@ -31,5 +31,5 @@ __all__ = [
     "WebSocket",
     "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
-    "NGHTTP2_LIB_VERSION",
+    "NGHTTP2_LIB_VERSION", "GuardBudgets",
 ]

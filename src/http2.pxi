@@ -56,7 +56,8 @@ cdef int _init_session_templates() except -1:
     # Rapid reset: guard.pxi's limiter acts first (and before handlers run);
     # nghttp2's, looser, stays on as a backstop.
     nghttp2_option_set_stream_reset_rate_limit(
-        option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
+        option, <uint64_t>(2 * _default_budgets.reset_burst),
+        <uint64_t>(2 * _default_budgets.reset_rate))
     # RFC 9218 priorities (announced in SETTINGS), RFC 7540 for clients that
     # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
     nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
@@ -74,6 +75,7 @@ cdef class Session(HTTPProtocol):
 
     def __cinit__(self):
         self.session = NULL
+        self.budgets = _default_budgets
 
     def __init__(self, transport, handler_class, settings, *, client_address=None,
                  client_certificate=None, bytes scheme=b"http", bint access_log=False,
@@ -242,6 +244,11 @@ cdef class Session(HTTPProtocol):
                     self.loop.time() + rate_period(self), _check_rate, self, monotonic())
         finally:
             self.raise_escape()
+
+    def set_guard_budgets(self, GuardBudgets budgets not None):
+        """Guard this connection with a server's budgets (its GuardLimits)."""
+        if self.guarded:
+            guard_set_budgets(self, budgets)
 
     def start(self):
         """Send the server's connection preface (SETTINGS)."""

@@ -251,7 +251,9 @@ cdef class HTTPProtocol:
 cdef inline bint over_length(const uint8_t *digits, size_t length, Py_ssize_t limit) noexcept:
     """Whether a ``content-length`` (digits only, as the parsers check) exceeds ``limit``.
 
-    ``limit`` is at most ``ServerSettings``' bound (2**53), so nothing overflows.
+    Nothing overflows: ``value`` is at most ``limit`` (2**53 at most, else
+    PY_SSIZE_T_MAX for no limit) before each step, and libnghttp2 refuses a
+    ``content-length`` beyond 2**63 - 1.
     """
     cdef Py_ssize_t value = 0
     cdef size_t i

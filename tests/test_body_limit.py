@@ -11,6 +11,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import h2.events
+import httpx
 import pytest
 from rawh1 import RawH1
 
@@ -157,6 +158,16 @@ def test_curl_over_the_limit_http1_upgrade_and_prior_knowledge(limited, tmp_path
         assert result.status == 413, (mode, result)
         result = curl(mode, "--data-binary", f"@{fits}", limited.url("/up"))
         assert (result.status, result.body) == (200, b"%d\n" % LIMIT), mode
+
+
+def test_httpx_gets_413_over_http1_and_http2(limited):
+    for http2 in (False, True):
+        with httpx.Client(http1=not http2, http2=http2) as client:
+            response = client.post(limited.url("/up"), content=b"x" * (LIMIT + 1))
+            assert response.status_code == 413
+            assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            response = client.post(limited.url("/up"), content=b"x" * LIMIT)
+            assert (response.status_code, response.content) == (200, b"%d\n" % LIMIT)
 
 
 # -- HTTP/2 -----------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Server:
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
     http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
     why_not_http1: str = "HTTP/2 only"
-    upgrade: bool = False  # in the h2c upgrade scenario (10)
+    upgrade: bool = False  # in the h2c upgrade scenario (12)
     ws_http1: bool = True  # serves WebSockets over HTTP/1.1 (scenario 10)
     ws_h2: bool = True  # serves WebSockets over HTTP/2 cleartext, RFC 8441 (scenario 11)
     why_not_ws: str = ""
