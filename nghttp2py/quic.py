@@ -72,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._nghttp2 import BaseRequestHandler, HTTP3Connection
 from .settings import Timeouts
 
-__all__ = ["H3Config", "QuicListener", "QuicSession"]
+__all__ = ["H3Config", "QuicListener", "QuicSession", "listen"]
 
 logger = logging.getLogger("nghttp2py")
 
@@ -440,9 +440,9 @@ class QuicListener(asyncio.DatagramProtocol):
         self.sendto: Callable[[bytes, NetworkAddress], None] = _not_started
         self._recvfrom: Callable[[int], tuple[bytes, Any]] = _not_reading
 
-    async def start(self, host: str, port: int) -> None:
-        """Bind the UDP socket (host ``""``: every interface; port 0: a free one)."""
-        sock = _udp_socket(host, port)
+    async def start(self, family: int, address: tuple[Any, ...]) -> None:
+        """Bind the UDP socket to ``address`` (port 0: a free one); see :func:`listen`."""
+        sock = _udp_socket(family, address)
         try:
             transport, _ = await self.loop.create_datagram_endpoint(lambda: self, sock=sock)
         except BaseException:
@@ -630,15 +630,44 @@ def _not_reading(size: int) -> tuple[bytes, Any]:
     raise BlockingIOError
 
 
-def _udp_socket(host: str, port: int) -> socket.socket:
-    """A bound, non-blocking UDP socket; host ``""`` is every interface, IPv6 and IPv4."""
-    if host:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+async def listen(config: H3Config, loop: asyncio.AbstractEventLoop, host: str,
+                 port: int) -> list[QuicListener]:
+    """HTTP/3 on ``host:port``: a listener per UDP address it names.
+
+    Host ``""`` is every interface (one dual-stack socket); ``localhost`` both
+    loopback addresses (browsers try ``::1`` first); any other name every
+    address it resolves to. Port 0 picks a free port, the same for all.
+    """
+    if not host:
+        addresses: list[tuple[int, tuple[Any, ...]]] = [(socket.AF_INET6, ("::", port))]
     else:
-        family, address = socket.AF_INET6, ("::", port)
+        addresses = []
+        for name in (("127.0.0.1", "::1") if host == "localhost" and socket.has_ipv6
+                     else (host,)):
+            for found, _, _, _, address in socket.getaddrinfo(name, port,
+                                                              type=socket.SOCK_DGRAM):
+                if (found, address) not in addresses:
+                    addresses.append((int(found), address))
+    listeners: list[QuicListener] = []
+    try:
+        for family, address in addresses:
+            if listeners and port == 0:
+                address = (address[0], listeners[0].address[1], *address[2:])
+            listener = QuicListener(config, loop)
+            await listener.start(family, address)
+            listeners.append(listener)
+    except BaseException:
+        for listener in listeners:
+            listener.abort()
+        raise
+    return listeners
+
+
+def _udp_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A bound, non-blocking UDP socket; ``::`` is every interface, IPv6 and IPv4."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if not host:
+        if family == socket.AF_INET6 and address[0] == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setblocking(False)
         sock.bind(address)

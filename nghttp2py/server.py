@@ -183,7 +183,7 @@ class HTTP2Server:
         if not self.quic_bind:
             return
         try:
-            from .quic import H3Config, QuicListener
+            from .quic import H3Config, listen
         except ImportError as exc:
             raise RuntimeError(str(exc)) from None
         assert self.quic_certfile is not None
@@ -196,10 +196,9 @@ class HTTP2Server:
             push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
             keyfile=self.quic_keyfile, retry=self.quic_retry)
         for host, port in self.quic_bind:
-            listener = QuicListener(config, loop)
-            await listener.start(host, port)
-            self._quic.append(listener)
-            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+            for listener in await listen(config, loop, host, port):
+                self._quic.append(listener)
+                logger.info("serving HTTP/3 on %s", _format_address(listener.address))
 
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
