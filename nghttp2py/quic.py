@@ -95,6 +95,9 @@ _FIRST_CREDIT = 16384
 # and the largest one read (a UDP payload).
 _READ_BATCH = 63
 _MAX_DATAGRAM = 65527
+# Handshakes in progress past which a new client must answer a Retry first (a
+# flood of spoofed Initial packets then costs the server no connection).
+_RETRY_ABOVE = 64
 # The QUIC idle timeout when Timeouts.idle is off.
 _DEFAULT_IDLE = 3600.0
 
@@ -181,7 +184,8 @@ class QuicSession:
     """One QUIC connection: aioquic's events in, its datagrams out, HTTP/3 on top."""
 
     __slots__ = ("cids", "_h3", "_handshake_timer", "_held", "_listener", "_loop", "_peer",
-                 "_quic", "_timer", "_timer_at", "ended", "protocol", "shutting_down")
+                 "_quic", "_timer", "_timer_at", "ended", "handshaking", "protocol",
+                 "shutting_down")
 
     def __init__(self, listener: QuicListener, quic: _Connection, held: dict[int, int],
                  peer: NetworkAddress) -> None:
@@ -197,6 +201,8 @@ class QuicSession:
         self.protocol: HTTP3Connection | None = None
         self.shutting_down = False
         self.ended = False
+        self.handshaking = True
+        listener.handshaking += 1
         handshake = listener.config.timeouts.handshake
         self._handshake_timer = (self._loop.call_later(handshake, self._handshake_timeout)
                                  if handshake is not None else None)
@@ -270,9 +276,7 @@ class QuicSession:
         elif kind is ProtocolNegotiated:
             self._start_http3()
         elif kind is HandshakeCompleted:
-            if self._handshake_timer is not None:
-                self._handshake_timer.cancel()
-                self._handshake_timer = None
+            self._handshake_done()
         elif kind is ConnectionIdIssued:
             assert isinstance(event, ConnectionIdIssued)
             self.cids.add(event.connection_id)
@@ -310,6 +314,14 @@ class QuicSession:
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=self._loop)
 
+    def _handshake_done(self) -> None:
+        if self.handshaking:
+            self.handshaking = False
+            self._listener.handshaking -= 1
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
     def _handshake_timeout(self) -> None:
         """Timeouts.handshake: a client that starts a handshake must finish it
         (a spoofed Initial costs the server a connection until then)."""
@@ -321,10 +333,10 @@ class QuicSession:
         if self.ended:
             return
         self.ended = True
-        for timer in (self._timer, self._handshake_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._handshake_timer = None
+        self._handshake_done()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         protocol, self.protocol = self.protocol, None
         self._held.clear()
         try:
@@ -428,7 +440,10 @@ class QuicListener(asyncio.DatagramProtocol):
                                     settings["max_header_list_size"]), _FIRST_CREDIT))
         configuration.load_cert_chain(config.certfile, config.keyfile)
         self._configuration = configuration
-        self._retry = QuicRetryTokenHandler() if config.retry else None
+        self._retry = QuicRetryTokenHandler()
+        # Connections whose handshake has not completed yet: past _RETRY_ABOVE,
+        # every new client is asked to prove its address (config.retry: always).
+        self.handshaking = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._routes: dict[bytes, QuicSession] = {}
         self._sessions: set[QuicSession] = set()
@@ -521,24 +536,27 @@ class QuicListener(asyncio.DatagramProtocol):
             return None
         original_cid = header.destination_cid
         retry_cid = None
-        if self._retry is not None:
-            if not header.token:
-                # RFC 9000 section 8.1.2: the client proves its address first.
-                retry_cid = os.urandom(8)
-                self.sendto(encode_quic_retry(
-                    version=header.version, source_cid=retry_cid,
-                    destination_cid=header.source_cid, original_destination_cid=original_cid,
-                    retry_token=self._retry.create_token(
-                        address=addr, original_destination_connection_id=original_cid,
-                        retry_source_connection_id=retry_cid, now=self.loop.time())), addr)
-                return None
+        want_retry = self.config.retry or self.handshaking >= _RETRY_ABOVE
+        if header.token:
             try:
                 original_cid = self._retry.validate_token(
                     address=addr, destination_cid=header.destination_cid, token=header.token,
                     now=self.loop.time())
+                retry_cid = header.destination_cid
             except ValueError:
-                return None  # a bad token: dropped (RFC 9000 section 8.1.3 allows it)
-            retry_cid = header.destination_cid
+                if want_retry:
+                    return None  # a bad token: dropped (RFC 9000 section 8.1.3 allows it)
+                # Not one of ours (another server's, or too old): as if there were none.
+        elif want_retry:
+            # RFC 9000 section 8.1.2: the client proves its address first.
+            retry_cid = os.urandom(8)
+            self.sendto(encode_quic_retry(
+                version=header.version, source_cid=retry_cid,
+                destination_cid=header.source_cid, original_destination_cid=original_cid,
+                retry_token=self._retry.create_token(
+                    address=addr, original_destination_connection_id=original_cid,
+                    retry_source_connection_id=retry_cid, now=self.loop.time())), addr)
+            return None
         held: dict[int, int] = {}
         quic = _Connection(
             window=self.config.settings["initial_window_size"], held=held,

@@ -541,6 +541,19 @@ def test_handlers_and_connections_are_freed_without_the_collector(h3):
         gc.enable()
 
 
+def test_a_retry_only_under_a_load_of_handshakes(h3, monkeypatch):
+    server = h3(Echo)
+
+    async def retried():
+        async with h3_connect(server.quic_port) as client:
+            assert bytes((await client.request("GET", "/size/5")).body) == pattern(5)
+            return client._quic._retry_source_connection_id is not None
+    assert not run(retried())
+    # As if many handshakes were in progress: the next client must prove its address.
+    monkeypatch.setattr(importlib.import_module("nghttp2py.quic"), "_RETRY_ABOVE", 0)
+    assert run(retried())
+
+
 # -- logs, applications, command line ---------------------------------------------------------
 
 
