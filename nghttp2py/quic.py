@@ -7,21 +7,23 @@ QPACK. This module is the thin layer between it and the engine's
 and adapters as HTTP/2 and HTTP/1.1:
 
 - :class:`QuicListener`: one UDP socket. It routes datagrams to connections by
-  connection id, answers version negotiation and, as an option, validates
-  client addresses with a stateless Retry. Output is batched: a connection
-  with something to send is pumped once per event-loop turn, however many
-  datagrams and application calls asked for it.
+  connection id, answers version negotiation, and validates client
+  addresses with a stateless Retry while many handshakes are in progress
+  (always, as an option). It reads every datagram waiting, and output is
+  batched: a connection with something to send is pumped once per
+  event-loop turn, however many datagrams and application calls asked for it.
 - :class:`QuicSession`: one QUIC connection. It turns aioquic's events into
   calls on its HTTP3Connection, and offers it the engine API documented in
   ``src/http3.pxi`` (``send_headers``, ``send_data``, ``send_room``...). Its
   timer is aioquic's (loss recovery, idle timeout).
 
-aioquic keeps no bound on what it buffers, in either direction, so two of its
-private parts are used here, in :class:`_Connection` only (and the aioquic
-version is pinned): a request stream's credit (MAX_STREAM_DATA) is given back
-only as the application takes the data, and a response body is pulled only
-while the stream's send buffer holds less than ``_SEND_BUFFER`` bytes.
-See docs/http3.md.
+aioquic keeps no bound on what it buffers, in either direction, so some of
+its private parts are used here, in :class:`_Connection` almost only (and
+the aioquic versions are bounded in pyproject.toml): a request stream's
+credit (MAX_STREAM_DATA) is given back only as the application takes the
+data, and a response body is pulled only while the stream's send buffer
+holds less than ``_SEND_BUFFER`` bytes. The GOAWAY frame, which aioquic has
+no call for, is written on its control stream. See docs/http3.md.
 """
 from __future__ import annotations
 
