@@ -222,3 +222,16 @@ def test_a_block_too_large_to_hold_back_is_handed_over_as_it_came(client):
     status, body = answer(connection, 1)
     assert status == b"200"
     assert body.split(b"\n") == [b"x-%03d=1000" % i for i in range(300)]
+
+
+def test_oversized_trailer_field_is_dropped_and_the_request_served(client):
+    """In trailers, a field too long to decode drops its block's fields (and nothing
+    else): the request, its body in, is answered; the connection and its table kept."""
+    connection = client()
+    connection.send(frame(HEADERS, END_HEADERS, 1, pseudo_headers(connection.authority)
+                          + literal(b"x-kept", b"yes", indexed=True))
+                    + frame(0, 0, 1, b"body")
+                    + frames(1, OVERSIZED["never-indexed"][0]))
+    assert answer(connection, 1) == (b"200", b"x-kept=yes")
+    connection.send(frames(3, pseudo_headers(connection.authority) + hpack_int(62, 7, 0x80)))
+    assert answer(connection, 3) == (b"200", b"x-kept=yes")
