@@ -199,6 +199,9 @@ cdef object reframed_header_block(bytearray captured, uint64_t table_limit):
         if end > total:
             return None
         largest = max(largest, length)
+        if pos and (frames[pos + 3] != NGHTTP2_CONTINUATION
+                    or memcmp(frames + pos + 5, frames + 5, 4) != 0):
+            return None  # a CONTINUATION on another stream: nghttp2's PROTOCOL_ERROR
         if pos == 0:
             padding = 0
             if flags & NGHTTP2_FLAG_PADDED:

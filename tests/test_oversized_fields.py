@@ -235,3 +235,15 @@ def test_oversized_trailer_field_is_dropped_and_the_request_served(client):
     assert answer(connection, 1) == (b"200", b"x-kept=yes")
     connection.send(frames(3, pseudo_headers(connection.authority) + hpack_int(62, 7, 0x80)))
     assert answer(connection, 3) == (b"200", b"x-kept=yes")
+
+
+def test_continuation_on_another_stream_is_still_a_connection_error(client):
+    """A block that would be rewritten is not made valid by it: with a CONTINUATION on
+    another stream it goes to libnghttp2 as it came, a connection error (the field
+    too long to decode comes first: COMPRESSION_ERROR)."""
+    connection = client()
+    data = frames(1, pseudo_headers(connection.authority) + OVERSIZED["without-indexing"][0])
+    last = data.rindex(bytes((CONTINUATION,)) + b"\x04\x00\x00\x00\x01") - 3
+    connection.send(data[:last + 5] + b"\x00\x00\x00\x03" + data[last + 9:])
+    received = connection.frames_until(lambda f: False, 5)
+    assert [f.error_code for f in frames_of(received, "GoAwayFrame")] == [9]
