@@ -247,3 +247,20 @@ def test_continuation_on_another_stream_is_still_a_connection_error(client):
     connection.send(data[:last + 5] + b"\x00\x00\x00\x03" + data[last + 9:])
     received = connection.frames_until(lambda f: False, 5)
     assert [f.error_code for f in frames_of(received, "GoAwayFrame")] == [9]
+
+
+def test_frames_split_across_reads_anywhere(client):
+    """The guard holds back a frame header split across reads, and every header block
+    that spans frames: bytes sent a few at a time still make the same requests."""
+    connection = client()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = b""
+    for stream_id in range(1, 12, 2):
+        block = pseudo_headers(connection.authority) + literal(b"x-n", b"%d" % stream_id)
+        data += frames(stream_id, block, size=7) if stream_id % 4 == 1 \
+            else frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block)
+    for start in range(0, len(data), 5):
+        connection.send(data[start:start + 5])
+        time.sleep(0.001)
+    for stream_id in range(1, 12, 2):
+        assert answer(connection, stream_id) == (b"200", b"x-n=%d" % stream_id)
