@@ -28,7 +28,7 @@ from .asgi import Lifespan, asgi_handler
 from .binds import Bind, listening_socket, parse_bind
 from .handler import BaseRequestHandler
 from .proxy_headers import TrustedProxies, asgi_proxy_headers, wsgi_proxy_headers
-from .server import HTTP2Server
+from .server import HTTP2Server, alt_svc_value
 from .settings import ServerSettings, Timeouts
 
 __all__ = ["INTERFACES", "AppServer", "detect_interface", "serve"]
@@ -97,7 +97,7 @@ class AppServer:
     other processes serve the same app. ``proxy_headers`` takes the client
     and scheme of ASGI and WSGI apps from ``X-Forwarded-*``/``Forwarded``
     when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
-    ``"*"``). The other options (``proxy_protocol``...) are HTTP2Server's.
+    ``"*"``). The other options (``proxy_protocol``, ``alt_svc``...) are HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
@@ -110,13 +110,14 @@ class AppServer:
                  max_requests: int | None = None, max_requests_jitter: int = 0,
                  multiprocess: bool = False, proxy_headers: bool = False,
                  forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
-                 proxy_protocol: bool = False) -> None:
+                 proxy_protocol: bool = False, alt_svc: str | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
             raise ValueError(f"interface is one of {', '.join(INTERFACES)}, not {interface!r}")
         if isinstance(binds, str):
             binds = [binds]
+        alt_svc_value(alt_svc)  # a bad value fails here, not once the binds are open
         self.app = app
         self.interface = interface
         self.binds = [bind if isinstance(bind, Bind) else parse_bind(bind) for bind in binds]
@@ -127,7 +128,7 @@ class AppServer:
             "settings": settings, "timeouts": timeouts, "access_log": access_log,
             "push_early_hints": push_early_hints, "http1": http1,
             "shutdown_timeout": shutdown_timeout,
-            "backlog": backlog, "proxy_protocol": proxy_protocol}
+            "backlog": backlog, "proxy_protocol": proxy_protocol, "alt_svc": alt_svc}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port
         self.servers: list[HTTP2Server] = []

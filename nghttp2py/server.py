@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import loops
-from .connection import ConnectionConfig, ServerConnection
+from .connection import SNI_ATTRIBUTE, ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
@@ -55,6 +55,10 @@ class HTTP2Server:
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
     response carrying ``link: rel=preload`` instead; ``False`` turns that off.
+    ``alt_svc`` (e.g. ``'h3=":443"; ma=86400'``) is an ``Alt-Svc`` field value
+    (RFC 7838) added to every HTTP/1.1 and HTTP/2 response whose application
+    did not set its own ``alt-svc``; over TLS, HTTP/2 clients that sent SNI
+    also get it in an ``ALTSVC`` frame right after the server's SETTINGS.
 
     Blocking use: :meth:`serve_forever`. In an asyncio program, :meth:`serve`,
     or::
@@ -78,6 +82,7 @@ class HTTP2Server:
         shutdown_timeout: float = 30.0,
         sock: socket.socket | None = None,
         proxy_protocol: bool = False,
+        alt_svc: str | None = None,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -94,6 +99,8 @@ class HTTP2Server:
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
         self.proxy_protocol = proxy_protocol
+        self.alt_svc = alt_svc
+        self._alt_svc = alt_svc_value(alt_svc)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -117,7 +124,9 @@ class HTTP2Server:
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1)
+            http1=self.http1, alt_svc=self._alt_svc)
+        if self._alt_svc is not None and self.ssl is not None:
+            _record_server_name(self.ssl)
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         ssl = self.ssl
@@ -277,6 +286,40 @@ def _prepare_ssl_context(context: _ssl.SSLContext, http1: bool) -> _ssl.SSLConte
     context.set_alpn_protocols(["h2", "http/1.1"] if http1 else ["h2"])
     context.minimum_version = max(context.minimum_version, _ssl.TLSVersion.TLSv1_2)
     return context
+
+
+def alt_svc_value(text: str | None) -> bytes | None:
+    """``text`` as the bytes of an alt-svc field value; ValueError if it cannot be one."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"alt_svc must be a str, not {type(text).__name__}")
+    value = text.strip()
+    # RFC 7838 section 3: ASCII; the HTTP/2 ALTSVC frame must hold it with an origin.
+    if not value or not value.isascii() or not value.isprintable() or len(value) > 8192:
+        raise ValueError(f"alt_svc must be a printable ASCII Alt-Svc value (e.g. "
+                         f"'h3=\":443\"; ma=86400'), not {text!r}")
+    return value.encode("ascii")
+
+
+def _record_server_name(context: _ssl.SSLContext) -> None:
+    """Have ``context`` note each client's SNI host name on its SSLObject (for ALTSVC).
+
+    An SNI callback the application set keeps running, first.
+    """
+    previous = context.sni_callback
+    if getattr(previous, "_records_server_name", False):
+        return
+
+    def record(ssl_object: _ssl.SSLObject, server_name: str | None,
+               ctx: _ssl.SSLContext) -> int | None:
+        result = previous(ssl_object, server_name, ctx) if previous is not None else None
+        if server_name:
+            setattr(ssl_object, SNI_ATTRIBUTE, server_name)
+        return result
+
+    record._records_server_name = True  # type: ignore[attr-defined]
+    context.sni_callback = record  # type: ignore[assignment]
 
 
 def _any_address_socket(port: int, backlog: int) -> socket.socket:
