@@ -311,7 +311,7 @@ def _record_server_name(context: _ssl.SSLContext) -> None:
     if getattr(previous, "_records_server_name", False):
         return
 
-    def record(ssl_object: _ssl.SSLObject, server_name: str | None,
+    def record(ssl_object: _ssl.SSLObject, server_name: str,  # None without SNI
                ctx: _ssl.SSLContext) -> int | None:
         result = previous(ssl_object, server_name, ctx) if previous is not None else None
         if server_name:
@@ -319,7 +319,7 @@ def _record_server_name(context: _ssl.SSLContext) -> None:
         return result
 
     record._records_server_name = True  # type: ignore[attr-defined]
-    context.sni_callback = record  # type: ignore[assignment]
+    context.sni_callback = record
 
 
 def _any_address_socket(port: int, backlog: int) -> socket.socket:
