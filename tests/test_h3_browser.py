@@ -4,19 +4,11 @@ site's ``Alt-Svc`` over HTTP/2. See tests/h3peers.py for why each flag is there.
 """
 from __future__ import annotations
 
-import inspect
 import re
 
 import pytest
-from h3peers import Hypercorn, chromium, free_udp_port, netlog_events
+from h3peers import Hypercorn, chromium, free_udp_port, needs_h3, netlog_events
 from served import ServedPrograms
-
-from nghttp2py import HTTP2Server
-
-# HTTP/3 itself comes with the h3core branch (HTTP2Server(quic_bind=...), --quic-bind).
-needs_h3 = pytest.mark.skipif(
-    "quic_bind" not in inspect.signature(HTTP2Server).parameters,
-    reason="nghttp2py has no HTTP/3 engine here yet (quic_bind, issue 12)")
 
 
 @pytest.fixture
