@@ -99,8 +99,8 @@ class HTTP2Server:
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
         self.proxy_protocol = proxy_protocol
+        alt_svc_value(alt_svc)  # refused here if it cannot be a field value
         self.alt_svc = alt_svc
-        self._alt_svc = alt_svc_value(alt_svc)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -124,8 +124,8 @@ class HTTP2Server:
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1, alt_svc=self._alt_svc)
-        if self._alt_svc is not None and self.ssl is not None:
+            http1=self.http1, alt_svc=alt_svc_value(self.alt_svc))
+        if self.alt_svc is not None and self.ssl is not None:
             _record_server_name(self.ssl)
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
