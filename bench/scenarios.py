@@ -11,9 +11,11 @@ from pathlib import Path
 
 import h2load
 from procstat import tree_cpu_seconds, tree_rss_kib
-from serverproc import ServerProcess
+from serverproc import ServerError, ServerProcess
+from servers.peers import BENCH_PY
 
 IDLE_CLIENTS = Path(__file__).resolve().parent / "idle_clients.py"
+H3LOAD = Path(__file__).resolve().parent / "h3load.py"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Scenario:
     higher_is_better: bool
     cases: tuple[Case, ...]
     http1: bool = False  # HTTP/1.1 (h2load --h1) instead of HTTP/2
+    http3: bool = False  # HTTP/3 with bench/h3load.py instead of h2load
 
 
 @dataclass
@@ -101,13 +104,16 @@ def scenarios(post_file: Path) -> list[Scenario]:
         Scenario(9, "1 MiB responses over HTTP/1.1", "load", False, "MiB/s", True, (
             Case("9", "1 MiB GET, HTTP/1.1 keep-alive, -c 4", 4, 1, 40, 10_000, path="/1m",
                  extra=H1),), http1=True),
+        Scenario(10, "Tiny GET over HTTP/3", "load", True, "req/s", True, (
+            Case("10", "tiny GET, HTTP/3 (QUIC), -c 10 -m 10, aioquic client (bench/h3load.py)",
+                 10, 10, 1000, 200_000),), http3=True),
     ]
 
 
 # h2load speaks HTTP/1.1 with this (pipelined when -m > 1).
 H1 = ("--h1",)
 # Every scenario's number, as --scenario takes them.
-NUMBERS = tuple(range(1, 10))
+NUMBERS = tuple(range(1, 11))
 
 
 def _url(port: int, tls: bool, path: str) -> str:
@@ -131,6 +137,27 @@ def _unsuccessful(results: list[h2load.H2loadResult]) -> int:
     return sum(r.unsuccessful for r in results)
 
 
+def h3load_command(port: int, n: int, c: int, m: int, path: str = "/hello") -> list[str]:
+    """bench/h3load.py (on bench/.venv's aioquic), pinned to h2load's CPU."""
+    python = str(BENCH_PY) if BENCH_PY.exists() else sys.executable
+    return ["taskset", "-c", h2load.H2LOAD_CPU, python, str(H3LOAD), str(port), "-n", str(n),
+            "-c", str(c), "-m", str(m), "--path", path]
+
+
+def wait_h3_ready(port: int, timeout: float = 30.0) -> None:
+    """Until one HTTP/3 request succeeds: a server may open its UDP port after its TCP one."""
+    deadline = time.monotonic() + timeout
+    command = h3load_command(port, 1, 1, 1) + ["--connect-timeout", "2"]
+    while time.monotonic() < deadline:
+        try:
+            if h2load.run(command, 10).succeeded == 1:
+                return
+        except h2load.H2loadError:
+            pass
+        time.sleep(0.2)
+    raise ServerError(f"no HTTP/3 answer on UDP port {port} within {timeout:.0f}s")
+
+
 def _warm(case: Case, url: str, settings: Settings) -> h2load.H2loadResult:
     """Warm-up run; its req/s sizes the measured runs."""
     command = h2load.build_command(url, case.warm_n, case.clients, case.streams, list(case.extra))
@@ -146,8 +173,16 @@ def measure_load(scenario: Scenario, case: Case, server: ServerProcess, port: in
                  settings: Settings) -> Outcome:
     """Throughput (req/s or MiB/s) and server CPU per request, median of rounds."""
     url = _url(port, scenario.tls, case.path)
-    n = _sized_n(case, _warm(case, url, settings).req_per_s, settings.seconds)
-    command = h2load.build_command(url, n, case.clients, case.streams, list(case.extra))
+
+    def command_for(n: int) -> list[str]:
+        if scenario.http3:
+            return h3load_command(port, n, case.clients, case.streams, case.path)
+        return h2load.build_command(url, n, case.clients, case.streams, list(case.extra))
+
+    if scenario.http3:
+        wait_h3_ready(port)
+    warm = h2load.run(command_for(case.warm_n), _timeout(settings))
+    command = command_for(_sized_n(case, warm.req_per_s, settings.seconds))
     results, rounds = [], []
     for _ in range(settings.rounds):
         result, cpu = _measured(server, command, settings)

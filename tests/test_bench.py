@@ -12,9 +12,11 @@ if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without benc
     pytest.skip("no bench/ directory", allow_module_level=True)
 sys.path.insert(0, str(BENCH))
 
-import report  # noqa: E402 (bench/ is put on the path above)
+import h2load  # noqa: E402 (bench/ is put on the path above)
+import report  # noqa: E402
 import run  # noqa: E402
-from scenarios import Outcome, scenarios  # noqa: E402
+from h3peers import Hypercorn, needs_h3  # noqa: E402
+from scenarios import Outcome, h3load_command, scenarios, wait_h3_ready  # noqa: E402
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
 from servers.peers import REPO, Paths, Server  # noqa: E402
@@ -116,3 +118,40 @@ def test_full_run_regenerates_the_results_section(tmp_path: Path) -> None:
     assert "- [x] idle connection (7): <= 16 KiB resident memory each" in text
     assert "ran on `asyncio.unix_events._UnixSelectorEventLoop`" in text
     assert "| nghttp2py | asyncio | 11.60 |" in text
+
+
+def test_h3load_against_hypercorn_reads_as_h2load(certificate, tmp_path: Path) -> None:
+    """The HTTP/3 client's summary is h2load's: the harness reads it the same way."""
+    hypercorn = Hypercorn("bench.servers.asgi_app:app", certificate, tmp_path)
+    try:
+        wait_h3_ready(hypercorn.quic_port)
+        result = h2load.run(h3load_command(hypercorn.quic_port, 300, 3, 10), 60)
+    finally:
+        hypercorn.stop()
+    assert (result.total, result.done, result.succeeded, result.unsuccessful) == (300, 300, 300, 0)
+    assert result.data_bytes == 300 * len(b"hello world")
+    assert result.req_per_s > 0 and result.seconds > 0
+
+
+def test_http3_rows_are_na_where_a_server_has_none() -> None:
+    h3 = next(s for s in scenarios(Path("-")) if s.number == 10)
+    assert h3.http3 and h3.tls
+    servers = {server.name: server for server in run.SERVERS}
+    assert servers["hypercorn"].unsupported(True, http3=True) == ""
+    assert servers["granian"].unsupported(True, http3=True) == "Granian 2 has no HTTP/3"
+    assert "--quic-bind" in servers["hypercorn"].command(4433, True, NO_FILES, "python",
+                                                         http3=True)
+    assert "--quic" in servers["nghttp2py"].command(4433, True, NO_FILES, "python", http3=True)
+
+
+@needs_h3
+def test_nghttp2py_bench_server_over_h3(certificate, tmp_path: Path) -> None:
+    files = Paths(cert=certificate[0], key=certificate[1], htdocs=Path("-"))
+    server = Server("nghttp2py", h3=True)
+    port = free_port()
+    with ServerProcess(server.command(port, True, files, sys.executable, http3=True),
+                       server.env(), tmp_path / "nghttp2py.log", REPO) as process:
+        process.wait_ready(port, tls=True)
+        wait_h3_ready(port)
+        result = h2load.run(h3load_command(port, 300, 3, 10), 60)
+    assert (result.done, result.succeeded) == (300, 300)

@@ -39,43 +39,51 @@ class Server:
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
     http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
     why_not_http1: str = "HTTP/2 only"
+    h3: bool = False  # serves HTTP/3 (scenario 10), on the UDP port of the TCP port's number
+    why_not_h3: str = "no HTTP/3"
 
     @property
     def family(self) -> str:
         """The server without its loop suffix: 'granian' for 'granian-uvloop'."""
         return self.name.removesuffix("-uvloop")
 
-    def supports(self, tls: bool, http1: bool = False) -> bool:
-        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport."""
+    def supports(self, tls: bool, http1: bool = False, http3: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (HTTP/1.1, HTTP/3) over the given transport."""
+        if http3:
+            return self.h3
         if http1:
             return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def unsupported(self, tls: bool, http1: bool = False) -> str:
+    def unsupported(self, tls: bool, http1: bool = False, http3: bool = False) -> str:
         """Why a scenario is n/a for this server ('' if it is not)."""
-        if self.supports(tls, http1):
+        if self.supports(tls, http1, http3):
             return ""
+        if http3:
+            return self.why_not_h3
         return self.why_not_http1 if http1 else self.why_not
 
     def command(self, port: int, tls: bool, paths: Paths, main_python: str,
-                http1: bool = False) -> list[str]:
-        """Command line (without CPU pinning) serving on 127.0.0.1:port."""
+                http1: bool = False, http3: bool = False) -> list[str]:
+        """Command line (without CPU pinning) serving on 127.0.0.1:port (TCP, and UDP
+        for HTTP/3)."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
+        quic = ["--quic-bind", f"127.0.0.1:{port}"] if http3 else []
         if self.family == "nghttp2py":
             return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
-                    "--loop", str(self.loop), *tls_args]
+                    "--loop", str(self.loop), *tls_args, *(["--quic"] if http3 else [])]
         if self.family in ("nghttp2py-asgi", "nghttp2py-asgi-2w"):
             # The ASGI adapter serving the app Hypercorn and Granian serve; "-2w": two
             # worker processes sharing the port.
             workers = ["--workers", "2"] if self.family.endswith("-2w") else []
             cert = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [main_python, "-m", "nghttp2py", ASGI_APP, "--bind", f"127.0.0.1:{port}",
-                    "--loop", str(self.loop), "--log-level", "warning", *workers, *cert]
+                    "--loop", str(self.loop), "--log-level", "warning", *workers, *cert, *quic]
         if self.family == "hypercorn":
             extra = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [str(BENCH_BIN / "hypercorn"), "--config", str(HYPERCORN_CONFIG),
                     "--worker-class", str(self.loop), "--bind", f"127.0.0.1:{port}",
-                    "--workers", "1", *extra, ASGI_APP]
+                    "--workers", "1", *extra, *quic, ASGI_APP]
         if self.family == "granian":
             # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws);
             # the default backpressure (backlog/workers = 1024) caps open connections.
@@ -115,22 +123,27 @@ TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior kno
 HYPERCORN_WHY_NOT_HTTP1 = ("h2load --h1 counts its responses as failed: its status line has "
                            "no reason phrase (\"HTTP/1.1 200 \")")
 UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
+GRANIAN_WHY_NOT_H3 = "Granian 2 has no HTTP/3"
 SERVERS: list[Server] = [
-    Server("nghttp2py"),
-    Server("nghttp2py-uvloop", loop="uvloop"),
-    Server("nghttp2py-asgi"),
-    Server("nghttp2py-asgi-uvloop", loop="uvloop"),
-    Server("nghttp2py-asgi-2w-uvloop", loop="uvloop"),
-    Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
+    Server("nghttp2py", h3=True),
+    Server("nghttp2py-uvloop", loop="uvloop", h3=True),
+    Server("nghttp2py-asgi", h3=True),
+    Server("nghttp2py-asgi-uvloop", loop="uvloop", h3=True),
+    Server("nghttp2py-asgi-2w-uvloop", loop="uvloop",
+           why_not_h3="--quic-bind serves from one process (no --workers)"),
+    Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
     Server("hypercorn-uvloop", loop="uvloop", http1=False,
-           why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
-    Server("granian"),
-    Server("granian-uvloop", loop="uvloop"),
-    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
-    Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT),
-    Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT),
+           why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
+    Server("granian", why_not_h3=GRANIAN_WHY_NOT_H3),
+    Server("granian-uvloop", loop="uvloop", why_not_h3=GRANIAN_WHY_NOT_H3),
+    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT, why_not_h3=UVICORN_WHY_NOT),
+    Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT,
+           why_not_h3=UVICORN_WHY_NOT),
+    Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT,
+           why_not_h3="Twisted has no HTTP/3"),
     Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd", loop=None, http1=False),
+    Server("nghttpd", loop=None, http1=False,
+           why_not_h3="Debian 12's nghttpd (nghttp2 1.52) is built without HTTP/3"),
 ]
 
 
