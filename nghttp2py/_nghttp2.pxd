@@ -125,6 +125,8 @@ cdef enum:
     REQ_UPGRADE = 128
     # The connection closes after its response.
     REQ_CLOSE = 256
+    # An Upgrade to websocket (RFC 6455 section 4.1).
+    REQ_UPGRADE_WEBSOCKET = 512
 
 # HTTP/1.1: the state of the response being sent (HTTP1Connection.response_state).
 cdef enum:
@@ -133,6 +135,10 @@ cdef enum:
     RESP_DONE = 4
     # Its head said "connection: close", or its body ends with the connection.
     RESP_CLOSE = 8
+    # A 101 to the tunnel's request: its body is the new protocol's bytes.
+    RESP_TUNNEL = 16
+    # The tunnel's output has ended and the TCP connection is half-closed.
+    RESP_HALF_CLOSED = 32
 
 # HTTP/1.1: events of a pipelined request that waits for its turn, besides
 # EVENT_HEADERS, EVENT_DATA and EVENT_DONE.
@@ -563,7 +569,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     # An upgrade request's body, read past the parser (which skips it).
     cdef bytearray upgrade_body
     cdef Py_ssize_t upgrade_remaining
-    cdef bytes upgrade_rest
+    # After an Upgrade to websocket: the request whose stream carries the
+    # connection's bytes from then on, and what arrived before its 101.
+    cdef BaseRequestHandler tunnel
+    cdef bytearray tunnel_input
     # When the head of the request being parsed began (0: none is).
     cdef readonly double head_started
     # No more requests are parsed on this connection.
@@ -574,6 +583,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef object take_upgrade(self, bytes rest)
     cdef object read_upgrade_body(self, object data, Py_ssize_t length)
     cdef object finish_upgrade(self, bytes body, bytes rest)
+    cdef int open_tunnel(self, BaseRequestHandler handler, int flags, bytes rest) except -1
+    cdef int feed_tunnel(self, object data, Py_ssize_t length) except -1
+    cdef int deliver_tunnel_input(self) except -1
+    cdef bint tunnel_input_ended(self) except *
     cdef int parse_failed(self, object exc) except -1
     cdef int fail_request(self, int status, str reason) except -1
     cdef int stop_parsing(self, int status) except -1
