@@ -8,13 +8,14 @@
 #                 down: HTTPProtocol.submit_response / submit_info / submit_push /
 #                       push_enabled / resume_body / consume / reset_stream
 #   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2),
-#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools)
+#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools),
+#                 HTTP3Connection (HTTP/3 over an engine: nghttp2py.quic, aioquic)
 #
 # A handler talks only to its HTTPProtocol, through the methods declared on
 # it below; only a protocol talks to its C library. A protocol owns its
 # connection's state, a handler its stream's: each changes its own fields.
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
@@ -412,8 +413,6 @@ cdef class Session(HTTPProtocol):
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1
     cdef int _on_header(self, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                         nghttp2_rcbuf *value) except -1
-    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
-                                const nghttp2_vec *value)
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1
     cdef void _on_connection_frame_recv(self, const nghttp2_frame *frame) except *
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
@@ -604,6 +603,25 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef void close_connection(self) except *
     cdef void update_reading(self) except *
 
+# -- HTTP/3 (http3.pxi) ------------------------------------------------------------
+
+cdef class HTTP3Connection(HTTPProtocol):
+    # The QUIC and HTTP/3 framing side (nghttp2py.quic.QuicSession): its
+    # send_headers / send_data / send_room / consume / reset_stream /
+    # stream_closed / request_transmit are all this class calls.
+    cdef object engine
+    # Streams whose response is submitted and not yet complete, by id: flush()
+    # pulls their bodies (and closes the bodiless ones).
+    cdef dict sending
+    # Requests on streams from this id on are refused (a GOAWAY names it; -1: none).
+    cdef int64_t goaway_id
+    cdef readonly int64_t last_stream_id
+    cdef readonly bint shutting_down
+
+    cdef int pull_body(self, BaseRequestHandler stream) except -1
+    cdef void finish_stream(self, BaseRequestHandler stream) except *
+
+
 # -- HTTP/2 client (client.pxi) -----------------------------------------------------
 
 # A response handler's state bits, beside the shared STREAM_CLOSED,
@@ -718,6 +736,10 @@ cdef enum:
     ASGI_BODY_SENT = 64     # the app has received the last http.request
     ASGI_DISCONNECTED = 128  # the stream has closed
     ASGI_RESET = 256        # ... before the response was whole: http.disconnect
+    ASGI_WEBSOCKET = 512    # a websocket scope
+    ASGI_WS_CONNECT = 1024  # websocket.connect received by the app
+    ASGI_WS_ACCEPTED = 2048  # websocket.accept sent
+    ASGI_WS_CLOSED = 4096   # websocket.close sent (a refusal, before accept)
 
 
 cdef class ASGIConfig:
@@ -728,16 +750,20 @@ cdef class ASGIConfig:
     cdef public object state
     cdef readonly dict asgi
     cdef public dict extensions
+    cdef public dict websocket_extensions
+    cdef public dict websocket_options
     cdef public object push_runner
     cdef public bint tls
     cdef public Py_ssize_t requests
     # The loop seen without a task factory: its tasks are made directly.
     cdef object task_loop
-    # The fixed part of every scope, and the server it was made for.
+    # The fixed part of every scope (http, websocket), and the server they were made for.
     cdef dict template
+    cdef dict websocket_template
     cdef object template_server
 
     cdef dict scope_template(self)
+    cdef dict websocket_scope_template(self)
 
 
 cdef class ASGIHandler(BaseRequestHandler):
@@ -756,6 +782,8 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef list trailer_fields
 
     cdef dict build_scope(self, ASGIConfig config)
+    cdef dict build_websocket_scope(self, ASGIConfig config)
+    cdef void fill_scope(self, dict scope, ASGIConfig config) except *
     cdef list scope_headers(self)
     cdef dict tls_extension(self)
     cdef bint message_ready(self)
@@ -767,3 +795,5 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef void respond(self, body) except *
     cdef void response_complete(self) except *
     cdef void app_finished(self, object exception) except *
+    cdef bint websocket_finished(self, object exception) except -1
+    cdef object websocket_close(self, dict message)

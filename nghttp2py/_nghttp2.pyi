@@ -8,7 +8,8 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
+           "WebSocket",
            "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION"]
@@ -82,7 +83,7 @@ class WebSocket:
     @property
     def buffered_amount(self) -> int: ...
     @property
-    def request(self) -> BaseRequestHandler: ...
+    def request(self) -> BaseRequestHandler | None: ...
     def accept(self, subprotocol: _Text | None = None, headers: _Headers | None = None, *,
                compression: bool = True, max_message_size: int = 1048576,
                ping_interval: float | None = None, ping_timeout: float = 20.0,
@@ -169,6 +170,32 @@ class HTTP1Connection(HTTPProtocol):
     def on_message_complete(self) -> None: ...
     head_started: float
     shutting_down: bool
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class HTTP3Connection(HTTPProtocol):
+    """The HTTP/3 server side of one QUIC connection (used by nghttp2py.quic).
+
+    ``engine`` is the QUIC side (nghttp2py.quic.QuicSession); its API is
+    described in src/http3.pxi.
+    """
+
+    def __init__(self, engine: Any, handler_class: type[BaseRequestHandler],
+                 settings: dict[str, int], *, client_address: Any = None,
+                 client_certificate: dict[str, Any] | None = None, access_log: bool = False,
+                 push_early_hints: bool = True,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    # Called by the engine.
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]],
+                         end_stream: bool) -> None: ...
+    def data_received(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def stream_reset(self, stream_id: int, error_code: int) -> None: ...
+    def flush(self) -> None: ...
+    def stop_accepting(self, goaway_id: int) -> None: ...
+    def connection_lost(self) -> None: ...
+    @property
+    def last_stream_id(self) -> int: ...
+    @property
+    def shutting_down(self) -> bool: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class BaseResponseHandler:
@@ -259,6 +286,8 @@ class ASGIConfig:
     server: tuple[str, int | None] | None
     state: dict[str, Any] | None
     extensions: dict[str, Any]
+    websocket_extensions: dict[str, Any]
+    websocket_options: dict[str, Any]
     push_runner: Callable[..., Any] | None
     tls: bool
     requests: int
@@ -266,6 +295,8 @@ class ASGIConfig:
                  server: tuple[str, int | None] | None = ...,
                  state: dict[str, Any] | None = ...,
                  extensions: dict[str, Any] | None = ...,
+                 websocket_extensions: dict[str, Any] | None = ...,
+                 websocket_options: dict[str, Any] | None = ...,
                  push_runner: Callable[..., Any] | None = ...,
                  tls: bool = ...) -> None: ...
 
@@ -278,6 +309,8 @@ class ASGIHandler(BaseRequestHandler):
     def scope(self) -> dict[str, Any] | None: ...
     async def receive(self) -> dict[str, Any]: ...
     def send(self, message: dict[str, Any]) -> Any: ...
+    async def websocket_receive(self) -> dict[str, Any]: ...
+    def websocket_send(self, message: dict[str, Any]) -> Any: ...
     def pull_body(self, size: int) -> tuple[bytes, int]: ...
     def can_push(self) -> bool: ...
     async def run_app(self, app_call: Any) -> None: ...

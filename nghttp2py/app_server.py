@@ -97,7 +97,12 @@ class AppServer:
     other processes serve the same app. ``proxy_headers`` takes the client
     and scheme of ASGI and WSGI apps from ``X-Forwarded-*``/``Forwarded``
     when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
-    ``"*"``). The other options (``proxy_protocol``, ``alt_svc``...) are HTTP2Server's.
+    ``"*"``). ``quic_bind`` (a list of ``(host, port)``) serves HTTP/3 there
+    too, with ``quic_certfile``/``quic_keyfile``, from the first bind's server
+    (see docs/http3.md). ``websocket_options`` are the :meth:`WebSocket.accept`
+    options every ASGI ``websocket.accept`` uses (``max_message_size``,
+    ``ping_interval``...). The other options (``proxy_protocol``,
+    ``quic_retry``, ``alt_svc``...) are HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
@@ -110,7 +115,11 @@ class AppServer:
                  max_requests: int | None = None, max_requests_jitter: int = 0,
                  multiprocess: bool = False, proxy_headers: bool = False,
                  forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
-                 proxy_protocol: bool = False, alt_svc: str | None = None) -> None:
+                 proxy_protocol: bool = False, quic_bind: Iterable[tuple[str, int]] = (),
+                 quic_certfile: str | None = None, quic_keyfile: str | None = None,
+                 quic_retry: bool = False,
+                 websocket_options: dict[str, Any] | None = None,
+                 alt_svc: str | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
@@ -129,6 +138,10 @@ class AppServer:
             "push_early_hints": push_early_hints, "http1": http1,
             "shutdown_timeout": shutdown_timeout,
             "backlog": backlog, "proxy_protocol": proxy_protocol, "alt_svc": alt_svc}
+        # HTTP/3 is served by one HTTP2Server: the first bind's.
+        self.quic_options: dict[str, Any] = {
+            "quic_bind": list(quic_bind), "quic_certfile": quic_certfile,
+            "quic_keyfile": quic_keyfile, "quic_retry": quic_retry}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port
         self.servers: list[HTTP2Server] = []
@@ -139,6 +152,7 @@ class AppServer:
                              if max_requests else None)
         self.multiprocess = multiprocess
         self.trusted_proxies = TrustedProxies(forwarded_allow_ips) if proxy_headers else None
+        self.websocket_options = websocket_options
         self._stop: asyncio.Event | None = None
 
     async def start(self) -> None:
@@ -160,11 +174,14 @@ class AppServer:
                     for sock in sockets:
                         sock.close()
                     raise
-            for sock in sockets:
+            for index, sock in enumerate(sockets):
                 handler_class = self._handler_class(sock)
                 self._handler_classes.append(handler_class)
+                options = dict(self.options, **(self.quic_options if index == 0 else {}))
+                if index and options["alt_svc"] is None:
+                    options["alt_svc"] = self.servers[0].alt_svc  # the QUIC port, if any
                 server = HTTP2Server(_address(sock), handler_class, self.ssl,
-                                     sock=sock, **self.options)
+                                     sock=sock, **options)
                 await server.start()
                 self.servers.append(server)
         except BaseException:
@@ -181,7 +198,8 @@ class AppServer:
                 app = asgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
             return asgi_handler(app, root_path=self.root_path,  # type: ignore[arg-type]
                                 server=_scope_server(sock), state=self.lifespan.state,
-                                tls=self.ssl is not None)
+                                tls=self.ssl is not None,
+                                websocket_options=self.websocket_options)
         from .wsgi import wsgi_handler
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.wsgi_threads, thread_name_prefix="wsgi")

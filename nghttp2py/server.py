@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import loops
@@ -19,6 +19,8 @@ from .settings import ServerSettings, Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .quic import QuicListener
 
 __all__ = ["HTTP2Server"]
 
@@ -58,7 +60,15 @@ class HTTP2Server:
     ``alt_svc`` (e.g. ``'h3=":443"; ma=86400'``) is an ``Alt-Svc`` field value
     (RFC 7838) added to every HTTP/1.1 and HTTP/2 response whose application
     did not set its own ``alt-svc``; over TLS, HTTP/2 clients that sent SNI
-    also get it in an ``ALTSVC`` frame right after the server's SETTINGS.
+    also get it in an ``ALTSVC`` frame right after the server's SETTINGS. With
+    ``quic_bind`` and no ``alt_svc``, it is ``h3=":PORT"; ma=86400`` for the
+    first QUIC port.
+
+    ``quic_bind``, a list of ``(host, port)``, serves HTTP/3 on those UDP
+    addresses too (``pip install nghttp2py[h3]``), with the certificate chain
+    in ``quic_certfile`` and its key (``quic_keyfile``, if not in that file);
+    ``quic_retry`` validates each client's address with a QUIC Retry first.
+    See docs/http3.md.
 
     Blocking use: :meth:`serve_forever`. In an asyncio program, :meth:`serve`,
     or::
@@ -82,6 +92,10 @@ class HTTP2Server:
         shutdown_timeout: float = 30.0,
         sock: socket.socket | None = None,
         proxy_protocol: bool = False,
+        quic_bind: Iterable[tuple[str, int]] = (),
+        quic_certfile: str | None = None,
+        quic_keyfile: str | None = None,
+        quic_retry: bool = False,
         alt_svc: str | None = None,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
@@ -99,6 +113,13 @@ class HTTP2Server:
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
         self.proxy_protocol = proxy_protocol
+        self.quic_bind = list(quic_bind)
+        if self.quic_bind and not quic_certfile:
+            raise ValueError("HTTP/3 (quic_bind) needs a certificate: give quic_certfile")
+        self.quic_certfile = quic_certfile
+        self.quic_keyfile = quic_keyfile
+        self.quic_retry = quic_retry
+        self._quic: list[QuicListener] = []
         alt_svc_value(alt_svc)  # refused here if it cannot be a field value
         self.alt_svc = alt_svc
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +141,10 @@ class HTTP2Server:
         self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._memory = MemoryReleaser(loop)
+        await self._start_quic(loop)
+        if self.alt_svc is None and self.quic_ports:
+            # How browsers learn that HTTP/3 is there (docs/alt-svc.md).
+            self.alt_svc = f'h3=":{self.quic_ports[0]}"; ma=86400'
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
@@ -161,6 +186,25 @@ class HTTP2Server:
                     type(loop).__module__.partition(".")[0],
                     " (and HTTP/1.1)" if self.http1 else "")
 
+    async def _start_quic(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.quic_bind:
+            return
+        try:
+            from .quic import H3Config, QuicListener
+        except ImportError as exc:
+            raise RuntimeError(str(exc)) from None
+        assert self.quic_certfile is not None
+        config = H3Config(
+            handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
+            timeouts=self.timeouts, access_log=self.access_log,
+            push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
+            keyfile=self.quic_keyfile, retry=self.quic_retry)
+        for host, port in self.quic_bind:
+            listener = QuicListener(config, loop)
+            await listener.start(host, port)
+            self._quic.append(listener)
+            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
 
@@ -173,6 +217,8 @@ class HTTP2Server:
         self._server.close()
         for connection in list(self._connections):
             connection.shutdown()
+        for listener in self._quic:
+            listener.close(self.shutdown_timeout)
         assert self.loop is not None
         self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
         # A connection the kernel handed over just before close() reaches
@@ -187,6 +233,8 @@ class HTTP2Server:
         """Close every connection at once."""
         for connection in list(self._connections):
             connection.abort()
+        for listener in self._quic:
+            listener.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
@@ -194,6 +242,8 @@ class HTTP2Server:
             return
         await self._closed.wait()
         await self._server.wait_closed()
+        for listener in self._quic:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -255,9 +305,14 @@ class HTTP2Server:
         return port
 
     @property
+    def quic_ports(self) -> list[int]:
+        """The UDP ports serving HTTP/3 (empty before :meth:`start`, or without ``quic_bind``)."""
+        return [listener.address[1] for listener in self._quic]
+
+    @property
     def connections(self) -> int:
-        """How many client connections are open."""
-        return len(self._connections)
+        """How many client connections are open (HTTP/3 ones included)."""
+        return len(self._connections) + sum(listener.connections for listener in self._quic)
 
     # -- given to each ServerConnection ----------------------------------------------
 

@@ -216,12 +216,16 @@ cdef inline double rate_period(Session self) noexcept:
 
 
 cdef bint awaiting_request_data(Session self):
-    """Whether a request body is still awaited that the application is ready to take."""
+    """Whether a request body is still awaited that the application is ready to take.
+
+    An accepted WebSocket's stream is not: its client may stay silent as long as it likes.
+    """
     cdef BaseRequestHandler handler
     for value in self.streams.values():
         handler = <BaseRequestHandler>value
         if not (handler.state & (REQUEST_DONE | READING_PAUSED | PUSHED | STREAM_CLOSED)) \
-                and handler.task is None and not handler.events:
+                and handler.task is None and not handler.events \
+                and (handler._websocket is None or handler._websocket.output is None):
             return True
     return False
 

@@ -527,28 +527,10 @@ cdef class Session(HTTPProtocol):
             handler.add_header(&name, &value)
         elif handler.within_limit(name.len + value.len):
             # Pseudo-headers: nghttp2 has checked that each appears once, first.
-            self._on_pseudo_header(handler, &name, &value)
+            set_pseudo_header(handler, &name, &value)
         if handler.state & HEADERS_TOO_LARGE:
             return guard_oversized_header(self, handler, frame)
         return 0
-
-    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
-                                const nghttp2_vec *value):
-        if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
-            handler.method = known_method(value)
-        elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
-            handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
-            if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
-                handler.scheme = _HTTP
-            elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
-                handler.scheme = _HTTPS
-            else:
-                handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
-            handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
-            handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
 
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1:
         cdef void *user_data
@@ -666,6 +648,26 @@ cdef inline bytes known_method(const nghttp2_vec *value):
 #
 # They run with the GIL already held (see include/nghttp2.pxd), so they do not
 # take it again: PyGILState_Ensure/Release cost more than the smaller bodies.
+
+cdef void set_pseudo_header(BaseRequestHandler handler, const nghttp2_vec *name,
+                            const nghttp2_vec *value):
+    """A request pseudo-header field as the handler's attribute (HTTP/2 and HTTP/3)."""
+    if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
+        handler.method = known_method(value)
+    elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
+        handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
+        if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
+            handler.scheme = _HTTP
+        elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
+            handler.scheme = _HTTPS
+        else:
+            handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
+        handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
+        handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+
 
 cdef int cb_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                              void *user_data) noexcept:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import json
 import re
 import socket
@@ -26,14 +25,9 @@ import pytest
 from served import PEER_ENV
 
 from conftest import ROOT, require
-from nghttp2py import HTTP2Server
 
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--host-resolver-rules=MAP localhost 127.0.0.1")
-# HTTP/3 itself comes with the h3core branch (HTTP2Server(quic_bind=...), --quic-bind).
-needs_h3 = pytest.mark.skipif(
-    "quic_bind" not in inspect.signature(HTTP2Server).parameters,
-    reason="nghttp2py has no HTTP/3 engine here yet (quic_bind, issue 12)")
 # What the test pages' scripts write into <p id="status">.
 STATUS = re.compile(r'id="status"[^>]*>([^<]*)<')
 
@@ -120,53 +114,3 @@ class Hypercorn:
                 self.process.kill()
                 self.process.wait()
 
-
-async def h3_get(port: int, path: str, certificate: tuple[Path, Path], *,
-                 host: str = "127.0.0.1", server_name: str = "localhost"
-                 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """GET ``path`` over HTTP/3 with aioquic's client: the response's headers and body.
-
-    Connects to ``host`` (an address: aioquic takes the first one a name
-    resolves to, ``::1`` for localhost) and verifies the certificate for
-    ``server_name``.
-    """
-    import asyncio
-
-    from aioquic.asyncio.client import connect
-    from aioquic.asyncio.protocol import QuicConnectionProtocol
-    from aioquic.h3.connection import H3_ALPN, H3Connection
-    from aioquic.h3.events import DataReceived, HeadersReceived
-    from aioquic.quic.configuration import QuicConfiguration
-
-    class Client(QuicConnectionProtocol):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*args, **kwargs)
-            self.h3 = H3Connection(self._quic)
-            self.headers: list[tuple[bytes, bytes]] = []
-            self.body = bytearray()
-            self.done = asyncio.get_running_loop().create_future()
-
-        def quic_event_received(self, event) -> None:  # type: ignore[no-untyped-def]
-            for h3_event in self.h3.handle_event(event):
-                if isinstance(h3_event, HeadersReceived):
-                    self.headers += h3_event.headers
-                elif isinstance(h3_event, DataReceived):
-                    self.body += h3_event.data
-                if isinstance(h3_event, (HeadersReceived, DataReceived)) \
-                        and h3_event.stream_ended and not self.done.done():
-                    self.done.set_result(None)
-
-    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
-                                      server_name=server_name)
-    configuration.load_verify_locations(str(certificate[0]))
-    async with connect(host, port, configuration=configuration,
-                       create_protocol=Client) as client:
-        assert isinstance(client, Client)
-        stream_id = client._quic.get_next_available_stream_id()
-        client.h3.send_headers(stream_id, [
-            (b":method", b"GET"), (b":scheme", b"https"),
-            (b":authority", f"{server_name}:{port}".encode()), (b":path", path.encode())],
-            end_stream=True)
-        client.transmit()
-        await asyncio.wait_for(client.done, 10)
-        return client.headers, bytes(client.body)

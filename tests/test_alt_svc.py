@@ -16,7 +16,7 @@ import h2.events
 import pytest
 from served import EXAMPLES, PEER_ENV, ServedPrograms
 
-from conftest import ROOT, curl, run_peer
+from conftest import ROOT, ServerThread, curl, run_peer
 from nghttp2py import AppServer, BaseRequestHandler, HTTP2Server
 
 ALT_SVC = 'h3=":4433"; ma=3600'
@@ -145,6 +145,37 @@ def test_bad_values_are_refused(value):
         HTTP2Server(("127.0.0.1", 0), Hello, alt_svc=value)
     with pytest.raises(ValueError, match="alt_svc must be"):
         AppServer(asgi_app, interface="asgi", alt_svc=value)
+
+
+def test_quic_bind_announces_its_port_by_default(serve, server_ssl_context, certificate):
+    quic = {"quic_bind": [("127.0.0.1", 0)], "quic_certfile": str(certificate[0]),
+            "quic_keyfile": str(certificate[1])}
+    server = serve(Hello, ssl=server_ssl_context, **quic)
+    quic_port = server.server.quic_ports[0]
+    url = f"https://localhost:{server.port}/"
+    for version in ("--http1.1", "--http2"):
+        result = curl(version, "--cacert", str(certificate[0]), url)
+        assert result.values("alt-svc") == [f'h3=":{quic_port}"; ma=86400']
+    given = serve(Hello, ssl=server_ssl_context, alt_svc="clear", **quic)
+    assert curl("--http2", "--cacert", str(certificate[0]),
+                f"https://localhost:{given.port}/").values("alt-svc") == ["clear"]
+
+
+def test_every_bind_of_an_app_server_announces_the_quic_port(server_ssl_context, certificate):
+    """HTTP/3 is served from the first bind's server; the second one names its port too."""
+    app_server = AppServer(asgi_app, ["127.0.0.1:0", "127.0.0.1:0"], interface="asgi",
+                           ssl=server_ssl_context, lifespan="off", shutdown_timeout=2.0,
+                           quic_bind=[("127.0.0.1", 0)], quic_certfile=str(certificate[0]),
+                           quic_keyfile=str(certificate[1]))
+    thread = ServerThread(app_server).start()
+    try:
+        quic_port = app_server.servers[0].quic_ports[0]
+        for server in app_server.servers:
+            result = curl("--http2", "--cacert", str(certificate[0]),
+                          f"https://localhost:{server.port}/")
+            assert result.values("alt-svc") == [f'h3=":{quic_port}"; ma=86400']
+    finally:
+        thread.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ sys.path.insert(0, str(BENCH))
 import h2load  # noqa: E402 (bench/ is put on the path above)
 import report  # noqa: E402
 import run  # noqa: E402
-from h3peers import Hypercorn, needs_h3  # noqa: E402
+from h3peers import Hypercorn  # noqa: E402
 from scenarios import Outcome, h3load_command, scenarios, wait_h3_ready  # noqa: E402
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
@@ -144,7 +144,6 @@ def test_http3_rows_are_na_where_a_server_has_none() -> None:
     assert "--quic" in servers["nghttp2py"].command(4433, True, NO_FILES, "python", http3=True)
 
 
-@needs_h3
 def test_nghttp2py_bench_server_over_h3(certificate, tmp_path: Path) -> None:
     files = Paths(cert=certificate[0], key=certificate[1], htdocs=Path("-"))
     server = Server("nghttp2py", h3=True)

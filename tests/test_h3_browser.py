@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from h3peers import Hypercorn, chromium, free_udp_port, needs_h3, netlog_events
+from h3peers import Hypercorn, chromium, free_udp_port, netlog_events
 from served import ServedPrograms
 
 
@@ -48,7 +48,6 @@ def test_chromium_finds_the_sites_alt_svc(example, certificate, tmp_path):
     assert any(f"localhost:{quic_port}" in alternative for alternative in found), found
 
 
-@needs_h3
 def test_site_over_h3_in_chromium(example, certificate, tmp_path):
     """The demo site, forced onto QUIC: the page and both assets come over h3."""
     quic_port = free_udp_port()

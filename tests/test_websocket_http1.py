@@ -9,20 +9,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import os
-import socket
+import ssl
 import threading
 import time
 
 import pytest
 from rawh1 import RawH1
+from test_leaks import live
 from test_websocket import AsyncHookEcho, ReceiveLoopEcho, SyncEcho
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from wsh1 import H1WebSocketClient
 from wsh2 import PerMessageDeflate, raw_frame
 
-from nghttp2py import BaseRequestHandler, ServerSettings
+from conftest import wait_for
+from nghttp2py import BaseRequestHandler, ServerSettings, Timeouts
+from nghttp2py._nghttp2 import HTTP1Connection, WebSocket
+from nghttp2py.connection import ServerConnection
 from nghttp2py.websocket import accept_key
 
 TEXT, BINARY, CONT, CLOSE, PING = 0x1, 0x2, 0x0, 0x8, 0x9
@@ -432,3 +437,106 @@ def test_a_client_that_does_not_read_pauses_send(serve, client):
     assert max(buffered) <= 32768 + 16384 + 4
     c.wait(lambda: len(ws.messages) == 1000, timeout=30)
     assert done.is_set() and len(progress) == 1000
+
+
+def test_over_tls_the_server_closes_after_the_closing_handshake(serve, server_ssl_context):
+    """TLS has no half-close: the connection closes once the close frames are exchanged,
+    without the client waiting for its close timeout."""
+    server = serve(SyncEcho, ssl=server_ssl_context)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with connect(f"wss://127.0.0.1:{server.port}/", ssl=context, proxy=None,
+                 open_timeout=10, close_timeout=5) as ws:
+        ws.send("secret")
+        assert ws.recv(timeout=5) == "secret"
+        started = time.monotonic()
+        ws.close()
+    assert ws.close_code == 1000
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("style", [SyncEcho, AsyncHookEcho, ReceiveLoopEcho])
+def test_websockets_and_their_connections_are_freed_without_the_collector(serve, client,
+                                                                          style):
+    """Closed cleanly, failed, refused or dropped: every handler, WebSocket and
+    connection goes by reference counting alone (a handler holds its WebSocket and
+    its connection, the connection its tunnel's handler: no cycle may outlive them)."""
+    class Handler(style):  # type: ignore[valid-type,misc]
+        def on_headers(self):
+            if self.path == b"/refuse":
+                return self.websocket.close()
+            return style.on_headers(self)
+
+    server = serve(Handler)
+    counted = lambda: (live(Handler), live(WebSocket), live(HTTP1Connection),  # noqa: E731
+                       live(ServerConnection))
+    gc.collect()
+    baseline = server.call(counted)
+    gc.disable()
+    try:
+        for i in range(10):
+            with ws_connect(server.port) as ws:
+                ws.send(f"m{i}")
+                assert ws.recv(timeout=5) == f"m{i}"
+        c = client(server.port)
+        failed = c.open("/")
+        failed.send_raw(raw_frame(TEXT, b"x", masked=False))
+        assert failed.wait_closed().code == 1002
+        assert c.open("/refuse").status == 403
+        dropped = c.open("/")
+        dropped.send("bye")
+        assert dropped.receive() == ["bye"]
+        c.close()
+        assert wait_for(lambda: server.call(lambda: server.server.connections) == 0)
+        wait_for(lambda: server.call(counted) == baseline)
+        counts = server.call(counted)
+    finally:
+        gc.enable()
+    assert counts == baseline
+
+
+def test_an_idle_websocket_outlives_the_connection_timeouts(serve):
+    """An open WebSocket is a request in progress: neither the keep-alive idle
+    timeout nor the request-head timeout closes its connection."""
+    server = serve(SyncEcho, timeouts=Timeouts(idle=0.2, handshake=0.2))
+    with ws_connect(server.port, ping_interval=None) as ws:
+        time.sleep(1.0)
+        ws.send("still open")
+        assert ws.recv(timeout=5) == "still open"
+    assert ws.close_code == 1000
+
+
+def test_bytes_before_the_101_are_held_within_the_read_limit(serve, client):
+    """A client that floods before its WebSocket is accepted is held back like a
+    request body: the server stops reading past its read limit, then delivers it all."""
+    decide = threading.Event()
+
+    class Handler(SyncEcho):
+        async def on_headers(self):
+            await asyncio.get_running_loop().run_in_executor(None, decide.wait)
+            self.accept_websocket(compression=False)
+
+    server = serve(Handler, settings=ServerSettings(initial_window_size=65535))
+    c = client(server.port)
+    ws = c.open("/", wait=False)
+    frame, total = raw_frame(BINARY, b"f" * 16000), 2000  # 32 MB
+    sent: list[int] = []
+
+    def send_all() -> None:
+        for i in range(total):
+            c.sockets[ws.stream_id].sendall(frame)
+            sent.append(i)
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    last, stalled_since = -1, time.monotonic()
+    while time.monotonic() - stalled_since < 0.5:
+        if len(sent) != last:
+            last, stalled_since = len(sent), time.monotonic()
+        time.sleep(0.05)
+    assert len(sent) < total // 2, len(sent)
+    decide.set()
+    c.wait(lambda: len(ws.messages) == total, timeout=60)
+    sender.join(10)
+    assert ws.messages == [b"f" * 16000] * total

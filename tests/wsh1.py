@@ -92,14 +92,6 @@ class H1WebSocketClient:
             for sock in readable:
                 self.read(open_[sock], sock)
 
-    def read_once(self, timeout: float = TIMEOUT) -> None:
-        """Read what has arrived on any connection, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        try:
-            self.wait(lambda: time.monotonic() >= deadline, timeout + 1)
-        except AssertionError:
-            pass
-
     def read(self, stream_id: int, sock: socket.socket) -> None:
         ws = self.websockets[stream_id]
         try:
