@@ -19,8 +19,11 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
-from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
+                         PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE, PyByteArray_Resize)
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
@@ -29,6 +32,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
@@ -93,6 +97,9 @@ cdef enum:
     REQUEST_DONE = 32
     READING_PAUSED = 64
     EXPECT_CONTINUE = 128
+    # Its body is over max_request_body_size (256 and 512 are a response
+    # handler's bits, client.pxi).
+    BODY_TOO_LARGE = 1024
 
 # Which application hooks a handler class overrides; the rest are skipped.
 cdef enum:
@@ -245,6 +252,8 @@ cdef class BaseRequestHandler:
     cdef int callbacks
     cdef int state
     cdef Py_ssize_t body_bytes_sent
+    # Request body bytes received so far, counted against max_request_body_size.
+    cdef Py_ssize_t body_bytes_received
     # An async hook running, and the events waiting for it (or for resume_reading).
     cdef object task
     cdef int task_event
@@ -296,6 +305,8 @@ cdef class HTTPProtocol:
     cdef readonly bint push_early_hints
     # A request header block larger than this gets 431.
     cdef size_t max_header_list_size
+    # A request body larger than this gets 413 (PY_SSIZE_T_MAX: no limit).
+    cdef readonly Py_ssize_t max_request_body_size
     # "2" or "1.1": for the access log and handler.http_version.
     cdef str http_version
     # Handlers that failed since the last look: (handler, where, exception).
@@ -352,6 +363,15 @@ ctypedef struct PageBlocks:
     size_t size[MAX_PAGE_BLOCKS]
 
 
+cdef class GuardBudgets:
+    # A server's GuardLimits (nghttp2py/settings.py), for the frame guard (guard.pxi).
+    cdef readonly double reset_burst, reset_rate
+    cdef readonly double idle_frame_burst, idle_frame_rate, idle_frame_credit
+    cdef readonly uint32_t max_continuations, max_oversized_blocks
+    cdef readonly size_t abandon_factor, slice_bytes
+    cdef readonly double slice_seconds
+
+
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
     # Blocks of the session's memory allocator: valid until nghttp2_session_del.
@@ -366,6 +386,7 @@ cdef class Session(HTTPProtocol):
     # before nghttp2 processes the frame, and charges it to these budgets.
     # A server session is guarded; a client session (ClientSession) is not.
     cdef bint guarded
+    cdef GuardBudgets budgets
     cdef uint32_t scan_skip
     cdef uint8_t scan_have
     cdef uint8_t scan_head[FRAME_HEADER_LENGTH]
@@ -380,6 +401,13 @@ cdef class Session(HTTPProtocol):
     cdef double idle_frame_tokens
     cdef double idle_frame_stamp
     cdef uint32_t oversized_blocks
+    # A header block held back until it ends (oversized.pxi), and the stream
+    # whose block had a field nghttp2 could not decode (0: none), the largest
+    # dynamic table the client may use.
+    cdef bytearray capture
+    cdef bint capture_complete
+    cdef int32_t oversized_field_stream
+    cdef uint64_t hpack_table_limit
     cdef const char *refused_for
     cdef object backlog
     # Since when a frame header or a header block is incomplete (0: none).
@@ -408,6 +436,8 @@ cdef class Session(HTTPProtocol):
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
     cdef void _log_goaway(self, const nghttp2_frame *frame)
+    cdef void _refuse_body(self, BaseRequestHandler handler) except *
+    cdef bint _response_complete(self, BaseRequestHandler handler) noexcept
 
     # Bodies of the C callbacks (cb_on_* trampolines in http2.pxi).
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1
@@ -618,6 +648,7 @@ cdef class HTTP3Connection(HTTPProtocol):
     cdef readonly int64_t last_stream_id
     cdef readonly bint shutting_down
 
+    cdef void refuse_body(self, BaseRequestHandler handler) except *
     cdef int pull_body(self, BaseRequestHandler stream) except -1
     cdef void finish_stream(self, BaseRequestHandler stream) except *
 

@@ -12,7 +12,7 @@ __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "
            "WebSocket",
            "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
-           "NGHTTP2_LIB_VERSION"]
+           "NGHTTP2_LIB_VERSION", "GuardBudgets"]
 
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
@@ -101,7 +101,8 @@ class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 *, max_header_list_size: int, client_address: Any = None,
+                 *, max_header_list_size: int, max_request_body_size: int | None = None,
+                 client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -111,20 +112,49 @@ class HTTPProtocol:
     def client_address(self) -> Any: ...
     @property
     def push_early_hints(self) -> bool: ...
+    @property
+    def max_request_body_size(self) -> int: ...
     last_activity: float
     # The alt-svc field value added to every response (None: none).
     alt_svc: bytes | None
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class GuardBudgets:
+    """A server's GuardLimits as the frame guard reads them (built once per server)."""
+
+    def __init__(self, limits: Any) -> None: ...
+    @property
+    def reset_burst(self) -> float: ...
+    @property
+    def reset_rate(self) -> float: ...
+    @property
+    def idle_frame_burst(self) -> float: ...
+    @property
+    def idle_frame_rate(self) -> float: ...
+    @property
+    def idle_frame_credit(self) -> float: ...
+    @property
+    def max_continuations(self) -> int: ...
+    @property
+    def max_oversized_blocks(self) -> int: ...
+    @property
+    def abandon_factor(self) -> int: ...
+    @property
+    def slice_bytes(self) -> int: ...
+    @property
+    def slice_seconds(self) -> float: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: Mapping[str, int], *, client_address: Any = None,
+                 settings: Mapping[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
     def feed(self, data: Any, length: int) -> None: ...
+    def set_guard_budgets(self, budgets: GuardBudgets) -> None: ...
     def start(self) -> None: ...
     def announce_alt_svc(self, origin: bytes) -> None: ...
     def flush(self) -> None: ...
@@ -148,7 +178,7 @@ class HTTP1Connection(HTTPProtocol):
     """The HTTP/1.1 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: dict[str, int], *, client_address: Any = None,
+                 settings: dict[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...

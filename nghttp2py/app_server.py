@@ -29,7 +29,7 @@ from .binds import Bind, listening_socket, parse_bind
 from .handler import BaseRequestHandler
 from .proxy_headers import TrustedProxies, asgi_proxy_headers, wsgi_proxy_headers
 from .server import HTTP2Server, alt_svc_value
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 
 __all__ = ["INTERFACES", "AppServer", "detect_interface", "serve"]
 
@@ -109,7 +109,8 @@ class AppServer:
                  interface: str | None = None, ssl: _ssl.SSLContext | None = None,
                  root_path: str = "", lifespan: str = "auto",
                  settings: ServerSettings | None = None, timeouts: Timeouts | None = None,
-                 access_log: bool = False, push_early_hints: bool = True, http1: bool = True,
+                 guard: GuardLimits | None = None, access_log: bool = False,
+                 push_early_hints: bool = True, http1: bool = True,
                  shutdown_timeout: float = 30.0, backlog: int = 1024, wsgi_threads: int = 32,
                  reuse_port: bool = False, sockets: Iterable[socket.socket] | None = None,
                  max_requests: int | None = None, max_requests_jitter: int = 0,
@@ -134,7 +135,7 @@ class AppServer:
         self.root_path = root_path
         self.lifespan = Lifespan(app, lifespan if interface == "asgi" else "off")  # type: ignore[arg-type]
         self.options: dict[str, Any] = {
-            "settings": settings, "timeouts": timeouts, "access_log": access_log,
+            "settings": settings, "timeouts": timeouts, "guard": guard, "access_log": access_log,
             "push_early_hints": push_early_hints, "http1": http1,
             "shutdown_timeout": shutdown_timeout,
             "backlog": backlog, "proxy_protocol": proxy_protocol, "alt_svc": alt_svc}

@@ -294,7 +294,8 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
     settings = parser.add_argument_group("HTTP/2 settings (see nghttp2py.ServerSettings)")
     for field in dataclasses.fields(ServerSettings):
         settings.add_argument(f"--{field.name.replace('_', '-')}", metavar="N", type=int,
-                              help=f"default {field.default}")
+                              help=f"default {field.default}" if field.default is not None
+                              else "default: no limit")
     timeouts = parser.add_argument_group("timeouts in seconds (see nghttp2py.Timeouts)")
     for field in dataclasses.fields(Timeouts):
         turn_off = ", 'none' turns it off" if field.name in _OPTIONAL_TIMEOUTS else ""

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import loops
+from ._nghttp2 import GuardBudgets
 from .connection import SNI_ATTRIBUTE, ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,7 +49,8 @@ class HTTP2Server:
     ``h2`` is closed, a cleartext HTTP/1 request gets ``505``.
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
-    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
+    ``timeouts`` the connection timeouts (:class:`Timeouts`), ``guard`` the
+    budgets that stop hostile clients (:class:`GuardLimits`, SECURITY.md). ``sock``, a
     listening socket made elsewhere (a Unix socket, one inherited from systemd,
     one shared by worker processes), replaces ``address``. ``proxy_protocol``
     reads a PROXY protocol (v1 or v2) header at the start of every connection
@@ -85,6 +87,7 @@ class HTTP2Server:
         *,
         settings: ServerSettings | None = None,
         timeouts: Timeouts | None = None,
+        guard: GuardLimits | None = None,
         access_log: bool = False,
         push_early_hints: bool = True,
         http1: bool = True,
@@ -107,6 +110,7 @@ class HTTP2Server:
         self.ssl = _prepare_ssl_context(ssl, http1) if ssl is not None else None
         self.settings = settings or ServerSettings()
         self.timeouts = timeouts or Timeouts()
+        self.guard = guard or GuardLimits()
         self.access_log = access_log
         self.push_early_hints = push_early_hints
         self.backlog = backlog
@@ -149,7 +153,8 @@ class HTTP2Server:
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1, alt_svc=alt_svc_value(self.alt_svc))
+            http1=self.http1, guard=GuardBudgets(self.guard),
+            alt_svc=alt_svc_value(self.alt_svc))
         if self.alt_svc is not None and self.ssl is not None:
             _record_server_name(self.ssl)
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
@@ -190,20 +195,22 @@ class HTTP2Server:
         if not self.quic_bind:
             return
         try:
-            from .quic import H3Config, QuicListener
+            from .quic import H3Config, listen
         except ImportError as exc:
             raise RuntimeError(str(exc)) from None
         assert self.quic_certfile is not None
+        # Absent and None are the same to the engine: no limit.
+        settings = {name: value for name, value in self.settings.as_dict().items()
+                    if value is not None}
         config = H3Config(
-            handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
+            handler_class=self.RequestHandlerClass, settings=settings,
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
             keyfile=self.quic_keyfile, retry=self.quic_retry)
         for host, port in self.quic_bind:
-            listener = QuicListener(config, loop)
-            await listener.start(host, port)
-            self._quic.append(listener)
-            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+            for listener in await listen(config, loop, host, port):
+                self._quic.append(listener)
+                logger.info("serving HTTP/3 on %s", _format_address(listener.address))
 
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).

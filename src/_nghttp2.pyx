@@ -15,6 +15,7 @@ include "handler.pxi"     # BaseRequestHandler: the application's side of a stre
 include "protocol.pxi"    # HTTPProtocol: what every protocol offers its streams
 include "websocket.pxi"   # WebSocket: RFC 6455 messages on a stream
 include "memory.pxi"      # the memory allocator of each nghttp2 session
+include "oversized.pxi"   # header fields over libnghttp2's limit: 431, not GOAWAY
 include "guard.pxi"       # the Session's guard against hostile peers (SECURITY.md)
 include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "http1.pxi"       # HTTP1Connection: HTTP/1.1 over llhttp (httptools)
@@ -30,5 +31,5 @@ __all__ = [
     "WebSocket",
     "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
-    "NGHTTP2_LIB_VERSION",
+    "NGHTTP2_LIB_VERSION", "GuardBudgets",
 ]

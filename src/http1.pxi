@@ -83,8 +83,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     ``max_header_list_size`` (a longer request target gets ``414``, a larger
     header block ``431``), ``initial_window_size`` (request body bytes held for
     handlers before the socket is no longer read) and
-    ``max_concurrent_streams`` (pipelined requests held before the same); an
-    h2c upgrade hands all of them to the :class:`Session` that takes over.
+    ``max_concurrent_streams`` (pipelined requests held before the same) and
+    ``max_request_body_size`` (a larger body gets ``413`` and the connection
+    closes); an h2c upgrade hands all of them to the :class:`Session` that
+    takes over.
     """
 
     def __init__(self, transport, handler_class, dict settings, *, client_address=None,
@@ -93,6 +95,7 @@ cdef class HTTP1Connection(HTTPProtocol):
         HTTPProtocol.__init__(
             self, transport, handler_class,
             max_header_list_size=settings["max_header_list_size"],
+            max_request_body_size=settings.get("max_request_body_size"),
             client_address=client_address, client_certificate=client_certificate,
             scheme=scheme, access_log=access_log, push_early_hints=push_early_hints,
             loop=loop)
@@ -362,6 +365,8 @@ cdef class HTTP1Connection(HTTPProtocol):
             self.stop_parsing(400)  # RFC 9112 section 3.2: HTTP/1.1 requires Host
         if PyBytes_AS_STRING(handler.path)[0] != b'/':
             _origin_form(self, handler)
+        if self.content_length > self.max_request_body_size:
+            self.stop_parsing(413)  # before any of the body is read, and instead of a 100
         if (flags & REQ_UPGRADE_FIELD or handler.method == _CONNECT) and parser.should_upgrade():
             flags |= REQ_UPGRADE
         self.reading_flags = flags
@@ -373,6 +378,9 @@ cdef class HTTP1Connection(HTTPProtocol):
     def on_body(self, bytes body):
         cdef BaseRequestHandler handler = self.reading
         cdef Py_ssize_t length = PyBytes_GET_SIZE(body)
+        handler.body_bytes_received += length
+        if handler.body_bytes_received > self.max_request_body_size:
+            self.stop_parsing(413)  # a chunked body: 413 (or a close) and no more of it
         if self.deferred is not None:
             self.deferred.append((EVENT_DATA, body))
             self.unconsumed += length

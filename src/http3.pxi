@@ -82,8 +82,9 @@ cdef class HTTP3Connection(HTTPProtocol):
     """The HTTP/3 server side of one QUIC connection, over an engine (see nghttp2py.quic).
 
     ``settings`` are :class:`nghttp2py.ServerSettings` as a dict; of them
-    ``max_header_list_size`` applies here (a larger request header block gets
-    ``431``), the windows and stream count in the engine.
+    ``max_header_list_size`` (a larger request header block gets ``431``) and
+    ``max_request_body_size`` (``413``) apply here, the windows and stream
+    count in the engine.
     """
 
     def __init__(self, engine, handler_class, dict settings, *, client_address=None,
@@ -91,6 +92,7 @@ cdef class HTTP3Connection(HTTPProtocol):
                  loop=None):
         HTTPProtocol.__init__(
             self, None, handler_class, max_header_list_size=settings["max_header_list_size"],
+            max_request_body_size=settings.get("max_request_body_size"),
             client_address=client_address, client_certificate=client_certificate,
             scheme=b"https", access_log=access_log, push_early_hints=push_early_hints,
             loop=loop)
@@ -136,8 +138,14 @@ cdef class HTTP3Connection(HTTPProtocol):
                     set_pseudo_header(handler, &name, &value)
             else:
                 handler.add_header(&name, &value)
+                if name.len == 14 and memcmp(name.base, b"content-length", 14) == 0 \
+                        and over_length(value.base, value.len, self.max_request_body_size):
+                    handler.state |= BODY_TOO_LARGE
         if handler.scheme is None:
             handler.scheme = self.scheme
+        if handler.state & BODY_TOO_LARGE and not (handler.state & HEADERS_TOO_LARGE):
+            self.refuse_body(handler)  # before any of the body is read
+            return
         handler.headers_received(end_stream)
         if end_stream and not (handler.state & STREAM_CLOSED):
             handler.request_received()
@@ -146,6 +154,12 @@ cdef class HTTP3Connection(HTTPProtocol):
         """Request body bytes on ``stream_id`` (the engine has counted them as held)."""
         cdef BaseRequestHandler handler = self.streams.get(stream_id)
         cdef Py_ssize_t length = PyBytes_GET_SIZE(data)
+        if handler is not None and length:
+            handler.body_bytes_received += length
+            if handler.body_bytes_received > self.max_request_body_size:
+                if not (handler.state & BODY_TOO_LARGE):
+                    self.refuse_body(handler)
+                handler = None
         if handler is None:
             if length:
                 self.engine.consume(stream_id, length)
@@ -242,6 +256,24 @@ cdef class HTTP3Connection(HTTPProtocol):
             self.engine.request_transmit()
 
     # -- its own -------------------------------------------------------------------------
+
+    cdef void refuse_body(self, BaseRequestHandler handler) except *:
+        """A request body over ``max_request_body_size``: its hooks get no more of it.
+
+        ``413`` if no response has started, else the stream is reset
+        (``H3_REQUEST_CANCELLED``); a complete response closes the stream and
+        tells the client to stop sending (finish_stream).
+        """
+        handler.state |= BODY_TOO_LARGE | HANDLER_FAILED
+        _logger.info("request body over %d bytes on stream %d from %s: %s",
+                     self.max_request_body_size, handler.stream_id, self.client_address,
+                     "reset" if handler.state & RESPONSE_STARTED else "413")
+        if handler.state & STREAM_CLOSED:
+            return
+        if not (handler.state & RESPONSE_STARTED):
+            handler.respond_error(413, _CONTENT_TOO_LARGE_BODY)
+        elif handler.body is not None:
+            self.reset_stream(handler, NGHTTP2_CANCEL)
 
     cdef int pull_body(self, BaseRequestHandler stream) except -1:
         """Move the stream's body into the engine while its send buffer has room."""

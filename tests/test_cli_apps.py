@@ -185,10 +185,14 @@ def test_config_file(program, tmp_path):
     config = tmp_path / "server.toml"
     config.write_text('app = "apps.flask_app:app"\ninterface = "wsgi"\n'
                       'bind = ["127.0.0.1:0"]\nmax-concurrent-streams = 7\n'
+                      'max-request-body-size = 10\n'
                       'timeout-idle = "none"\naccess-log = "-"\n')
     server = program(["-m", "nghttp2py", "--config", str(config)], env=APPS_ENV, bind=None)
     result = run_peer("nghttp", "-nv", server.url, env=PEER_ENV)
     assert "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7" in result.stdout
+    result = run_peer("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "x" * 11,
+                      server.url, env=PEER_ENV)
+    assert result.stdout == "413"
     server.stop()
 
 

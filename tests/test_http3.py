@@ -153,6 +153,19 @@ def test_every_interface_ipv4_and_ipv6(serve, certificate):
         assert bytes(run(exchange(host)).body) == pattern(7)
 
 
+def test_localhost_is_both_loopback_addresses_on_one_port(serve, certificate):
+    server = serve(Echo, quic_bind=[("localhost", 0)], quic_certfile=str(certificate[0]),
+                   quic_keyfile=str(certificate[1]))
+    ports = server.server.quic_ports
+    assert len(ports) == 2 and ports[0] == ports[1], ports
+
+    async def exchange(host):
+        async with h3_connect(ports[0], host=host) as client:
+            return await client.request("GET", "/size/7")
+    for host in ("127.0.0.1", "::1"):
+        assert bytes(run(exchange(host)).body) == pattern(7)
+
+
 def test_a_response_before_the_request_body_ends_the_stream(h3):
     class Refusing(BaseRequestHandler):
         def on_headers(self):
@@ -202,6 +215,24 @@ def test_max_concurrent_streams_bounds_the_requests_in_progress(h3):
             assert [bytes(r.body) for r in responses] == [b"ok"] * 12
     run(exchange())
     assert peak[0] == 3
+
+
+def test_max_request_body_size_gets_413(h3, caplog):
+    caplog.set_level(logging.INFO, logger="nghttp2py")
+    server = h3(Echo, settings=ServerSettings(max_request_body_size=1000))
+
+    async def exchange():
+        async with h3_connect(server.quic_port) as client:
+            declared = await client.request("POST", "/", headers=[("content-length", "5000")],
+                                            body=pattern(5000))
+            undeclared = await client.request("POST", "/", body=pattern(5000))
+            within = await client.request("POST", "/", body=pattern(1000))
+            return declared, undeclared, within
+    declared, undeclared, within = run(exchange())
+    assert (declared.status, undeclared.status, within.status) == (413, 413, 200)
+    assert bytes(within.body) == pattern(1000)
+    lines = [r.getMessage() for r in caplog.records if "request body over" in r.getMessage()]
+    assert len(lines) == 2, lines
 
 
 def test_trailers_both_ways(h3):
@@ -510,6 +541,19 @@ def test_handlers_and_connections_are_freed_without_the_collector(h3):
         gc.enable()
 
 
+def test_a_retry_only_under_a_load_of_handshakes(h3, monkeypatch):
+    server = h3(Echo)
+
+    async def retried():
+        async with h3_connect(server.quic_port) as client:
+            assert bytes((await client.request("GET", "/size/5")).body) == pattern(5)
+            return client._quic._retry_source_connection_id is not None
+    assert not run(retried())
+    # As if many handshakes were in progress: the next client must prove its address.
+    monkeypatch.setattr(importlib.import_module("nghttp2py.quic"), "_RETRY_ABOVE", 0)
+    assert run(retried())
+
+
 # -- logs, applications, command line ---------------------------------------------------------
 
 
@@ -670,6 +714,34 @@ def test_a_websocket_handler_over_http3(h3):
     assert frames[0] == (Opcode.TEXT, "héllo €")
     assert frames[1][0] == Opcode.CLOSE and frames[1][1][0] == 1000
     assert response.reset is None
+
+
+async def asgi_websocket_echo(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    message = await receive()
+    await send({"type": "websocket.send",
+                "text": f"{message['text']} over HTTP/{scope['http_version']}"})
+    assert (await receive())["type"] == "websocket.disconnect"
+
+
+def test_an_asgi_websocket_over_http3(certificate):
+    thread = AppServerThread(asgi_websocket_echo, quic_bind=[("127.0.0.1", 0)],
+                             lifespan="off", quic_certfile=str(certificate[0]),
+                             quic_keyfile=str(certificate[1])).start()
+    try:
+        port = thread.server.servers[0].quic_ports[0]
+
+        async def exchange():
+            async with h3_connect(port) as client:
+                return await websocket_echo(client)
+        frames, _ = run(exchange())
+        assert frames[0] == (Opcode.TEXT, "héllo € over HTTP/3")
+        assert frames[1][0] == Opcode.CLOSE
+    finally:
+        thread.stop()
 
 
 def test_quic_bind_needs_a_certificate():

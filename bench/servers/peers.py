@@ -11,6 +11,8 @@ BENCH_PY = BENCH / ".venv" / "bin" / "python"
 BENCH_BIN = BENCH / ".venv" / "bin"
 SERVERS_DIR = BENCH / "servers"
 ASGI_APP = "bench.servers.asgi_app:app"
+WSGI_APP = "bench.servers.wsgi_app:app"
+UVICORN_WSGI_APP = "bench.servers.uvicorn_wsgi:app"
 HYPERCORN_CONFIG = SERVERS_DIR / "hypercorn.toml"
 
 
@@ -39,7 +41,11 @@ class Server:
     why_not: str = ""  # reason shown as "n/a" when a transport is unsupported
     http1: bool = True  # serves HTTP/1.1 over cleartext (scenarios 8 and 9)
     why_not_http1: str = "HTTP/2 only"
-    h3: bool = False  # serves HTTP/3 (scenario 10), on the UDP port of the TCP port's number
+    upgrade: bool = False  # in the h2c upgrade scenario (12)
+    ws_http1: bool = True  # serves WebSockets over HTTP/1.1 (scenario 10)
+    ws_h2: bool = True  # serves WebSockets over HTTP/2 cleartext, RFC 8441 (scenario 11)
+    why_not_ws: str = ""
+    h3: bool = False  # serves HTTP/3 (scenario 13), on the UDP port of the TCP port's number
     why_not_h3: str = "no HTTP/3"
 
     @property
@@ -47,31 +53,49 @@ class Server:
         """The server without its loop suffix: 'granian' for 'granian-uvloop'."""
         return self.name.removesuffix("-uvloop")
 
-    def supports(self, tls: bool, http1: bool = False, http3: bool = False) -> bool:
-        """True if the server speaks HTTP/2 (HTTP/1.1, HTTP/3) over the given transport."""
+    @property
+    def wsgi(self) -> bool:
+        """Serves the WSGI app (wsgi_app.py) rather than the ASGI one or its own."""
+        return "-wsgi" in self.name
+
+    def supports(self, tls: bool, http1: bool = False, websocket: bool = False,
+                 http3: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (or HTTP/1.1, HTTP/3) over the given transport,
+        and with websocket, serves WebSockets over it."""
         if http3:
             return self.h3
+        if websocket:
+            return not tls and (self.ws_http1 if http1 else self.ws_h2)
         if http1:
             return self.http1 and not tls
         return self.tls if tls else self.h2c
 
-    def unsupported(self, tls: bool, http1: bool = False, http3: bool = False) -> str:
+    def unsupported(self, tls: bool, http1: bool = False, upgrade: bool = False,
+                    websocket: bool = False, http3: bool = False) -> str:
         """Why a scenario is n/a for this server ('' if it is not)."""
-        if self.supports(tls, http1, http3):
+        if upgrade and not self.upgrade:
+            return UPGRADE_WHY_NOT
+        if self.supports(tls, http1, websocket, http3):
             return ""
         if http3:
             return self.why_not_h3
+        if websocket:
+            return self.why_not_ws
         return self.why_not_http1 if http1 else self.why_not
 
     def command(self, port: int, tls: bool, paths: Paths, main_python: str,
-                http1: bool = False, http3: bool = False) -> list[str]:
-        """Command line (without CPU pinning) serving on 127.0.0.1:port (TCP, and UDP
-        for HTTP/3)."""
+                http1: bool = False, websocket: bool = False, http3: bool = False) -> list[str]:
+        """Command line (without CPU pinning) serving on 127.0.0.1:port; websocket: for the
+        WebSocket scenarios (only Granian's differs: WebSockets on); http3: HTTP/3 too, on
+        UDP port ``port``."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
         quic = ["--quic-bind", f"127.0.0.1:{port}"] if http3 else []
         if self.family == "nghttp2py":
             return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
                     "--loop", str(self.loop), *tls_args, *(["--quic"] if http3 else [])]
+        if self.family == "nghttp2py-wsgi":
+            return [main_python, str(SERVERS_DIR / "nghttp2py_wsgi_server.py"), str(port),
+                    "--loop", str(self.loop), *tls_args]
         if self.family in ("nghttp2py-asgi", "nghttp2py-asgi-2w"):
             # The ASGI adapter serving the app Hypercorn and Granian serve; "-2w": two
             # worker processes sharing the port.
@@ -84,20 +108,28 @@ class Server:
             return [str(BENCH_BIN / "hypercorn"), "--config", str(HYPERCORN_CONFIG),
                     "--worker-class", str(self.loop), "--bind", f"127.0.0.1:{port}",
                     "--workers", "1", *extra, *quic, ASGI_APP]
-        if self.family == "granian":
-            # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws);
-            # the default backpressure (backlog/workers = 1024) caps open connections.
+        if self.family in ("granian", "granian-wsgi"):
+            # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws, but
+            # --ws for the WebSocket scenarios); the default backpressure
+            # (backlog/workers = 1024) caps open connections. A WSGI app runs on its
+            # blocking thread, with no Python event loop.
             extra = (["--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key)]
                      if tls else [])
-            return [str(BENCH_BIN / "granian"), "--interface", "asgi",
-                    "--http", "1" if http1 else "2",
-                    "--loop", str(self.loop), "--workers", "1", "--runtime-threads", "1",
-                    "--blocking-threads", "1", "--no-ws", "--backpressure", "8192",
-                    "--no-log", "--host", "127.0.0.1", "--port", str(port), *extra, ASGI_APP]
-        if self.family == "uvicorn":  # with httptools, as Uvicorn's docs advise for speed
-            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--loop", str(self.loop),
-                    "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1",
-                    "--port", str(port), ASGI_APP]
+            interface = (["--interface", "wsgi"] if self.wsgi
+                         else ["--interface", "asgi", "--loop", str(self.loop)])
+            return [str(BENCH_BIN / "granian"), *interface, "--http", "1" if http1 else "2",
+                    "--workers", "1", "--runtime-threads", "1",
+                    "--blocking-threads", "1", "--ws" if websocket else "--no-ws",
+                    "--backpressure", "8192",
+                    "--no-log", "--host", "127.0.0.1", "--port", str(port), *extra,
+                    WSGI_APP if self.wsgi else ASGI_APP]
+        if self.family in ("uvicorn", "uvicorn-wsgi"):
+            # With httptools and websockets, its fastest implementations, as Uvicorn's docs
+            # advise; the WSGI app through Uvicorn's own WSGI middleware (uvicorn_wsgi.py).
+            return [str(BENCH_BIN / "uvicorn"), "--http", "httptools", "--ws", "websockets",
+                    "--loop", str(self.loop), "--no-access-log", "--log-level", "warning",
+                    "--host", "127.0.0.1", "--port", str(port),
+                    UVICORN_WSGI_APP if self.wsgi else ASGI_APP]
         if self.family == "twisted":
             return [str(BENCH_PY), str(SERVERS_DIR / "twisted_server.py"), str(port), *tls_args]
         if self.family == "pynghttp2":
@@ -123,26 +155,42 @@ TWISTED_WHY_NOT = "Twisted negotiates HTTP/2 only via TLS ALPN (no h2c prior kno
 HYPERCORN_WHY_NOT_HTTP1 = ("h2load --h1 counts its responses as failed: its status line has "
                            "no reason phrase (\"HTTP/1.1 200 \")")
 UVICORN_WHY_NOT = "Uvicorn speaks HTTP/1.1 only"
+# Scenario 12 compares nghttp2py with itself; nghttpd takes no h2c upgrade.
+UPGRADE_WHY_NOT = "scenario 12 measures nghttp2py's own upgrade path against its prior knowledge"
+# Granian 2.8 serves WebSockets over HTTP/1.1 only: over HTTP/2 its SETTINGS do not
+# announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
+GRANIAN_WHY_NOT_WS = "Granian has no WebSockets over HTTP/2 (RFC 8441)"
+WSGI_WHY_NOT_WS = "WSGI has no WebSockets"
 GRANIAN_WHY_NOT_H3 = "Granian 2 has no HTTP/3"
 SERVERS: list[Server] = [
-    Server("nghttp2py", h3=True),
-    Server("nghttp2py-uvloop", loop="uvloop", h3=True),
+    Server("nghttp2py", upgrade=True, h3=True),
+    Server("nghttp2py-uvloop", loop="uvloop", upgrade=True, h3=True),
     Server("nghttp2py-asgi", h3=True),
     Server("nghttp2py-asgi-uvloop", loop="uvloop", h3=True),
     Server("nghttp2py-asgi-2w-uvloop", loop="uvloop",
            why_not_h3="--quic-bind serves from one process (no --workers)"),
+    Server("nghttp2py-wsgi", ws_http1=False, ws_h2=False, why_not_ws=WSGI_WHY_NOT_WS),
+    Server("nghttp2py-wsgi-uvloop", loop="uvloop", ws_http1=False, ws_h2=False,
+           why_not_ws=WSGI_WHY_NOT_WS),
     Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
     Server("hypercorn-uvloop", loop="uvloop", http1=False,
            why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
-    Server("granian", why_not_h3=GRANIAN_WHY_NOT_H3),
-    Server("granian-uvloop", loop="uvloop", why_not_h3=GRANIAN_WHY_NOT_H3),
-    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT, why_not_h3=UVICORN_WHY_NOT),
+    Server("granian", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS, why_not_h3=GRANIAN_WHY_NOT_H3),
+    Server("granian-uvloop", loop="uvloop", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS,
+           why_not_h3=GRANIAN_WHY_NOT_H3),
+    Server("granian-wsgi", loop=None, ws_http1=False, ws_h2=False, why_not_ws=WSGI_WHY_NOT_WS),
+    Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT, ws_h2=False,
+           why_not_ws=UVICORN_WHY_NOT),
     Server("uvicorn-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT,
-           why_not_h3=UVICORN_WHY_NOT),
+           ws_h2=False, why_not_ws=UVICORN_WHY_NOT),
+    Server("uvicorn-wsgi-uvloop", loop="uvloop", h2c=False, tls=False, why_not=UVICORN_WHY_NOT,
+           ws_http1=False, ws_h2=False, why_not_ws=WSGI_WHY_NOT_WS),
     Server("twisted", loop="epollreactor", h2c=False, http1=False, why_not=TWISTED_WHY_NOT,
-           why_not_h3="Twisted has no HTTP/3"),
-    Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS"),
-    Server("nghttpd", loop=None, http1=False,
+           ws_http1=False, ws_h2=False, why_not_ws="no WebSocket endpoint in twisted_server.py"),
+    Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS",
+           ws_http1=False, ws_h2=False, why_not_ws="pynghttp2 0.3 has no WebSockets"),
+    Server("nghttpd", loop=None, http1=False, ws_http1=False, ws_h2=False,
+           why_not_ws="nghttpd serves files, no WebSockets",
            why_not_h3="Debian 12's nghttpd (nghttp2 1.52) is built without HTTP/3"),
 ]
 
