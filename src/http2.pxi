@@ -254,6 +254,18 @@ cdef class Session(HTTPProtocol):
         """Send the server's connection preface (SETTINGS)."""
         self.flush()
 
+    def announce_alt_svc(self, bytes origin):
+        """Queue an ALTSVC frame (RFC 7838 section 4) on stream 0: ``alt_svc`` for ``origin``.
+
+        Called before :meth:`start`, so that it follows the server's SETTINGS.
+        """
+        if self.session == NULL or self.alt_svc is None:
+            return
+        check(nghttp2_submit_altsvc(
+            self.session, NGHTTP2_FLAG_NONE, 0, <const uint8_t *>PyBytes_AS_STRING(origin),
+            PyBytes_GET_SIZE(origin), <const uint8_t *>PyBytes_AS_STRING(self.alt_svc),
+            PyBytes_GET_SIZE(self.alt_svc)))
+
     def pause_writing(self):
         self.writing_paused = True
 
@@ -435,6 +447,7 @@ cdef class Session(HTTPProtocol):
         cdef nghttp2_data_provider provider
         if self.session == NULL:
             return 0
+        self.add_alt_svc(block)
         if stream.body is None:
             check(nghttp2_submit_response(self.session, stream.stream_id, block.nva,
                                           block.length, NULL))
