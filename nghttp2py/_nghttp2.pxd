@@ -142,6 +142,14 @@ cdef enum:
 
 # -- header blocks (headers.pxi) -------------------------------------------------
 
+# Header fields as received, copied back to back as [name length][value
+# length][name][value], until the application first reads them as a list.
+cdef struct RawFields:
+    char *data
+    size_t length
+    size_t capacity
+
+
 cdef class HeaderBlock:
     cdef nghttp2_nv *nva
     cdef size_t length, capacity
@@ -223,11 +231,8 @@ cdef class BaseRequestHandler:
     cdef public bytes path
     cdef public object trailers
     cdef object _headers
-    # Request header fields as received, copied back to back as
-    # [name length][value length][name][value] until `headers` is first read.
-    cdef char *raw_headers
-    cdef size_t raw_length
-    cdef size_t raw_capacity
+    # The request header fields until `headers` is first read.
+    cdef RawFields raw_headers
     cdef size_t header_list_size
     cdef BodySource body
     cdef HeaderBlock trailer_block
@@ -598,7 +603,9 @@ cdef class BaseResponseHandler:
     cdef ClientSession session
     cdef readonly int stream_id
     cdef public int status
-    cdef public list headers
+    cdef object _headers
+    # The response header fields until `headers` is first read.
+    cdef RawFields raw_headers
     cdef public list trailers
     cdef public bytes scheme
     cdef public bytes method
@@ -607,7 +614,8 @@ cdef class BaseResponseHandler:
     cdef readonly bint pushed
     cdef public object error
     cdef int state
-    cdef bint wants_data
+    # The HAS_ON_* bits of the hooks its class overrides: the others are not called.
+    cdef int hooks
     cdef size_t header_list_size
     # Response bytes taken while reading is paused: the server's credit for later.
     cdef size_t unconsumed

@@ -44,7 +44,20 @@ cdef class BaseResponseHandler:
 
     def __cinit__(self):
         self.stream_id = -1
-        self.headers = []
+
+    def __dealloc__(self):
+        raw_fields_release(&self.raw_headers)
+
+    @property
+    def headers(self):
+        """The response's header fields as ``(bytes, bytes)`` pairs."""
+        if self._headers is None:
+            self._headers = raw_fields_build(&self.raw_headers, False)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
 
     @property
     def server_address(self):
@@ -134,7 +147,7 @@ cdef class BaseResponseHandler:
     cdef int attach(self, ClientSession session, int32_t stream_id) except -1:
         self.session = session
         self.stream_id = stream_id
-        self.wants_data = type(self).on_data is not _BASE_ON_DATA
+        self.hooks = response_hooks(type(self))
         return 0
 
     cdef int add_field(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
@@ -153,10 +166,13 @@ cdef class BaseResponseHandler:
                 self.status = ((value.base[0] - 48) * 100 + (value.base[1] - 48) * 10
                                + value.base[2] - 48)
             return 0
+        if not (self.state & FINAL_HEADERS) and self._headers is None:
+            return raw_fields_add(&self.raw_headers, name, value)
         field = (PyBytes_FromStringAndSize(<char *>name.base, name.len),
                  PyBytes_FromStringAndSize(<char *>value.base, value.len))
         if not (self.state & FINAL_HEADERS):
-            self.headers.append(field)
+            # `headers` was read before the block ended: it is the list now.
+            self._headers.append(field)
         elif self.trailers is None:
             self.trailers = [field]
         else:
@@ -169,18 +185,20 @@ cdef class BaseResponseHandler:
         if self.status < 200:
             # Informational (1xx): forgotten, the final response follows.
             self.status = 0
-            self.headers = []
+            self._headers = None
+            raw_fields_release(&self.raw_headers)
             self.header_list_size = 0
             return 0
         self.state |= FINAL_HEADERS
-        try:
-            self.on_headers()
-        except BaseException as exc:
-            self.fail("on_headers", exc)
+        if self.hooks & HAS_ON_HEADERS:
+            try:
+                self.on_headers()
+            except BaseException as exc:
+                self.fail("on_headers", exc)
         return 0
 
     cdef int data_received(self, const uint8_t *data, size_t length) except -1:
-        if self.wants_data and not (self.state & HANDLER_FAILED):
+        if self.hooks & HAS_ON_DATA and not (self.state & HANDLER_FAILED):
             try:
                 self.on_data(PyBytes_FromStringAndSize(<const char *>data, length))
             except BaseException as exc:
@@ -193,7 +211,7 @@ cdef class BaseResponseHandler:
 
     cdef int response_received(self) except -1:
         self.state |= RESPONSE_DONE
-        if not (self.state & HANDLER_FAILED):
+        if self.hooks & HAS_ON_REQUEST_DONE and not (self.state & HANDLER_FAILED):
             try:
                 self.on_response_done()
             except BaseException as exc:
@@ -205,10 +223,11 @@ cdef class BaseResponseHandler:
         if self.body is not None:
             self.body.close()
             self.body = None
-        try:
-            self.on_close(_error_code(error_code))
-        except BaseException as exc:
-            self.fail("on_close", exc)
+        if self.hooks & HAS_ON_CLOSE:
+            try:
+                self.on_close(_error_code(error_code))
+            except BaseException as exc:
+                self.fail("on_close", exc)
         return 0
 
     cdef void fail(self, str where, object exc):
@@ -219,7 +238,17 @@ cdef class BaseResponseHandler:
         self.session.failures.append((self, where, exc))
 
 
-cdef object _BASE_ON_DATA = BaseResponseHandler.on_data
+cdef dict _response_hooks_by_class = {}
+
+
+cdef int response_hooks(type cls) except -1:
+    """The HAS_ON_* bits of the hooks ``cls`` overrides (on_response_done: HAS_ON_REQUEST_DONE)."""
+    cdef object hooks = _response_hooks_by_class.get(cls)
+    if hooks is None:
+        hooks = _response_hooks_by_class[cls] = overridden_hooks(cls, BaseResponseHandler, (
+            (HAS_ON_HEADERS, "on_headers"), (HAS_ON_DATA, "on_data"),
+            (HAS_ON_REQUEST_DONE, "on_response_done"), (HAS_ON_CLOSE, "on_close")))
+    return hooks
 
 
 cdef class PushPromise:

@@ -88,8 +88,8 @@ class ClientConnection(asyncio.BufferedProtocol):
                  loop: asyncio.AbstractEventLoop, settings: dict[str, int],
                  connect_timeout: float | None) -> None:
         self.origin = origin
-        self._scheme = origin.scheme
-        self._authority = origin.authority
+        self._scheme = origin.scheme.encode()
+        self._authority = origin.authority.encode()
         self.loop = loop
         self.session = ClientSession(settings, scheme=origin.scheme.encode(), loop=loop)
         self.error: BaseException | None = None
