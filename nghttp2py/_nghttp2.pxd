@@ -634,6 +634,25 @@ cdef class BaseResponseHandler:
     cdef int closed(self, uint32_t error_code) except -1
 
 
+# How far a BufferedResponseHandler's response has come.
+cdef enum:
+    PHASE_WAITING = 0
+    PHASE_HEADERS = 1
+    PHASE_DONE = 2
+
+
+cdef class BufferedResponseHandler(BaseResponseHandler):
+    cdef public int phase
+    cdef public object waiter
+    cdef public list chunks
+    cdef public Py_ssize_t buffered
+    # read() wants the whole body: the high-water mark no longer pauses reading.
+    cdef public bint reading_all
+    cdef public long long close_code
+
+    cpdef void wake(self) except *
+
+
 cdef class PushPromise:
     cdef readonly BaseResponseHandler parent
     cdef readonly int stream_id
@@ -653,12 +672,17 @@ cdef class ClientSession(Session):
     # Promised streams whose PUSH_PROMISE is still being received, by id.
     cdef dict promises
     cdef readonly object goaway
+    # The :authority of request() (its :scheme is the Session's scheme).
+    cdef readonly bytes authority
 
     cdef void reset_response(self, BaseResponseHandler stream, uint32_t error_code)
     cdef void reset_stream_id(self, int32_t stream_id, uint32_t error_code)
     cdef void consume_response(self, BaseResponseHandler stream, size_t length) noexcept
     cdef void resume_request_body(self, BaseResponseHandler stream)
     cdef int accept(self, PushPromise promise, BaseResponseHandler handler) except -1
+    cdef int32_t _submit(self, BaseResponseHandler handler, object method, object scheme,
+                         object authority, object path, object headers,
+                         object body) except -1
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept

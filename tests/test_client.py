@@ -148,7 +148,7 @@ def test_streamed_response_arrives_in_chunks_under_flow_control(server):
                     # A slow reader: the server is held back by the stream window,
                     # so no more than about a window waits unread.
                     await asyncio.sleep(0.01)
-                    assert response._buffered <= 3 * MiB
+                    assert response._stream.buffered <= 3 * MiB
             return bytes(received)
     assert sha(run(main())) == sha(payload(20 * MiB))
 

@@ -88,10 +88,9 @@ class ClientConnection(asyncio.BufferedProtocol):
                  loop: asyncio.AbstractEventLoop, settings: dict[str, int],
                  connect_timeout: float | None) -> None:
         self.origin = origin
-        self._scheme = origin.scheme.encode()
-        self._authority = origin.authority.encode()
         self.loop = loop
-        self.session = ClientSession(settings, scheme=origin.scheme.encode(), loop=loop)
+        self.session = ClientSession(settings, scheme=origin.scheme.encode(),
+                                     authority=origin.authority.encode(), loop=loop)
         self.error: BaseException | None = None
         self._transport: asyncio.Transport | None = None
         self._buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
@@ -141,11 +140,14 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def request(self, handler: BaseResponseHandler, method: str | bytes, path: str | bytes,
                 headers: Iterable[tuple[Any, Any]] | None = None, body: Any = None) -> int:
-        """Send a request; ``handler`` receives the response. Returns its stream id."""
+        """Send a request; ``handler`` receives the response. Returns its stream id.
+
+        (The clients' hot paths call ``session.request`` themselves, once
+        they have checked :attr:`error` or :attr:`accepting_requests`.)
+        """
         if self.error is not None:
             raise self.error
-        return self.session.submit_request(handler, method, self._scheme, self._authority,
-                                           path, headers, body)
+        return self.session.request(handler, method, path, headers, body)
 
     def close(self) -> None:
         """Close gracefully: streams already open finish first."""
