@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """nghttp2py side-by-side benchmark driver (stdlib only).
 
-``python bench/run.py`` runs every scenario against every server and writes
-bench/results/latest.{md,json,png}; ``--quick`` runs scenario 1 once and prints
-nghttp2py's server CPU µs/request.  See BENCHMARKS.md.
+``python bench/run.py`` runs every scenario against every server, then the
+client's benchmark (bench/client.py, scenario 10), and writes
+bench/results/latest.{md,json,png}; ``--quick`` runs scenario 1 once and a short
+client run, and prints nghttp2py's server CPU µs/request.  See BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -19,9 +20,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import client as client_bench
 import report
 from h2load import H2loadError
-from scenarios import MEASURE, NUMBERS, Case, Outcome, Scenario, Settings, scenarios
+from scenarios import (
+    CLIENT_SCENARIO,
+    MEASURE,
+    NUMBERS,
+    Case,
+    Outcome,
+    Scenario,
+    Settings,
+    scenarios,
+)
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit
 from servers.common import LOOP_LINE
 from servers.peers import (
@@ -236,7 +247,8 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="scenario 1 only, 1 round after warm-up, results to stdout")
+                        help="scenario 1 only, 1 round after warm-up, and a short client run "
+                             "(20,000 requests); results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
@@ -251,7 +263,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = [1] if args.quick else (args.scenario or list(NUMBERS))
+    selected = [1, CLIENT_SCENARIO] if args.quick else (args.scenario or list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 
@@ -271,6 +283,11 @@ def main() -> int:
     for scenario in scenarios(post_file):
         if scenario.number in selected:
             results += run_scenario(scenario, servers, unavailable, paths, settings)
+    client = None
+    if CLIENT_SCENARIO in selected and not unavailable:
+        log(f"scenario {CLIENT_SCENARIO}: the client (bench/client.py)")
+        client = (client_bench.measure(requests=20_000, rounds=1) if args.quick
+                  else client_bench.measure(rounds=rounds))
 
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
             "duration_s": round(time.time() - started, 1), "quick": args.quick,
@@ -282,6 +299,9 @@ def main() -> int:
               f"({meta['machine']['cpu_model']}), {rounds} round(s), median reported.\n")
     text = report.markdown(results, header)
     data = report.record(results, meta)
+    if client is not None:
+        text += "\n" + client_bench.markdown(client)
+        data["client"] = client_bench.record(client)
     print(text)
     print_cpu_summary(results)
     if args.quick or set(selected) != set(NUMBERS) or wanted != {s.name for s in SERVERS}:
@@ -314,7 +334,7 @@ def print_cpu_summary(results: list[tuple[Scenario, Case, list[Outcome]]]) -> No
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except LoopMismatch as exc:
+    except (LoopMismatch, client_bench.LoopMismatch) as exc:
         log(f"ERROR: {exc}; no result written")
         sys.exit(2)
     except KeyboardInterrupt:

@@ -106,8 +106,10 @@ def scenarios(post_file: Path) -> list[Scenario]:
 
 # h2load speaks HTTP/1.1 with this (pipelined when -m > 1).
 H1 = ("--h1",)
+# The client's benchmark (bench/client.py): its own servers and clients, not a Scenario.
+CLIENT_SCENARIO = 10
 # Every scenario's number, as --scenario takes them.
-NUMBERS = tuple(range(1, 10))
+NUMBERS = (*range(1, 10), CLIENT_SCENARIO)
 
 
 def _url(port: int, tls: bool, path: str) -> str:

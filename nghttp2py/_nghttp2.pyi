@@ -9,7 +9,8 @@ from typing import Any
 from typing_extensions import disjoint_base
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
-           "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
+           "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
+           "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION"]
 
@@ -199,6 +200,7 @@ class BaseResponseHandler:
     def resume_reading(self) -> None: ...
     def cancel(self, error_code: int = 8) -> None: ...
 
+@disjoint_base  # a cdef class: no class can derive from it and another
 class BufferedResponseHandler(BaseResponseHandler):
     """Keeps a response for a reader that awaits it (the async Client's side of a stream)."""
 

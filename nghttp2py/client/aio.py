@@ -132,14 +132,14 @@ class Response:
     """
 
     __slots__ = ("_body", "_client", "_connection", "_deadline", "_error", "_headers",
-                 "_last_event", "_path", "_stream", "_streaming", "_timeout", "method",
-                 "pushed")
+                 "_last_event", "_path", "_pushed_responses", "_stream", "_streaming",
+                 "_timeout", "method")
 
     def __init__(self, client: Client, method: str, path: str, timeout: Timeout) -> None:
         self._client = client
         self.method = method
         self._path = path
-        self.pushed: list[Response] = []
+        self._pushed_responses: list[Response] | None = None
         stream = self._stream = _ResponseStream()
         stream.response = self
         self._timeout = timeout
@@ -156,6 +156,13 @@ class Response:
         return f"<Response [{self.status}] {self.method} {self.url}>"
 
     # -- what the application reads -------------------------------------------------------
+
+    @property
+    def pushed(self) -> list[Response]:
+        """The responses the server pushed with this one (accepted when the client has push)."""
+        if self._pushed_responses is None:
+            self._pushed_responses = []
+        return self._pushed_responses
 
     @property
     def url(self) -> str:
@@ -247,36 +254,31 @@ class Response:
 
     # -- sending, and the events of its stream ------------------------------------------------
 
-    async def _wait(self) -> None:
-        """Until the stream's next event; raise the stream's error if it has one.
+    def _wait(self) -> asyncio.Future[None]:
+        """A future that the stream's next event sets (await it); raises the stream's error.
 
         Callers wait in a loop for a phase: once it is reached, an error that
         came after it is raised only by whoever waits for more.
         """
-        if self._error is None and self._stream.close_code >= 0:
-            self._error = self._stream_error(self._stream.close_code)
+        stream = self._stream
+        if self._error is None and stream.close_code >= 0:
+            self._error = self._stream_error(stream.close_code)
         if self._error is not None:
             raise self._error
         client = self._client
         loop = client._loop
-        waiter = self._stream.waiter = loop.create_future()
-        timed = self._timeout.read is not None or self._deadline is not None
-        if timed:
+        waiter: asyncio.Future[None] = loop.create_future()
+        stream.waiter = waiter
+        if self._timeout.read is not None or self._deadline is not None:
+            # The watchdog forgets it once the waiter is done.
             self._last_event = loop.time()
             client._waiting.add(self)
             if client._watchdog is None:
                 client._watchdog = loop.call_later(_WATCHDOG_INTERVAL, client._check_timeouts)
-        try:
-            await waiter
-        finally:
-            self._stream.waiter = None
-            if timed:
-                client._waiting.discard(self)
+        return waiter
 
     def _check_time(self, now: float) -> None:
         """Fail the stream if a timeout has passed (the client's watchdog calls this)."""
-        if self._stream.waiter is None:
-            return  # woken: the event came in time
         if self._connection is not None and not self._connection.connected:
             self._last_event = now  # while connecting, the connect timeout counts
         if self._deadline is not None and now >= self._deadline:
@@ -475,7 +477,11 @@ class Client:
         self._watchdog = None
         now = self._loop.time()
         for response in list(self._waiting):
-            response._check_time(now)
+            waiter = response._stream.waiter
+            if waiter is None or waiter.done():
+                self._waiting.discard(response)  # woken in time, or its reader gave up
+            else:
+                response._check_time(now)
         if self._waiting:
             self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
 
