@@ -5,11 +5,10 @@ import asyncio
 import logging
 import os
 import ssl as _ssl
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .._nghttp2 import BaseResponseHandler, ClientSession
+from .._nghttp2 import ClientSession
 from ..settings import ServerSettings
 from .errors import (
     ALPNError,
@@ -78,10 +77,12 @@ def path_of(url: str, origin: Origin) -> str:
 class ClientConnection(asyncio.BufferedProtocol):
     """One HTTP/2 connection to ``origin``, opened at once in the background.
 
-    Requests may be sent (:meth:`request`) before it is up: they wait in the
-    session. If connecting fails, or the connection ends, every request
-    still open ends with ``error`` (a :class:`ConnectError`,
-    :class:`GoAwayError` or :class:`ConnectionClosedError`).
+    Requests go straight to its ``session`` (``session.request(handler,
+    method, path, headers, body)``) as long as ``error`` is None, even before
+    it is up: they wait in the session. If connecting fails, or the
+    connection ends, every request still open ends with ``error`` (a
+    :class:`ConnectError`, :class:`GoAwayError` or
+    :class:`ConnectionClosedError`).
     """
 
     def __init__(self, origin: Origin, *, ssl_context: _ssl.SSLContext | None,
@@ -137,17 +138,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     @property
     def open_streams(self) -> int:
         return self.session.open_streams
-
-    def request(self, handler: BaseResponseHandler, method: str | bytes, path: str | bytes,
-                headers: Iterable[tuple[Any, Any]] | None = None, body: Any = None) -> int:
-        """Send a request; ``handler`` receives the response. Returns its stream id.
-
-        (The clients' hot paths call ``session.request`` themselves, once
-        they have checked :attr:`error` or :attr:`accepting_requests`.)
-        """
-        if self.error is not None:
-            raise self.error
-        return self.session.request(handler, method, path, headers, body)
 
     def close(self) -> None:
         """Close gracefully: streams already open finish first."""
