@@ -200,10 +200,12 @@ def _median(argv: list[str], loop: str | None, rounds: int, cpu: bool) -> tuple[
     return statistics.median(values), values
 
 
-def warm_up() -> None:
+def warm_up(loops: tuple[str, ...]) -> None:
     """Import every client's modules once, so that they are byte-compiled and cached."""
-    subprocess.run([sys.executable, "-c", "import nghttp2py.client, nghttp2py.loops, httpx, h2, "
-                    "http.client, json, uvloop"], env=ENV, check=True, timeout=120)
+    modules = ["nghttp2py.client", "nghttp2py.loops", "httpx", "h2", "http.client", "json",
+               *(loop for loop in loops if loop != "asyncio")]
+    subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], env=ENV, check=True,
+                   timeout=120)
 
 
 def measure(requests: int = 100_000, streams: int = 100, rounds: int = 3,
@@ -211,7 +213,7 @@ def measure(requests: int = 100_000, streams: int = 100, rounds: int = 3,
             server_loop: str = "asyncio", books: bool = True) -> ClientResults:
     """Run every client against one bookstore and return the rows (``books``: part 1 too)."""
     python = sys.executable
-    warm_up()
+    warm_up(loops)
     server, url = start_bookstore(server_loop)
     rows: list[Row] = []
     ratios: dict[str, float] = {}

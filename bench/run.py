@@ -286,8 +286,13 @@ def main() -> int:
     client = None
     if CLIENT_SCENARIO in selected and not unavailable:
         log(f"scenario {CLIENT_SCENARIO}: the client (bench/client.py)")
-        client = (client_bench.measure(requests=20_000, rounds=1) if args.quick
-                  else client_bench.measure(rounds=rounds))
+        try:
+            client = (client_bench.measure(requests=20_000, rounds=1) if args.quick
+                      else client_bench.measure(rounds=rounds))
+        except client_bench.LoopMismatch:
+            raise  # the run is void, as for a server on the wrong loop
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            log(f"  the client's benchmark failed: {str(exc).splitlines()[0][:200]}")
 
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
             "duration_s": round(time.time() - started, 1), "quick": args.quick,
