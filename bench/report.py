@@ -61,7 +61,8 @@ def failure_note(o: Outcome) -> str:
 def case_table(scenario: Scenario, case: Case, outcomes: list[Outcome]) -> str:
     """Markdown table for one case: loop, metric, server CPU µs/request and ratios."""
     better = "higher" if scenario.higher_is_better else "lower"
-    cpu_header = "server CPU µs/conn" if scenario.kind == "churn" else "server CPU µs/req"
+    cpu_header = {"churn": "server CPU µs/conn", "websocket": "server CPU µs/msg"}.get(
+        scenario.kind, "server CPU µs/req")
     lines = [(f"**{case.key}. {case.title}** ({scenario.metric}: {better} is better; "
              f"CPU: lower is better; ratios > 1 mean nghttp2py on the same loop is better)"), "",
              (f"| server | loop | {scenario.metric} | {cpu_header} | {scenario.metric} ratio "
@@ -142,10 +143,12 @@ Verdict = tuple[str, "bool | None", str]
 
 
 def _compare(results: Results, key: str, ours: str, theirs: str, field_name: str,
-             check: Callable[[float, float], bool]) -> tuple[bool | None, str]:
-    """check(our value, their value) for one case; None (and why) if it cannot be judged."""
-    outcomes = _case(results, key)
-    a, b = _ok(outcomes, ours), _ok(outcomes, theirs)
+             check: Callable[[float, float], bool],
+             their_key: str | None = None) -> tuple[bool | None, str]:
+    """check(our value, their value) for one case (theirs: in their_key, if given);
+    None (and why) if it cannot be judged."""
+    a = _ok(_case(results, key), ours)
+    b = _ok(_case(results, their_key or key), theirs)
     if a is None or b is None or getattr(a, field_name) is None or getattr(b, field_name) is None:
         return None, "not measured"
     if a.failed or b.failed:
@@ -175,7 +178,12 @@ def targets(results: Results) -> list[Verdict]:
              *_compare(results, "8a", ours, uvicorn, "cpu_us", lambda a, b: a <= 0.5 * b)),
             (f"tiny GET HTTP/1.1 (8a), {loop}: server CPU per request < Granian's ({granian})",
              *_compare(results, "8a", ours, granian, "cpu_us", lambda a, b: a < b)),
+            (f"h2c upgrade (12a), {loop}: server CPU per request <= 1.1x prior knowledge's "
+             f"(12b; 10% for one run's noise)",
+             *_compare(results, "12a", ours, ours, "cpu_us", lambda a, b: a <= 1.1 * b,
+                       their_key="12b")),
         ]
+    verdicts += websocket_targets(results)
     memory = _ok(_case(results, "7"), REFERENCE)
     verdicts += [
         ("1 MiB responses (3): MB/s >= 0.7x nghttpd's",
@@ -186,6 +194,29 @@ def targets(results: Results) -> list[Verdict]:
         ("p99 latency at the fixed rate (6), asyncio: <= Granian's (granian)",
          *_compare(results, "6", REFERENCE, "granian", "value", lambda a, b: a <= b)),
     ]
+    return verdicts
+
+
+def websocket_targets(results: Results) -> list[Verdict]:
+    """Issue 11's targets for small WebSocket messages: server CPU per message at most half
+    Uvicorn's and below Granian's. Both serve WebSockets over HTTP/1.1 only (10a); the
+    HTTP/2 row (11a) is judged against those same HTTP/1.1 figures."""
+    verdicts: list[Verdict] = []
+    for loop, suffix in (("asyncio", ""), ("uvloop", "-uvloop")):
+        for ours, key, over in ((f"{REFERENCE}{suffix}", "10a", "HTTP/1.1"),
+                                (f"nghttp2py-asgi{suffix}", "10a", "HTTP/1.1"),
+                                (f"{REFERENCE}{suffix}", "11a", "HTTP/2")):
+            uvicorn, granian = f"uvicorn{suffix}", f"granian{suffix}"
+            verdicts += [
+                (f"WebSocket small messages, {ours} over {over} ({key}), {loop}: server CPU "
+                 f"per message <= 0.5x Uvicorn's over HTTP/1.1 ({uvicorn}, 10a)",
+                 *_compare(results, key, ours, uvicorn, "cpu_us", lambda a, b: a <= 0.5 * b,
+                           their_key="10a")),
+                (f"WebSocket small messages, {ours} over {over} ({key}), {loop}: server CPU "
+                 f"per message < Granian's over HTTP/1.1 ({granian}, 10a)",
+                 *_compare(results, key, ours, granian, "cpu_us", lambda a, b: a < b,
+                           their_key="10a")),
+            ]
     return verdicts
 
 

@@ -2,9 +2,10 @@
 """nghttp2py side-by-side benchmark driver (stdlib only).
 
 ``python bench/run.py`` runs every scenario against every server, then the
-client's benchmark (bench/client.py, scenario 10), and writes
-bench/results/latest.{md,json,png}; ``--quick`` runs scenario 1 once and a short
-client run, and prints nghttp2py's server CPU µs/request.  See BENCHMARKS.md.
+client's benchmark (bench/client.py, scenario 13), and writes
+bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1 and 11 once and a
+short client run, and prints nghttp2py's server CPU µs/request (µs/message).  See
+BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from scenarios import (
     CLIENT_SCENARIO,
     MEASURE,
     NUMBERS,
+    QUICK,
     Case,
     Outcome,
     Scenario,
@@ -46,14 +48,15 @@ from servers.peers import (
     Server,
     loop_matches,
 )
+from ws_load import LoadError
 
 RESULTS = BENCH / "results"
 RAW = RESULTS / "raw"
 CERTS = BENCH / ".certs"
 REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
-PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "pynghttp2", "uvloop",
-                 "h2", "matplotlib", "psutil"]
+PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "websockets",
+                 "pynghttp2", "uvloop", "h2", "matplotlib", "psutil"]
 
 
 class LoopMismatch(RuntimeError):
@@ -187,12 +190,14 @@ def run_case(scenario: Scenario, case: Case, server: Server, running: ServerProc
     started = time.monotonic()
     try:
         outcome = MEASURE[scenario.kind](scenario, case, running, port, settings)
-    except (H2loadError, ServerError, subprocess.SubprocessError, OSError, ValueError) as exc:
+    except (H2loadError, LoadError, ServerError, subprocess.SubprocessError, OSError,
+            ValueError) as exc:
         outcome = Outcome(server="", status="failed", note=str(exc).splitlines()[0][:200])
     outcome = dataclasses.replace(outcome, server=server.name, loop=loop)
     log(f"  {case.key:>3} {server.name:<17} {outcome.status:<6} "
         f"{report.number(outcome.value):>10} {scenario.metric:<8} "
-        f"cpu {report.number(outcome.cpu_us):>8} µs/req  ({time.monotonic() - started:.1f}s) "
+        f"cpu {report.number(outcome.cpu_us):>8} µs/{'msg' if scenario.websocket else 'req'}  "
+        f"({time.monotonic() - started:.1f}s) "
         f"{outcome.note}")
     return outcome
 
@@ -203,18 +208,21 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     outcomes: dict[str, list[Outcome]] = {case.key: [] for case in scenario.cases}
     log(f"scenario {scenario.number}: {scenario.title}")
     for server in servers:
-        reason = unavailable.get(server.name) or server.unsupported(scenario.tls,
-                                                                    scenario.http1)
+        reason = unavailable.get(server.name) or server.unsupported(
+            scenario.tls, scenario.http1, upgrade=scenario.upgrade,
+            websocket=scenario.websocket)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))
             continue
         port = free_port()
-        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1)
+        command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1,
+                                 scenario.websocket)
         server_log = RAW / "logs" / f"s{scenario.number}-{server.name}.log"
         with ServerProcess(command, server.env(), server_log, REPO) as running:
             try:
-                running.wait_ready(port, scenario.tls, http1=scenario.http1)
+                running.wait_ready(port, scenario.tls, http1=scenario.http1,
+                                   lenient_http1=scenario.http1 and scenario.websocket)
             except ServerError as exc:
                 for case in scenario.cases:
                     outcomes[case.key].append(Outcome(server=server.name, status="failed",
@@ -235,20 +243,30 @@ def server_commands(paths: Paths) -> dict[str, dict[str, list[str]]]:
     def shown(arg: str) -> str:
         return arg.replace(str(sentinel), "PORT").replace(f"{REPO}/", "")
 
-    return {server.name: {transport: [
-        shown(arg) for arg in ["taskset", "-c", "0",
-                               *server.command(sentinel, tls, paths, sys.executable, http1)]]
-        for transport, tls, http1 in (("h2c", False, False), ("tls", True, False),
-                                      ("http/1.1", False, True))
-        if server.supports(tls, http1)} for server in SERVERS}
+    def commands(server: Server) -> dict[str, list[str]]:
+        shown_commands: dict[str, list[str]] = {}
+        for transport, tls, http1, websocket in (
+                ("h2c", False, False, False), ("tls", True, False, False),
+                ("http/1.1", False, True, False), ("WebSocket, http/1.1", False, True, True),
+                ("WebSocket, h2c", False, False, True)):
+            command = [shown(arg) for arg in [
+                "taskset", "-c", "0",
+                *server.command(sentinel, tls, paths, sys.executable, http1, websocket)]]
+            # A WebSocket command is shown only where it differs from those above.
+            if server.supports(tls, http1, websocket) and not (
+                    websocket and command in shown_commands.values()):
+                shown_commands[transport] = command
+        return shown_commands
+
+    return {server.name: commands(server) for server in SERVERS}
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="scenario 1 only, 1 round after warm-up, and a short client run "
-                             "(20,000 requests); results to stdout")
+                        help="scenarios 1 and 11 only, 1 round after warm-up, and a short "
+                             "client run (20,000 requests); results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
@@ -263,7 +281,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = [1, CLIENT_SCENARIO] if args.quick else (args.scenario or list(NUMBERS))
+    selected = list(QUICK) if args.quick else (args.scenario or list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 
@@ -326,12 +344,13 @@ def main() -> int:
 
 
 def print_cpu_summary(results: list[tuple[Scenario, Case, list[Outcome]]]) -> None:
-    """Print nghttp2py's server CPU µs/request per case, prominently."""
+    """Print nghttp2py's server CPU µs/request (µs/message) per case, prominently."""
     print("=" * 64)
-    for _scenario, case, outcomes in results:
+    for scenario, case, outcomes in results:
+        unit = "message" if scenario.websocket else "request"
         for o in outcomes:
             if o.server.startswith(REFERENCE) and o.cpu_us is not None:
-                print(f"  {o.server:<17} {case.key:>3} server CPU: {o.cpu_us:8.2f} µs/request"
+                print(f"  {o.server:<17} {case.key:>3} server CPU: {o.cpu_us:8.2f} µs/{unit}"
                       f"   ({case.title})")
     print("=" * 64)
 

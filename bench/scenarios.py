@@ -10,15 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2load
+import nghttp
 from procstat import tree_cpu_seconds, tree_rss_kib
 from serverproc import ServerProcess
+from ws_load import LoadProcess
 
 IDLE_CLIENTS = Path(__file__).resolve().parent / "idle_clients.py"
+WS_LOAD = Path(__file__).resolve().parent / "ws_load.py"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One h2load configuration inside a scenario."""
+    """One h2load configuration inside a scenario (for WebSockets: clients WebSockets, each
+    with streams messages in flight, extra the ws_load.py message options)."""
 
     key: str
     title: str
@@ -36,12 +40,15 @@ class Scenario:
 
     number: int
     title: str
-    kind: str  # "load" | "churn" | "rate" | "memory"
+    kind: str  # "load" | "churn" | "rate" | "memory" | "upgrade" | "websocket"
     tls: bool
     metric: str
     higher_is_better: bool
     cases: tuple[Case, ...]
     http1: bool = False  # HTTP/1.1 (h2load --h1) instead of HTTP/2
+    upgrade: bool = False  # only servers that take an h2c upgrade (nghttp -u)
+    websocket: bool = False  # WebSocket echo (bench/ws_load.py) instead of h2load
+    run_share: float = 1.0  # a measured run lasts run_share x Settings.seconds
 
 
 @dataclass
@@ -101,15 +108,46 @@ def scenarios(post_file: Path) -> list[Scenario]:
         Scenario(9, "1 MiB responses over HTTP/1.1", "load", False, "MiB/s", True, (
             Case("9", "1 MiB GET, HTTP/1.1 keep-alive, -c 4", 4, 1, 40, 10_000, path="/1m",
                  extra=H1),), http1=True),
+        Scenario(10, "WebSocket echo over HTTP/1.1", "websocket", False, "msg/s", True,
+                 websocket_cases("10", "HTTP/1.1"), http1=True, websocket=True,
+                 run_share=WS_RUN_SHARE),
+        Scenario(11, "WebSocket echo over HTTP/2 (RFC 8441)", "websocket", False, "msg/s", True,
+                 websocket_cases("11", "h2c"), websocket=True, run_share=WS_RUN_SHARE),
+        # The same client both times (h2load cannot upgrade), so that the difference
+        # is the server's: an upgraded connection against one with prior knowledge.
+        # (nghttp sends all of a connection's requests: the server's SETTINGS, 100
+        # streams, bound those in flight; `streams` records that.)
+        Scenario(12, "h2c upgrade against prior knowledge", "upgrade", False, "req/s", True, (
+            Case("12a", "tiny GET, h2c upgrade: 10 x nghttp -u -m N/10", 10, 100, 5000,
+                 1_000_000, extra=UPGRADE),
+            Case("12b", "tiny GET, h2c prior knowledge: 10 x nghttp -m N/10", 10, 100, 5000,
+                 1_000_000)), upgrade=True),
     ]
+
+
+def websocket_cases(number: str, transport: str) -> tuple[Case, ...]:
+    """Many WebSockets with small messages, and one with 1 MiB messages (echoed)."""
+    return (Case(f"{number}a", f"32-byte text messages, 100 WebSockets over {transport}, "
+                               "1 in flight each", 100, 1, 2000, 1_000_000, path="/ws",
+                 extra=("--size", "32")),
+            Case(f"{number}b", f"1 MiB binary messages, 1 WebSocket over {transport}, "
+                               "1 in flight", 1, 1, 10, 10_000, path="/ws",
+                 extra=("--size", str(1 << 20), "--binary")))
 
 
 # h2load speaks HTTP/1.1 with this (pipelined when -m > 1).
 H1 = ("--h1",)
+# nghttp starts each connection with an HTTP/1.1 request and Upgrade: h2c with this.
+UPGRADE = ("-u",)
+# WebSocket runs are shorter (1 s of the default 3) to keep the full run's time in bounds:
+# 18 server starts, two cases each.
+WS_RUN_SHARE = 1 / 3
 # The client's benchmark (bench/client.py): its own servers and clients, not a Scenario.
-CLIENT_SCENARIO = 10
+CLIENT_SCENARIO = 13
 # Every scenario's number, as --scenario takes them.
-NUMBERS = (*range(1, 10), CLIENT_SCENARIO)
+NUMBERS = (*range(1, 13), CLIENT_SCENARIO)
+# What --quick runs: tiny GETs, the WebSocket echo over HTTP/2, and a short client run.
+QUICK = (1, 11, CLIENT_SCENARIO)
 
 
 def _url(port: int, tls: bool, path: str) -> str:
@@ -257,5 +295,60 @@ def measure_memory(scenario: Scenario, case: Case, server: ServerProcess, port: 
                             "value": (after - before) / opened}])
 
 
+def measure_upgrade(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                    settings: Settings) -> Outcome:
+    """req/s and server CPU per request of case.clients nghttp connections at once, each
+    upgraded from HTTP/1.1 (``-u``) or not, then given N/case.clients requests."""
+    url = _url(port, scenario.tls, case.path)
+    upgrade = case.extra == UPGRADE
+
+    def command(n: int) -> list[str]:
+        return nghttp.build_command(url, max(1, n // case.clients), upgrade)
+
+    warm = nghttp.run(command(case.warm_n), case.clients, _timeout(settings))
+    run_command = command(_sized_n(case, warm.req_per_s, settings.seconds))
+    results, rounds = [], []
+    for _ in range(settings.rounds):
+        before = tree_cpu_seconds(server.pid)
+        result = nghttp.run(run_command, case.clients, _timeout(settings))
+        cpu = tree_cpu_seconds(server.pid) - before
+        results.append(result)
+        rounds.append({**result.summary(), "value": result.req_per_s, "cpu_s": cpu,
+                       "cpu_us_per_req": cpu / max(result.done, 1) * 1e6})
+    return _median_outcome(rounds, results)
+
+
+
+def ws_load_command(scenario: Scenario, case: Case, port: int) -> list[str]:
+    """The WebSocket load generator's command line, pinned like h2load."""
+    return ["taskset", "-c", h2load.H2LOAD_CPU, sys.executable, str(WS_LOAD), str(port),
+            "--http", "1" if scenario.http1 else "2", "--connections", str(case.clients),
+            "--in-flight", str(case.streams), "--path", case.path, *case.extra]
+
+
+def measure_websocket(scenario: Scenario, case: Case, server: ServerProcess, port: int,
+                      settings: Settings) -> Outcome:
+    """Echoed messages per second and server CPU per message, median of rounds.
+
+    The WebSockets stay open from the warm-up to the last round; server CPU is read
+    around each run of messages only (no handshakes in it).
+    """
+    command = ws_load_command(scenario, case, port)
+    rounds = []
+    with LoadProcess(command, _timeout(settings)) as load:
+        warm = load.run(case.warm_n)
+        n = _sized_n(case, warm["messages"] / warm["seconds"],
+                     settings.seconds * scenario.run_share)
+        for _ in range(settings.rounds):
+            before = tree_cpu_seconds(server.pid)
+            result = load.run(n)
+            cpu = tree_cpu_seconds(server.pid) - before
+            rounds.append({**result, "command": [*command, f"(RUN {n})"],
+                           "value": result["messages"] / result["seconds"], "cpu_s": cpu,
+                           "cpu_us_per_req": cpu / result["messages"] * 1e6})
+    return _median_outcome(rounds, [])
+
+
 MEASURE = {"load": measure_load, "churn": measure_churn, "rate": measure_rate,
-           "memory": measure_memory}
+           "memory": measure_memory, "upgrade": measure_upgrade,
+           "websocket": measure_websocket}

@@ -1,4 +1,5 @@
-"""A WebSocket echo server over HTTP/2 (RFC 8441), and a page that talks to it.
+"""A WebSocket echo server, over HTTP/2 (RFC 8441) and HTTP/1.1 (RFC 6455), and a page
+that talks to it.
 
 Run it with TLS, the way browsers reach WebSockets over HTTP/2::
 
@@ -6,7 +7,9 @@ Run it with TLS, the way browsers reach WebSockets over HTTP/2::
 
 then open https://localhost:8443/ in a browser: the page opens ``wss://…/echo``
 over the page's own HTTP/2 connection (extended CONNECT), sends a message and
-shows the echo. Any other WebSocket path is refused (``403``). See
+shows the echo. A browser or client on HTTP/1.1 (``ws://`` without TLS, say)
+gets the same WebSocket through the ``Upgrade: websocket`` handshake: the
+handler does not change. Any other WebSocket path is refused (``403``). See
 docs/websockets.md, which also shows the ``async for`` style.
 """
 import nghttp2py as nghttp2
@@ -19,7 +22,9 @@ PAGE = b"""<!doctype html>
 <script>
 const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/echo");
 const status = document.getElementById("status");
-ws.onopen = () => ws.send("hello over HTTP/2 \\u20ac");
+// The protocol the page came over ("h2" or "http/1.1"), which its WebSocket shares.
+const protocol = performance.getEntriesByType("navigation")[0].nextHopProtocol;
+ws.onopen = () => ws.send("hello over " + protocol + " \\u20ac");
 ws.onmessage = (event) => { status.textContent = "echo: " + event.data; ws.close(1000); };
 ws.onerror = () => { status.textContent = "error"; };
 </script>
@@ -32,7 +37,7 @@ class Handler(nghttp2.BaseRequestHandler):
     def on_headers(self):
         ws = self.websocket  # None unless the request opens a WebSocket
         if ws is not None and self.path == b"/echo":
-            ws.accept()  # 200; then on_message gets each message
+            ws.accept()  # 200 on HTTP/2, 101 on HTTP/1.1; then on_message gets each message
         elif ws is not None:
             ws.close()  # refused: 403
         elif self.path == b"/":
@@ -46,5 +51,5 @@ class Handler(nghttp2.BaseRequestHandler):
 
 
 if __name__ == "__main__":
-    serve(Handler, description="A WebSocket echo over HTTP/2, with a page at /.",
+    serve(Handler, description="A WebSocket echo over HTTP/2 and HTTP/1.1, with a page at /.",
           try_command="open {url} in a browser")

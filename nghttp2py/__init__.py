@@ -26,7 +26,7 @@ from .hpack import (
     print_hd_table,
 )
 from .server import HTTP2Server
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 from .websocket import WebSocketClosed
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "Client",
     "ErrorCode",
     "FlowControlError",
+    "GuardLimits",
     "HDDeflater",
     "HDInflater",
     "HDTableEntry",

@@ -8,18 +8,22 @@
 #                 down: HTTPProtocol.submit_response / submit_info / submit_push /
 #                       push_enabled / resume_body / consume / reset_stream
 #   protocol      HTTPProtocol subclasses: Session (HTTP/2 over libnghttp2),
-#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools)
+#                 HTTP1Connection (HTTP/1.1 over llhttp, through httptools),
+#                 HTTP3Connection (HTTP/3 over an engine: nghttp2py.quic, aioquic)
 #
 # A handler talks only to its HTTPProtocol, through the methods declared on
 # it below; only a protocol talks to its C library. A protocol owns its
 # connection's state, a handler its stream's: each changes its own fields.
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.time cimport time, time_t
-from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap
+from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
+                         PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE, PyByteArray_Resize)
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
@@ -28,6 +32,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
 from nghttp2 cimport *
@@ -92,6 +97,9 @@ cdef enum:
     REQUEST_DONE = 32
     READING_PAUSED = 64
     EXPECT_CONTINUE = 128
+    # Its body is over max_request_body_size (256 and 512 are a response
+    # handler's bits, client.pxi).
+    BODY_TOO_LARGE = 1024
 
 # Which application hooks a handler class overrides; the rest are skipped.
 cdef enum:
@@ -125,6 +133,8 @@ cdef enum:
     REQ_UPGRADE = 128
     # The connection closes after its response.
     REQ_CLOSE = 256
+    # An Upgrade to websocket (RFC 6455 section 4.1).
+    REQ_UPGRADE_WEBSOCKET = 512
 
 # HTTP/1.1: the state of the response being sent (HTTP1Connection.response_state).
 cdef enum:
@@ -133,6 +143,10 @@ cdef enum:
     RESP_DONE = 4
     # Its head said "connection: close", or its body ends with the connection.
     RESP_CLOSE = 8
+    # A 101 to the tunnel's request: its body is the new protocol's bytes.
+    RESP_TUNNEL = 16
+    # The tunnel's output has ended and the TCP connection is half-closed.
+    RESP_HALF_CLOSED = 32
 
 # HTTP/1.1: events of a pipelined request that waits for its turn, besides
 # EVENT_HEADERS, EVENT_DATA and EVENT_DONE.
@@ -241,6 +255,8 @@ cdef class BaseRequestHandler:
     cdef int callbacks
     cdef int state
     cdef Py_ssize_t body_bytes_sent
+    # Request body bytes received so far, counted against max_request_body_size.
+    cdef Py_ssize_t body_bytes_received
     # An async hook running, and the events waiting for it (or for resume_reading).
     cdef object task
     cdef int task_event
@@ -292,6 +308,8 @@ cdef class HTTPProtocol:
     cdef readonly bint push_early_hints
     # A request header block larger than this gets 431.
     cdef size_t max_header_list_size
+    # A request body larger than this gets 413 (PY_SSIZE_T_MAX: no limit).
+    cdef readonly Py_ssize_t max_request_body_size
     # "2" or "1.1": for the access log and handler.http_version.
     cdef str http_version
     # Handlers that failed since the last look: (handler, where, exception).
@@ -344,6 +362,15 @@ ctypedef struct PageBlocks:
     size_t size[MAX_PAGE_BLOCKS]
 
 
+cdef class GuardBudgets:
+    # A server's GuardLimits (nghttp2py/settings.py), for the frame guard (guard.pxi).
+    cdef readonly double reset_burst, reset_rate
+    cdef readonly double idle_frame_burst, idle_frame_rate, idle_frame_credit
+    cdef readonly uint32_t max_continuations, max_oversized_blocks
+    cdef readonly size_t abandon_factor, slice_bytes
+    cdef readonly double slice_seconds
+
+
 cdef class Session(HTTPProtocol):
     cdef nghttp2_session *session
     # Blocks of the session's memory allocator: valid until nghttp2_session_del.
@@ -358,6 +385,7 @@ cdef class Session(HTTPProtocol):
     # before nghttp2 processes the frame, and charges it to these budgets.
     # A server session is guarded; a client session (ClientSession) is not.
     cdef bint guarded
+    cdef GuardBudgets budgets
     cdef uint32_t scan_skip
     cdef uint8_t scan_have
     cdef uint8_t scan_head[FRAME_HEADER_LENGTH]
@@ -372,6 +400,13 @@ cdef class Session(HTTPProtocol):
     cdef double idle_frame_tokens
     cdef double idle_frame_stamp
     cdef uint32_t oversized_blocks
+    # A header block held back until it ends (oversized.pxi), and the stream
+    # whose block had a field nghttp2 could not decode (0: none), the largest
+    # dynamic table the client may use.
+    cdef bytearray capture
+    cdef bint capture_complete
+    cdef int32_t oversized_field_stream
+    cdef uint64_t hpack_table_limit
     cdef const char *refused_for
     cdef object backlog
     # Since when a frame header or a header block is incomplete (0: none).
@@ -400,13 +435,13 @@ cdef class Session(HTTPProtocol):
     cdef void _fail_session(self, ssize_t code)
     cdef void _reject_preface(self, const char *data, Py_ssize_t length)
     cdef void _log_goaway(self, const nghttp2_frame *frame)
+    cdef void _refuse_body(self, BaseRequestHandler handler) except *
+    cdef bint _response_complete(self, BaseRequestHandler handler) noexcept
 
     # Bodies of the C callbacks (cb_on_* trampolines in http2.pxi).
     cdef int _on_begin_headers(self, const nghttp2_frame *frame) except -1
     cdef int _on_header(self, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                         nghttp2_rcbuf *value) except -1
-    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
-                                const nghttp2_vec *value)
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1
     cdef void _on_connection_frame_recv(self, const nghttp2_frame *frame) except *
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
@@ -562,7 +597,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     # An upgrade request's body, read past the parser (which skips it).
     cdef bytearray upgrade_body
     cdef Py_ssize_t upgrade_remaining
-    cdef bytes upgrade_rest
+    # After an Upgrade to websocket: the request whose stream carries the
+    # connection's bytes from then on, and what arrived before its 101.
+    cdef BaseRequestHandler tunnel
+    cdef bytearray tunnel_input
     # When the head of the request being parsed began (0: none is).
     cdef readonly double head_started
     # No more requests are parsed on this connection.
@@ -573,6 +611,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef object take_upgrade(self, bytes rest)
     cdef object read_upgrade_body(self, object data, Py_ssize_t length)
     cdef object finish_upgrade(self, bytes body, bytes rest)
+    cdef int open_tunnel(self, BaseRequestHandler handler, int flags, bytes rest) except -1
+    cdef int feed_tunnel(self, object data, Py_ssize_t length) except -1
+    cdef int deliver_tunnel_input(self) except -1
+    cdef bint tunnel_input_ended(self) except *
     cdef int parse_failed(self, object exc) except -1
     cdef int fail_request(self, int status, str reason) except -1
     cdef int stop_parsing(self, int status) except -1
@@ -589,6 +631,26 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef int write_raw(self, bytes data) except -1
     cdef void close_connection(self) except *
     cdef void update_reading(self) except *
+
+# -- HTTP/3 (http3.pxi) ------------------------------------------------------------
+
+cdef class HTTP3Connection(HTTPProtocol):
+    # The QUIC and HTTP/3 framing side (nghttp2py.quic.QuicSession): its
+    # send_headers / send_data / send_room / consume / reset_stream /
+    # stream_closed / request_transmit are all this class calls.
+    cdef object engine
+    # Streams whose response is submitted and not yet complete, by id: flush()
+    # pulls their bodies (and closes the bodiless ones).
+    cdef dict sending
+    # Requests on streams from this id on are refused (a GOAWAY names it; -1: none).
+    cdef int64_t goaway_id
+    cdef readonly int64_t last_stream_id
+    cdef readonly bint shutting_down
+
+    cdef void refuse_body(self, BaseRequestHandler handler) except *
+    cdef int pull_body(self, BaseRequestHandler stream) except -1
+    cdef void finish_stream(self, BaseRequestHandler stream) except *
+
 
 # -- HTTP/2 client (client.pxi) -----------------------------------------------------
 
@@ -731,6 +793,10 @@ cdef enum:
     ASGI_BODY_SENT = 64     # the app has received the last http.request
     ASGI_DISCONNECTED = 128  # the stream has closed
     ASGI_RESET = 256        # ... before the response was whole: http.disconnect
+    ASGI_WEBSOCKET = 512    # a websocket scope
+    ASGI_WS_CONNECT = 1024  # websocket.connect received by the app
+    ASGI_WS_ACCEPTED = 2048  # websocket.accept sent
+    ASGI_WS_CLOSED = 4096   # websocket.close sent (a refusal, before accept)
 
 
 cdef class ASGIConfig:
@@ -741,16 +807,20 @@ cdef class ASGIConfig:
     cdef public object state
     cdef readonly dict asgi
     cdef public dict extensions
+    cdef public dict websocket_extensions
+    cdef public dict websocket_options
     cdef public object push_runner
     cdef public bint tls
     cdef public Py_ssize_t requests
     # The loop seen without a task factory: its tasks are made directly.
     cdef object task_loop
-    # The fixed part of every scope, and the server it was made for.
+    # The fixed part of every scope (http, websocket), and the server they were made for.
     cdef dict template
+    cdef dict websocket_template
     cdef object template_server
 
     cdef dict scope_template(self)
+    cdef dict websocket_scope_template(self)
 
 
 cdef class ASGIHandler(BaseRequestHandler):
@@ -769,6 +839,8 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef list trailer_fields
 
     cdef dict build_scope(self, ASGIConfig config)
+    cdef dict build_websocket_scope(self, ASGIConfig config)
+    cdef void fill_scope(self, dict scope, ASGIConfig config) except *
     cdef list scope_headers(self)
     cdef dict tls_extension(self)
     cdef bint message_ready(self)
@@ -780,3 +852,5 @@ cdef class ASGIHandler(BaseRequestHandler):
     cdef void respond(self, body) except *
     cdef void response_complete(self) except *
     cdef void app_finished(self, object exception) except *
+    cdef bint websocket_finished(self, object exception) except -1
+    cdef object websocket_close(self, dict message)

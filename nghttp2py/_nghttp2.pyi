@@ -8,11 +8,12 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "WebSocket",
+__all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
+           "WebSocket",
            "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
            "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
-           "NGHTTP2_LIB_VERSION"]
+           "NGHTTP2_LIB_VERSION", "GuardBudgets"]
 
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
@@ -83,7 +84,7 @@ class WebSocket:
     @property
     def buffered_amount(self) -> int: ...
     @property
-    def request(self) -> BaseRequestHandler: ...
+    def request(self) -> BaseRequestHandler | None: ...
     def accept(self, subprotocol: _Text | None = None, headers: _Headers | None = None, *,
                compression: bool = True, max_message_size: int = 1048576,
                ping_interval: float | None = None, ping_timeout: float = 20.0,
@@ -101,7 +102,8 @@ class HTTPProtocol:
     """The protocol side of one connection, as its request handlers see it."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 *, max_header_list_size: int, client_address: Any = None,
+                 *, max_header_list_size: int, max_request_body_size: int | None = None,
+                 client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -111,18 +113,47 @@ class HTTPProtocol:
     def client_address(self) -> Any: ...
     @property
     def push_early_hints(self) -> bool: ...
+    @property
+    def max_request_body_size(self) -> int: ...
     last_activity: float
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class GuardBudgets:
+    """A server's GuardLimits as the frame guard reads them (built once per server)."""
+
+    def __init__(self, limits: Any) -> None: ...
+    @property
+    def reset_burst(self) -> float: ...
+    @property
+    def reset_rate(self) -> float: ...
+    @property
+    def idle_frame_burst(self) -> float: ...
+    @property
+    def idle_frame_rate(self) -> float: ...
+    @property
+    def idle_frame_credit(self) -> float: ...
+    @property
+    def max_continuations(self) -> int: ...
+    @property
+    def max_oversized_blocks(self) -> int: ...
+    @property
+    def abandon_factor(self) -> int: ...
+    @property
+    def slice_bytes(self) -> int: ...
+    @property
+    def slice_seconds(self) -> float: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class Session(HTTPProtocol):
     """The HTTP/2 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: Mapping[str, int], *, client_address: Any = None,
+                 settings: Mapping[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
     def feed(self, data: Any, length: int) -> None: ...
+    def set_guard_budgets(self, budgets: GuardBudgets) -> None: ...
     def start(self) -> None: ...
     def flush(self) -> None: ...
     def pause_writing(self) -> None: ...
@@ -145,7 +176,7 @@ class HTTP1Connection(HTTPProtocol):
     """The HTTP/1.1 server side of one connection (used by nghttp2py.connection)."""
 
     def __init__(self, transport: asyncio.Transport, handler_class: type[BaseRequestHandler],
-                 settings: dict[str, int], *, client_address: Any = None,
+                 settings: dict[str, int | None], *, client_address: Any = None,
                  client_certificate: dict[str, Any] | None = None, scheme: bytes = b"http",
                  access_log: bool = False, push_early_hints: bool = True,
                  loop: asyncio.AbstractEventLoop | None = None) -> None: ...
@@ -167,6 +198,32 @@ class HTTP1Connection(HTTPProtocol):
     def on_message_complete(self) -> None: ...
     head_started: float
     shutting_down: bool
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class HTTP3Connection(HTTPProtocol):
+    """The HTTP/3 server side of one QUIC connection (used by nghttp2py.quic).
+
+    ``engine`` is the QUIC side (nghttp2py.quic.QuicSession); its API is
+    described in src/http3.pxi.
+    """
+
+    def __init__(self, engine: Any, handler_class: type[BaseRequestHandler],
+                 settings: dict[str, int], *, client_address: Any = None,
+                 client_certificate: dict[str, Any] | None = None, access_log: bool = False,
+                 push_early_hints: bool = True,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+    # Called by the engine.
+    def headers_received(self, stream_id: int, headers: list[tuple[bytes, bytes]],
+                         end_stream: bool) -> None: ...
+    def data_received(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def stream_reset(self, stream_id: int, error_code: int) -> None: ...
+    def flush(self) -> None: ...
+    def stop_accepting(self, goaway_id: int) -> None: ...
+    def connection_lost(self) -> None: ...
+    @property
+    def last_stream_id(self) -> int: ...
+    @property
+    def shutting_down(self) -> bool: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class BaseResponseHandler:
@@ -276,6 +333,8 @@ class ASGIConfig:
     server: tuple[str, int | None] | None
     state: dict[str, Any] | None
     extensions: dict[str, Any]
+    websocket_extensions: dict[str, Any]
+    websocket_options: dict[str, Any]
     push_runner: Callable[..., Any] | None
     tls: bool
     requests: int
@@ -283,6 +342,8 @@ class ASGIConfig:
                  server: tuple[str, int | None] | None = ...,
                  state: dict[str, Any] | None = ...,
                  extensions: dict[str, Any] | None = ...,
+                 websocket_extensions: dict[str, Any] | None = ...,
+                 websocket_options: dict[str, Any] | None = ...,
                  push_runner: Callable[..., Any] | None = ...,
                  tls: bool = ...) -> None: ...
 
@@ -295,6 +356,8 @@ class ASGIHandler(BaseRequestHandler):
     def scope(self) -> dict[str, Any] | None: ...
     async def receive(self) -> dict[str, Any]: ...
     def send(self, message: dict[str, Any]) -> Any: ...
+    async def websocket_receive(self) -> dict[str, Any]: ...
+    def websocket_send(self, message: dict[str, Any]) -> Any: ...
     def pull_body(self, size: int) -> tuple[bytes, int]: ...
     def can_push(self) -> bool: ...
     async def run_app(self, app_call: Any) -> None: ...

@@ -29,7 +29,7 @@ from .binds import Bind, listening_socket, parse_bind
 from .handler import BaseRequestHandler
 from .proxy_headers import TrustedProxies, asgi_proxy_headers, wsgi_proxy_headers
 from .server import HTTP2Server
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 
 __all__ = ["INTERFACES", "AppServer", "detect_interface", "serve"]
 
@@ -97,20 +97,29 @@ class AppServer:
     other processes serve the same app. ``proxy_headers`` takes the client
     and scheme of ASGI and WSGI apps from ``X-Forwarded-*``/``Forwarded``
     when the peer is one of ``forwarded_allow_ips`` (addresses, networks or
-    ``"*"``). The other options (``proxy_protocol``...) are HTTP2Server's.
+    ``"*"``). ``quic_bind`` (a list of ``(host, port)``) serves HTTP/3 there
+    too, with ``quic_certfile``/``quic_keyfile``, from the first bind's server
+    (see docs/http3.md). ``websocket_options`` are the :meth:`WebSocket.accept`
+    options every ASGI ``websocket.accept`` uses (``max_message_size``,
+    ``ping_interval``...). The other options (``proxy_protocol``,
+    ``quic_retry``...) are HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
                  interface: str | None = None, ssl: _ssl.SSLContext | None = None,
                  root_path: str = "", lifespan: str = "auto",
                  settings: ServerSettings | None = None, timeouts: Timeouts | None = None,
-                 access_log: bool = False, push_early_hints: bool = True, http1: bool = True,
+                 guard: GuardLimits | None = None, access_log: bool = False,
+                 push_early_hints: bool = True, http1: bool = True,
                  shutdown_timeout: float = 30.0, backlog: int = 1024, wsgi_threads: int = 32,
                  reuse_port: bool = False, sockets: Iterable[socket.socket] | None = None,
                  max_requests: int | None = None, max_requests_jitter: int = 0,
                  multiprocess: bool = False, proxy_headers: bool = False,
                  forwarded_allow_ips: str | Iterable[str] = ("127.0.0.1", "::1"),
-                 proxy_protocol: bool = False) -> None:
+                 proxy_protocol: bool = False, quic_bind: Iterable[tuple[str, int]] = (),
+                 quic_certfile: str | None = None, quic_keyfile: str | None = None,
+                 quic_retry: bool = False,
+                 websocket_options: dict[str, Any] | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
@@ -124,10 +133,14 @@ class AppServer:
         self.root_path = root_path
         self.lifespan = Lifespan(app, lifespan if interface == "asgi" else "off")  # type: ignore[arg-type]
         self.options: dict[str, Any] = {
-            "settings": settings, "timeouts": timeouts, "access_log": access_log,
+            "settings": settings, "timeouts": timeouts, "guard": guard, "access_log": access_log,
             "push_early_hints": push_early_hints, "http1": http1,
             "shutdown_timeout": shutdown_timeout,
             "backlog": backlog, "proxy_protocol": proxy_protocol}
+        # HTTP/3 is served by one HTTP2Server: the first bind's.
+        self.quic_options: dict[str, Any] = {
+            "quic_bind": list(quic_bind), "quic_certfile": quic_certfile,
+            "quic_keyfile": quic_keyfile, "quic_retry": quic_retry}
         self.wsgi_threads = wsgi_threads
         self.reuse_port = reuse_port
         self.servers: list[HTTP2Server] = []
@@ -138,6 +151,7 @@ class AppServer:
                              if max_requests else None)
         self.multiprocess = multiprocess
         self.trusted_proxies = TrustedProxies(forwarded_allow_ips) if proxy_headers else None
+        self.websocket_options = websocket_options
         self._stop: asyncio.Event | None = None
 
     async def start(self) -> None:
@@ -159,11 +173,12 @@ class AppServer:
                     for sock in sockets:
                         sock.close()
                     raise
-            for sock in sockets:
+            for index, sock in enumerate(sockets):
                 handler_class = self._handler_class(sock)
                 self._handler_classes.append(handler_class)
                 server = HTTP2Server(_address(sock), handler_class, self.ssl,
-                                     sock=sock, **self.options)
+                                     sock=sock, **self.options,
+                                     **(self.quic_options if index == 0 else {}))
                 await server.start()
                 self.servers.append(server)
         except BaseException:
@@ -180,7 +195,8 @@ class AppServer:
                 app = asgi_proxy_headers(app, self.trusted_proxies)  # type: ignore[arg-type]
             return asgi_handler(app, root_path=self.root_path,  # type: ignore[arg-type]
                                 server=_scope_server(sock), state=self.lifespan.state,
-                                tls=self.ssl is not None)
+                                tls=self.ssl is not None,
+                                websocket_options=self.websocket_options)
         from .wsgi import wsgi_handler
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.wsgi_threads, thread_name_prefix="wsgi")

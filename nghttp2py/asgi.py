@@ -35,24 +35,32 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # The extensions every http scope announces (the tls one is added per TLS connection).
 EXTENSIONS = ("http.response.push", "http.response.trailers", "http.response.early_hint",
               "http.response.pathsend")
+# The extensions every websocket scope announces (and tls, like http scopes).
+WEBSOCKET_EXTENSIONS = ("websocket.http.response",)
 LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
 
 
 def asgi_handler(app: ASGIApp, *, root_path: str = "", server: tuple[str, int | None] | None = None,
-                 state: dict[str, Any] | None = None, tls: bool = False) -> type[ASGIHandler]:
+                 state: dict[str, Any] | None = None, tls: bool = False,
+                 websocket_options: dict[str, Any] | None = None) -> type[ASGIHandler]:
     """A handler class that runs the ASGI 3 application ``app`` for every request.
 
     ``root_path`` is the scope's ``root_path`` (the app is mounted below it),
     ``server`` its ``server`` (the listening address), ``state`` the lifespan
     state copied into each request's scope, ``tls`` whether the connections
-    are TLS (then the scope carries the ``tls`` extension). The class's
+    are TLS (then the scope carries the ``tls`` extension).
+    ``websocket_options`` are the :meth:`WebSocket.accept` options
+    (``max_message_size``, ``ping_interval``, ``compression``, ...) every
+    ``websocket.accept`` uses. The class's
     ``asgi_config`` holds them; ``server`` and ``state`` may be set there
     once known.
     """
     if not callable(app):
         raise TypeError(f"an ASGI app is a callable, not {type(app).__name__}")
     config = ASGIConfig(app, root_path=root_path, server=server, state=state,
-                        extensions={name: {} for name in EXTENSIONS}, push_runner=push_through_app,
+                        extensions={name: {} for name in EXTENSIONS},
+                        websocket_extensions={name: {} for name in WEBSOCKET_EXTENSIONS},
+                        websocket_options=websocket_options, push_runner=push_through_app,
                         tls=tls)
     return type("ASGIApp", (ASGIHandler,),
                 {"__slots__": (), "__module__": __name__, "asgi_config": config})

@@ -197,6 +197,11 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
                              "http/1.1; without it, cleartext HTTP/2 (h2c) and HTTP/1.1")
     parser.add_argument("--keyfile", metavar="FILE",
                         help="PEM private key of --certfile, if it is not in that file")
+    parser.add_argument("--quic-bind", metavar="HOST:PORT", type=parse_bind, action="append",
+                        help="serve HTTP/3 (QUIC) on this UDP address too, repeatable, with "
+                             "--certfile's certificate (pip install nghttp2py[h3])")
+    parser.add_argument("--quic-retry", action="store_true", default=None,
+                        help="HTTP/3: validate each client's address with a QUIC Retry first")
     parser.add_argument("--ca-certs", metavar="FILE",
                         help="PEM CA certificates: ask clients for a certificate and verify it "
                              "against these (the app sees it in the tls extension)")
@@ -231,6 +236,18 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
         parser.add_argument("--config", metavar="FILE.toml",
                             help="read options from a TOML file (keys are the long option "
                                  "names, e.g. bind = [\":8080\"]); the command line wins")
+    if app_argument:
+        websockets = parser.add_argument_group("WebSockets of ASGI apps (see docs/asgi.md)")
+        websockets.add_argument("--ws-max-size", metavar="BYTES", type=_positive_int,
+                                help="close a WebSocket with 1009 on a larger message "
+                                     "(default 1 MiB)")
+        websockets.add_argument("--ws-ping-interval", metavar="SECONDS", type=_positive_seconds,
+                                help="send a ping this often (default: no pings)")
+        websockets.add_argument("--ws-ping-timeout", metavar="SECONDS", type=_positive_seconds,
+                                help="close with 1011 when a pong is this late (default 20)")
+        websockets.add_argument("--no-ws-compression", dest="ws_compression",
+                                action="store_false", default=None,
+                                help="do not accept permessage-deflate")
     proxies = parser.add_argument_group("behind a proxy or load balancer")
     proxies.add_argument("--proxy-headers", action="store_true", default=None,
                          help="take the client address and scheme from X-Forwarded-For, "
@@ -264,7 +281,8 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
     settings = parser.add_argument_group("HTTP/2 settings (see nghttp2py.ServerSettings)")
     for field in dataclasses.fields(ServerSettings):
         settings.add_argument(f"--{field.name.replace('_', '-')}", metavar="N", type=int,
-                              help=f"default {field.default}")
+                              help=f"default {field.default}" if field.default is not None
+                              else "default: no limit")
     timeouts = parser.add_argument_group("timeouts in seconds (see nghttp2py.Timeouts)")
     for field in dataclasses.fields(Timeouts):
         turn_off = ", 'none' turns it off" if field.name in _OPTIONAL_TIMEOUTS else ""
@@ -282,6 +300,16 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def _seconds(text: str) -> float | str:
@@ -369,6 +397,10 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             parser.error("--keyfile needs --certfile")
         if options.ca_certs and not options.certfile:
             parser.error("--ca-certs needs --certfile")
+        if options.quic_bind and not options.certfile:
+            parser.error("--quic-bind needs --certfile (QUIC is always TLS)")
+        if options.quic_bind and (options.workers or 1) > 1:
+            parser.error("--quic-bind serves from one process: it cannot go with --workers")
         app, interface = load(options)
         context = _ssl_context(options.certfile, options.keyfile, options.ca_certs)
         try:
@@ -396,7 +428,10 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             multiprocess=options.parent_pid is not None,
             proxy_headers=bool(options.proxy_headers),
             forwarded_allow_ips=_trusted(options.forwarded_allow_ips),
-            proxy_protocol=bool(options.proxy_protocol))
+            proxy_protocol=bool(options.proxy_protocol),
+            quic_bind=options.quic_bind or (), quic_certfile=options.certfile,
+            quic_keyfile=options.keyfile, quic_retry=bool(options.quic_retry),
+            websocket_options=_websocket_options(options))
         loops.run(_serve(server, try_command, options.ready_fd, options.parent_pid),
                   options.loop)
     except CommandLineError as exc:
@@ -420,6 +455,14 @@ def _settings(options: argparse.Namespace) -> tuple[ServerSettings, Timeouts]:
         return ServerSettings(**given), Timeouts(**timeouts)
     except ValueError as exc:
         raise CommandLineError(str(exc)) from None
+
+
+def _websocket_options(options: argparse.Namespace) -> dict[str, Any]:
+    """The WebSocket.accept options the --ws-* options set."""
+    names = {"ws_max_size": "max_message_size", "ws_ping_interval": "ping_interval",
+             "ws_ping_timeout": "ping_timeout", "ws_compression": "compression"}
+    return {name: getattr(options, option) for option, name in names.items()
+            if getattr(options, option, None) is not None}
 
 
 def _trusted(text: str | None) -> str:
@@ -453,6 +496,10 @@ async def _serve(server: AppServer, try_command: str, ready_fd: int | None = Non
         await server.start()
     except LifespanFailure as exc:
         raise CommandLineError(f"the app's lifespan startup failed: {exc}") from None
+    except OSError as exc:  # a --quic-bind address (the TCP ones are open already)
+        raise CommandLineError(f"cannot listen for HTTP/3: {_reason(exc)}") from None
+    except RuntimeError as exc:  # aioquic is not installed
+        raise CommandLineError(str(exc)) from None
 
     def ready() -> None:
         if ready_fd is not None:  # a worker: its supervisor prints the addresses

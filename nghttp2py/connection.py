@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, Union
 
-from ._nghttp2 import BaseRequestHandler, HTTP1Connection, Session
+from ._nghttp2 import BaseRequestHandler, GuardBudgets, HTTP1Connection, Session
 from .errors import ErrorCode
 from .settings import Timeouts
 
@@ -38,13 +38,14 @@ class ConnectionConfig:
     """
 
     handler_class: type[BaseRequestHandler]
-    settings: dict[str, int]  # ServerSettings.as_dict(), as the Session takes it
+    settings: dict[str, int | None]  # ServerSettings.as_dict(), as the Session takes it
     timeouts: Timeouts
     access_log: bool
     push_early_hints: bool
     read_buffer: memoryview
     loop: asyncio.AbstractEventLoop
     http1: bool = True  # serve HTTP/1.1 too (else HTTP/2 only)
+    guard: GuardBudgets | None = None  # the server's GuardLimits (else the defaults)
 
 
 class ServerConnection(asyncio.BufferedProtocol):
@@ -134,6 +135,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         """Hand an HTTP/2 session the timeouts its frame guard enforces."""
         session.header_timeout = self._config.timeouts.request_header or 0.0
         session.min_rate = self._config.timeouts.min_rate or 0.0
+        if self._config.guard is not None:
+            session.set_guard_budgets(self._config.guard)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._config.read_buffer
@@ -167,8 +170,8 @@ class ServerConnection(asyncio.BufferedProtocol):
             self._rearm()
 
     def _rearm(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        # A timer already set that fires first stays (it re-arms then): most
+        # connections keep the one set on accept, one timer fewer to make and cancel.
         self._check_timeouts()
 
     def eof_received(self) -> bool:
@@ -235,9 +238,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        self._check_timeouts()
+
     def _check_timeouts(self) -> None:
         """Act on whichever timeout has expired, then re-arm for the next deadline."""
-        self._watchdog = None
         session = self._session
         if self._transport is None or self._transport.is_closing():
             return
@@ -336,8 +342,12 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     def _arm(self, deadline: float, now: float) -> None:
         loop = self._config.loop
-        self._watchdog = loop.call_at(loop.time() + max(deadline - now, 0.01),
-                                      self._check_timeouts)
+        when = loop.time() + max(deadline - now, 0.01)
+        if self._watchdog is not None:
+            if self._watchdog.when() <= when:
+                return  # it fires first, and looks again then
+            self._watchdog.cancel()
+        self._watchdog = loop.call_at(when, self._on_watchdog)
 
     def _close_for(self, reason: str, error_code: int | None = None) -> None:
         """Close for ``reason``: HTTP/2 first sends GOAWAY ``error_code``. A client that

@@ -104,14 +104,15 @@ def asgi_proxy_headers(app: ASGIApp, trusted: TrustedProxies) -> ASGIApp:
     """``app`` with ``client`` and ``scheme`` taken from a trusted proxy's headers."""
 
     async def with_proxy_headers(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             peer = scope.get("client")
             if (peer[0] if peer else None) in trusted:
                 host, scheme = forwarded_client(scope["headers"], trusted)
                 if host is not None:
                     scope["client"] = (host, 0)
                 if scheme is not None:
-                    scope["scheme"] = scheme
+                    scope["scheme"] = scheme if scope["type"] == "http" else \
+                        "wss" if scheme == "https" else "ws"
         await app(scope, receive, send)
 
     return with_proxy_headers

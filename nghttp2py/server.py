@@ -7,18 +7,21 @@ import logging
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from . import loops
+from ._nghttp2 import GuardBudgets
 from .connection import ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
-from .settings import ServerSettings, Timeouts
+from .settings import GuardLimits, ServerSettings, Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .quic import QuicListener
 
 __all__ = ["HTTP2Server"]
 
@@ -46,7 +49,8 @@ class HTTP2Server:
     ``h2`` is closed, a cleartext HTTP/1 request gets ``505``.
 
     ``settings`` are the HTTP/2 SETTINGS and windows (:class:`ServerSettings`),
-    ``timeouts`` the connection timeouts (:class:`Timeouts`). ``sock``, a
+    ``timeouts`` the connection timeouts (:class:`Timeouts`), ``guard`` the
+    budgets that stop hostile clients (:class:`GuardLimits`, SECURITY.md). ``sock``, a
     listening socket made elsewhere (a Unix socket, one inherited from systemd,
     one shared by worker processes), replaces ``address``. ``proxy_protocol``
     reads a PROXY protocol (v1 or v2) header at the start of every connection
@@ -55,6 +59,12 @@ class HTTP2Server:
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
     response carrying ``link: rel=preload`` instead; ``False`` turns that off.
+
+    ``quic_bind``, a list of ``(host, port)``, serves HTTP/3 on those UDP
+    addresses too (``pip install nghttp2py[h3]``), with the certificate chain
+    in ``quic_certfile`` and its key (``quic_keyfile``, if not in that file);
+    ``quic_retry`` validates each client's address with a QUIC Retry first.
+    See docs/http3.md.
 
     Blocking use: :meth:`serve_forever`. In an asyncio program, :meth:`serve`,
     or::
@@ -71,6 +81,7 @@ class HTTP2Server:
         *,
         settings: ServerSettings | None = None,
         timeouts: Timeouts | None = None,
+        guard: GuardLimits | None = None,
         access_log: bool = False,
         push_early_hints: bool = True,
         http1: bool = True,
@@ -78,6 +89,10 @@ class HTTP2Server:
         shutdown_timeout: float = 30.0,
         sock: socket.socket | None = None,
         proxy_protocol: bool = False,
+        quic_bind: Iterable[tuple[str, int]] = (),
+        quic_certfile: str | None = None,
+        quic_keyfile: str | None = None,
+        quic_retry: bool = False,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -88,12 +103,20 @@ class HTTP2Server:
         self.ssl = _prepare_ssl_context(ssl, http1) if ssl is not None else None
         self.settings = settings or ServerSettings()
         self.timeouts = timeouts or Timeouts()
+        self.guard = guard or GuardLimits()
         self.access_log = access_log
         self.push_early_hints = push_early_hints
         self.backlog = backlog
         self.shutdown_timeout = shutdown_timeout
         self.sock = sock
         self.proxy_protocol = proxy_protocol
+        self.quic_bind = list(quic_bind)
+        if self.quic_bind and not quic_certfile:
+            raise ValueError("HTTP/3 (quic_bind) needs a certificate: give quic_certfile")
+        self.quic_certfile = quic_certfile
+        self.quic_keyfile = quic_keyfile
+        self.quic_retry = quic_retry
+        self._quic: list[QuicListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -113,11 +136,15 @@ class HTTP2Server:
         self.loop = loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._memory = MemoryReleaser(loop)
+        await self._start_quic(loop)
+        # HOOK(h3edge, alt_svc): once the alt_svc option exists, default it here:
+        #   if self.alt_svc is None and self.quic_ports:
+        #       self.alt_svc = f'h3=":{self.quic_ports[0]}"; ma=86400'
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1)
+            http1=self.http1, guard=GuardBudgets(self.guard))
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         ssl = self.ssl
@@ -152,6 +179,28 @@ class HTTP2Server:
                     type(loop).__module__.partition(".")[0],
                     " (and HTTP/1.1)" if self.http1 else "")
 
+    async def _start_quic(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.quic_bind:
+            return
+        try:
+            from .quic import H3Config, QuicListener
+        except ImportError as exc:
+            raise RuntimeError(str(exc)) from None
+        assert self.quic_certfile is not None
+        # Absent and None are the same to the engine: no limit.
+        settings = {name: value for name, value in self.settings.as_dict().items()
+                    if value is not None}
+        config = H3Config(
+            handler_class=self.RequestHandlerClass, settings=settings,
+            timeouts=self.timeouts, access_log=self.access_log,
+            push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
+            keyfile=self.quic_keyfile, retry=self.quic_retry)
+        for host, port in self.quic_bind:
+            listener = QuicListener(config, loop)
+            await listener.start(host, port)
+            self._quic.append(listener)
+            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
 
@@ -164,6 +213,8 @@ class HTTP2Server:
         self._server.close()
         for connection in list(self._connections):
             connection.shutdown()
+        for listener in self._quic:
+            listener.close(self.shutdown_timeout)
         assert self.loop is not None
         self._abort_timer = self.loop.call_later(self.shutdown_timeout, self.abort)
         # A connection the kernel handed over just before close() reaches
@@ -178,6 +229,8 @@ class HTTP2Server:
         """Close every connection at once."""
         for connection in list(self._connections):
             connection.abort()
+        for listener in self._quic:
+            listener.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
@@ -185,6 +238,8 @@ class HTTP2Server:
             return
         await self._closed.wait()
         await self._server.wait_closed()
+        for listener in self._quic:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -246,9 +301,14 @@ class HTTP2Server:
         return port
 
     @property
+    def quic_ports(self) -> list[int]:
+        """The UDP ports serving HTTP/3 (empty before :meth:`start`, or without ``quic_bind``)."""
+        return [listener.address[1] for listener in self._quic]
+
+    @property
     def connections(self) -> int:
-        """How many client connections are open."""
-        return len(self._connections)
+        """How many client connections are open (HTTP/3 ones included)."""
+        return len(self._connections) + sum(listener.connections for listener in self._quic)
 
     # -- given to each ServerConnection ----------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["DeflateParameters", "HandshakeError", "WebSocketClosed", "accept_key",
-           "handshake", "negotiate_deflate"]
+           "handshake", "negotiate_deflate", "offered_subprotocols"]
 
 # RFC 6455 section 1.3: appended to Sec-WebSocket-Key before hashing it.
 _KEY_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -98,6 +98,12 @@ def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[
             for item in value.split(b",") if item.strip()]
 
 
+def offered_subprotocols(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The subprotocols a client offers in ``sec-websocket-protocol``, in its order."""
+    return [value.decode("latin-1") for value in _header_values(headers,
+                                                                 b"sec-websocket-protocol")]
+
+
 def _extension_offers(headers: Iterable[tuple[bytes, bytes]]
                       ) -> list[tuple[bytes, list[tuple[bytes, bytes | None]]]]:
     """The client's extension offers, in its order of preference, as (name, params)."""
@@ -171,16 +177,17 @@ def handshake(http_version: str, method: bytes | None, headers: list[tuple[bytes
               ) -> tuple[int, list[tuple[bytes, bytes]], DeflateParameters | None]:
     """Check a WebSocket opening request and build the response that accepts it.
 
-    Returns the status (``200`` on HTTP/2, ``101`` on HTTP/1.1), the response
+    Returns the status (``200`` on HTTP/2 and HTTP/3, ``101`` on HTTP/1.1), the response
     header fields (for HTTP/1.1 without ``upgrade``/``connection``, which the
     protocol adds to a 101 itself) and the permessage-deflate parameters if
     compression was offered and is wanted. Raises :class:`HandshakeError`
     with the status to answer instead, and ``ValueError`` if ``subprotocol``
     is not one the client offered.
     """
-    if http_version == "2":
+    if http_version in ("2", "3"):  # RFC 8441, RFC 9220: extended CONNECT
         if method != b"CONNECT":
-            raise HandshakeError(400, "a WebSocket over HTTP/2 is opened with CONNECT")
+            raise HandshakeError(
+                400, f"a WebSocket over HTTP/{http_version} is opened with CONNECT")
         status = 200
     else:
         if method != b"GET":

@@ -197,6 +197,8 @@ class WSGIHandler(BaseRequestHandler):
         self.input.feed_eof()
 
     def on_close(self, error_code: int) -> None:
+        if not hasattr(self, "input"):
+            return  # refused before on_headers (413, 431...): the app never ran
         self.gone = True
         self.input.feed_eof(gone=True)
         with self.room:

@@ -1,14 +1,19 @@
 # ASGIHandler: an ASGI 3 application behind the stream interface.
 #
 # One ASGIHandler per request, like any BaseRequestHandler: on_headers builds
-# the `http` scope and starts the application as a task; on_data and
+# the `http` scope (or the `websocket` scope, for a request that opens a
+# WebSocket) and starts the application as a task; on_data and
 # on_request_done feed its receive(); its send() turns messages into
-# send_response / send_info / push. It never asks which protocol carries the
-# request, except to report it in scope["http_version"].
+# send_response / send_info / push. A websocket scope's receive() and send()
+# map onto the request's native WebSocket (websocket.pxi) one to one. It never
+# asks which protocol carries the request, except to report it in
+# scope["http_version"].
 #
 # Request data flow control: a chunk the application has not received yet is
 # buffered, and past ASGI_READ_AHEAD bytes the handler pauses reading, so the
-# protocol stops acknowledging data and the client is held back.
+# protocol stops acknowledging data and the client is held back. A
+# WebSocket's own flow control holds its client back until the application
+# receives its messages.
 
 from libc.string cimport memchr
 
@@ -16,6 +21,7 @@ from asyncio import Task as _Task
 from urllib.parse import unquote_to_bytes as _unquote_to_bytes
 
 from nghttp2py.errors import InvalidHeaderError as _InvalidHeaderError
+from nghttp2py.websocket import offered_subprotocols as _offered_subprotocols
 
 
 class ClientDisconnected(OSError):
@@ -39,7 +45,8 @@ cdef class ASGIConfig:
     """
 
     def __init__(self, app, *, str root_path="", server=None, state=None, extensions=None,
-                 push_runner=None, bint tls=False):
+                 websocket_extensions=None, websocket_options=None, push_runner=None,
+                 bint tls=False):
         self.app = app
         self.root_path = root_path.rstrip("/")
         self.root_path_bytes = self.root_path.encode("utf-8")
@@ -47,6 +54,9 @@ cdef class ASGIConfig:
         self.state = state
         self.asgi = {"version": "3.0", "spec_version": "2.4"}
         self.extensions = extensions if extensions is not None else {}
+        self.websocket_extensions = websocket_extensions if websocket_extensions is not None \
+            else {}
+        self.websocket_options = websocket_options if websocket_options is not None else {}
         self.push_runner = push_runner
         self.tls = tls
 
@@ -54,6 +64,7 @@ cdef class ASGIConfig:
         """The keys of every http scope, with the values that are the same for all."""
         if self.template is None or self.template_server is not self.server:
             self.template_server = self.server
+            self.websocket_template = None
             self.template = {
                 "type": "http", "asgi": self.asgi, "http_version": None, "method": None,
                 "scheme": None, "path": None, "raw_path": None, "query_string": None,
@@ -61,6 +72,19 @@ cdef class ASGIConfig:
                 "server": self.server, "extensions": self.extensions,
             }
         return self.template
+
+    cdef dict websocket_scope_template(self):
+        """The keys of every websocket scope, with the values that are the same for all."""
+        if self.websocket_template is None or self.template_server is not self.server:
+            self.scope_template()
+            self.websocket_template = {
+                "type": "websocket", "asgi": self.asgi, "http_version": None, "scheme": None,
+                "path": None, "raw_path": None, "query_string": None,
+                "root_path": self.root_path, "headers": None, "client": None,
+                "server": self.server, "subprotocols": None,
+                "extensions": self.websocket_extensions,
+            }
+        return self.websocket_template
 
 
 cdef class ASGIHandler(BaseRequestHandler):
@@ -76,8 +100,19 @@ cdef class ASGIHandler(BaseRequestHandler):
         cdef ASGIConfig config = <ASGIConfig?>type(self).asgi_config
         self.config = config
         config.requests += 1
-        self.scope = scope = self.build_scope(config)
-        coro = self.run_app(config.app(scope, self.receive, self.send))
+        if self.upgrade_protocol is not None and self.websocket is not None:
+            try:
+                _handshake(self.protocol.http_version, self.method, self.headers, None, False)
+            except _HandshakeError:
+                # Not a valid opening handshake: answered (400/426) without the app.
+                self._websocket.accept()
+                return
+            self.flow |= ASGI_WEBSOCKET
+            self.scope = scope = self.build_websocket_scope(config)
+            coro = self.run_app(config.app(scope, self.websocket_receive, self.websocket_send))
+        else:
+            self.scope = scope = self.build_scope(config)
+            coro = self.run_app(config.app(scope, self.receive, self.send))
         loop = self.protocol.loop
         if loop is config.task_loop:
             # What loop.create_task does without a task factory, minus the
@@ -118,6 +153,28 @@ cdef class ASGIHandler(BaseRequestHandler):
     # -- the scope -----------------------------------------------------------------
 
     cdef dict build_scope(self, ASGIConfig config):
+        method = _METHOD_NAMES.get(self.method)
+        if method is None:
+            method = self.method.decode("ascii", "replace")
+        scheme = _SCHEME_NAMES.get(self.scheme)
+        if scheme is None:
+            scheme = (self.scheme or b"http").decode("ascii", "replace")
+        # A copy of the fixed part, then only existing keys are set: no resizing.
+        cdef dict scope = config.scope_template().copy()
+        scope["method"] = method
+        scope["scheme"] = scheme
+        self.fill_scope(scope, config)
+        return scope
+
+    cdef dict build_websocket_scope(self, ASGIConfig config):
+        cdef dict scope = config.websocket_scope_template().copy()
+        scope["scheme"] = "wss" if self.scheme == b"https" or self.scheme == b"wss" else "ws"
+        self.fill_scope(scope, config)
+        scope["subprotocols"] = _offered_subprotocols(scope["headers"])
+        return scope
+
+    cdef void fill_scope(self, dict scope, ASGIConfig config) except *:
+        """The parts of an http or websocket scope that come from the request."""
         cdef bytes target = self.path if self.path is not None else b"/"
         cdef const char *data = PyBytes_AS_STRING(target)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(target)
@@ -136,20 +193,10 @@ cdef class ASGIHandler(BaseRequestHandler):
         if config.root_path:
             path = config.root_path + path
             raw_path = config.root_path_bytes + raw_path
-        method = _METHOD_NAMES.get(self.method)
-        if method is None:
-            method = self.method.decode("ascii", "replace")
-        scheme = _SCHEME_NAMES.get(self.scheme)
-        if scheme is None:
-            scheme = (self.scheme or b"http").decode("ascii", "replace")
         client = self.client_address
         if client is not None and (type(client) is not tuple or len(<tuple>client) != 2):
             client = tuple(client[:2]) if isinstance(client, tuple) and client else None
-        # A copy of the fixed part, then only existing keys are set: no resizing.
-        cdef dict scope = config.scope_template().copy()
         scope["http_version"] = self.protocol.http_version
-        scope["method"] = method
-        scope["scheme"] = scheme
         scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = query_string
@@ -158,8 +205,7 @@ cdef class ASGIHandler(BaseRequestHandler):
         if config.state is not None:
             scope["state"] = config.state.copy()
         if config.tls:
-            scope["extensions"] = dict(config.extensions, tls=self.tls_extension())
-        return scope
+            scope["extensions"] = dict(scope["extensions"], tls=self.tls_extension())
 
     cdef list scope_headers(self):
         """Request headers as ASGI wants them: ``host`` (from ``:authority``) first."""
@@ -387,6 +433,105 @@ cdef class ASGIHandler(BaseRequestHandler):
             return b"", DATA_EOF
         return b"", DATA_DEFERRED
 
+    # -- the websocket scope ----------------------------------------------------------
+
+    async def websocket_receive(self):
+        """A websocket scope's ``receive``: connect, then messages, then disconnect."""
+        cdef WebSocket ws = self._websocket
+        if not (self.flow & ASGI_WS_CONNECT):
+            self.flow |= ASGI_WS_CONNECT
+            return {"type": "websocket.connect"}
+        while ws.state == WS_CONNECTING \
+                and not (self.flow & (ASGI_DISCONNECTED | ASGI_STARTED | ASGI_WS_CLOSED)):
+            # Asked again before accepting: the answer waits for the app's accept.
+            waiter = self.protocol.loop.create_future()
+            if self.receive_waiters is None:
+                self.receive_waiters = []
+            self.receive_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self.receive_waiters is not None and waiter in self.receive_waiters:
+                    self.receive_waiters.remove(waiter)
+        if not (self.flow & ASGI_WS_ACCEPTED):
+            # Refused, or the client went away first: it never opened.
+            return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        try:
+            message = await ws.receive()
+        except _WebSocketClosed as closed:
+            return {"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason}
+        if type(message) is str:
+            return {"type": "websocket.receive", "bytes": None, "text": message}
+        return {"type": "websocket.receive", "bytes": message, "text": None}
+
+    def websocket_send(self, dict message):
+        """A websocket scope's ``send``: an awaitable, done once the message is taken.
+
+        ``websocket.send`` waits while the WebSocket's output is above its
+        ``write_limit`` (a client that does not read).
+        """
+        cdef WebSocket ws = self._websocket
+        kind = message["type"]
+        if kind == "websocket.send":
+            if not (self.flow & ASGI_WS_ACCEPTED):
+                raise RuntimeError("websocket.send before websocket.accept")
+            if ws.state != WS_OPEN:
+                if self.flow & ASGI_WS_CLOSED:
+                    raise RuntimeError("websocket.send after websocket.close")
+                raise ClientDisconnected(f"the WebSocket is closed ({ws._close_code})")
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes")
+                if data is None:
+                    raise ValueError("websocket.send needs 'bytes' or 'text'")
+            return ws.send(data)
+        if kind == "websocket.accept":
+            if self.flow & (ASGI_WS_ACCEPTED | ASGI_WS_CLOSED | ASGI_STARTED):
+                raise RuntimeError("websocket.accept after the WebSocket was answered")
+            if self.flow & ASGI_DISCONNECTED:
+                raise ClientDisconnected("the client has gone")
+            headers = message.get("headers")
+            ws.accept(message.get("subprotocol"), _clean_headers(headers) if headers else None,
+                      **self.config.websocket_options)
+            self.flow |= ASGI_WS_ACCEPTED
+            self.wake_receiver()
+            return _done()
+        if kind == "websocket.close":
+            return self.websocket_close(message)
+        if kind == "websocket.http.response.start":
+            if self.flow & (ASGI_WS_ACCEPTED | ASGI_WS_CLOSED | ASGI_STARTED):
+                raise RuntimeError("websocket.http.response.start after the WebSocket was "
+                                   "answered")
+            if self.flow & ASGI_DISCONNECTED:
+                raise ClientDisconnected("the client has gone")
+            self.response_status = message["status"]
+            self.response_headers = message.get("headers")
+            self.flow |= ASGI_STARTED
+            self.wake_receiver()
+            return _done()
+        if kind == "websocket.http.response.body":
+            return self.send_body(message)
+        raise RuntimeError(f"unexpected ASGI message {kind!r} on a websocket connection")
+
+    cdef object websocket_close(self, dict message):
+        """``websocket.close``: ``403`` before accept, else the closing handshake."""
+        cdef WebSocket ws = self._websocket
+        if self.flow & ASGI_STARTED:
+            raise RuntimeError("websocket.close after websocket.http.response.start")
+        code = message.get("code")
+        reason = message.get("reason")
+        if not (self.flow & ASGI_WS_ACCEPTED):
+            if not (self.flow & (ASGI_WS_CLOSED | ASGI_DISCONNECTED)):
+                self.flow |= ASGI_WS_CLOSED
+                ws.close(1000 if code is None else code, reason or "")
+                self.response_complete()
+                self.wake_receiver()
+            return _done()
+        if ws.state == WS_OPEN:
+            ws.close(1000 if code is None else code, reason or "")
+        self.flow |= ASGI_WS_CLOSED
+        return _done()
+
     def can_push(self):
         """Whether a push from this stream would reach the client (else: 103 Early Hints)."""
         return self.protocol.push_enabled() and not (self.state & (STREAM_CLOSED | PUSHED))
@@ -405,11 +550,13 @@ cdef class ASGIHandler(BaseRequestHandler):
             self.app_finished(exc)
         else:
             self.app_task = None
-            if not (self.flow & ASGI_COMPLETE):
+            if not (self.flow & ASGI_COMPLETE) or self.flow & ASGI_WEBSOCKET:
                 self.app_finished(None)
 
     cdef void app_finished(self, object exception) except *:
         self.config = None
+        if self.flow & ASGI_WEBSOCKET and self.websocket_finished(exception):
+            return
         if exception is None and not (self.state & STREAM_CLOSED):
             exception = RuntimeError(
                 "the ASGI app returned without sending a response" if not
@@ -430,6 +577,44 @@ cdef class ASGIHandler(BaseRequestHandler):
             return
         self.fail("app", exception)
         self.protocol.after_app_work()
+
+    cdef bint websocket_finished(self, object exception) except -1:
+        """The app of a websocket scope ended: close what it left open.
+
+        True when that is all; False leaves an app that neither accepted nor
+        refused the WebSocket (or failed during a websocket.http.response) to
+        the http rules: 500 before the response, a reset after.
+        """
+        cdef WebSocket ws = self._websocket
+        if isinstance(exception, ClientDisconnected) \
+                and (ws.state != WS_OPEN or self.flow & ASGI_DISCONNECTED):
+            # Our send() told the app the client had gone (or was going): the
+            # spec has the server not log it.
+            exception = None
+        if self.flow & ASGI_WS_ACCEPTED:
+            if exception is not None:
+                _logger.error("ASGI app raised on WebSocket stream %d from %s", self.stream_id,
+                              self.client_address, exc_info=exception)
+            if ws.state == WS_OPEN:
+                # RFC 6455 7.4.1: 1011 for a server error, else a normal closure.
+                ws.close(1000 if exception is None else 1011, "")
+                self.protocol.after_app_work()
+            return True
+        if exception is None and self.flow & ASGI_COMPLETE:
+            return True  # refused with a whole websocket.http.response
+        if self.flow & ASGI_WS_CLOSED:
+            if exception is not None:
+                _logger.error("ASGI app raised after refusing the WebSocket on stream %d "
+                              "from %s", self.stream_id, self.client_address,
+                              exc_info=exception)
+            return True
+        if exception is None and not (self.flow & ASGI_STARTED) \
+                and not (self.state & STREAM_CLOSED):
+            self.fail("app", RuntimeError(
+                "the ASGI app returned without accepting or refusing the WebSocket"))
+            self.protocol.after_app_work()
+            return True
+        return False
 
 
 cdef object _done_future = None

@@ -14,38 +14,53 @@
 # up first (one more mem_recv call), so that the stream state they are checked
 # against is exact.
 
-# Rapid reset (CVE-2023-44487): a token bucket over the client's RST_STREAM
-# frames. Streams the client resets in the same read as it opens them never
-# reach a handler (guard_reset_by_client), so a flood costs no application work.
-cdef double RESET_BURST = 200
-cdef double RESET_RATE = 33
+from nghttp2py.settings import GuardLimits as _GuardLimits
 
-# Frames that do no useful work: a token bucket, refilled with time and with
-# every request stream the client opens (a fair client's WINDOW_UPDATE after a
-# stream closed, or its PING, is paid for by its requests).
-cdef double IDLE_FRAME_BURST = 1000
-cdef double IDLE_FRAME_RATE = 100
-cdef double IDLE_FRAME_CREDIT = 2
 
-# CONTINUATION frames after one HEADERS (nghttp2 >= 1.61 and Debian's 1.52
-# back-port stop at the same number, without a GOAWAY).
-cdef uint32_t MAX_CONTINUATIONS = 8
+cdef class GuardBudgets:
+    """A server's GuardLimits as C fields, built once; every Session points to one.
 
-# Header blocks over max_header_list_size: each gets 431 (or, past
-# ABANDON_FACTOR times the limit, RST_STREAM and no more decoding work); the
-# connection gets GOAWAY after MAX_OVERSIZED_BLOCKS of them.
-cdef uint32_t MAX_OVERSIZED_BLOCKS = 4
-cdef size_t ABANDON_FACTOR = 4
+    Rapid reset (CVE-2023-44487): a token bucket over the client's RST_STREAM
+    frames. Streams the client resets in the same read as it opens them never
+    reach a handler (guard_reset_by_client), so a flood costs no application
+    work. Frames that do no useful work: a token bucket, refilled with time and
+    with every request stream the client opens (a fair client's WINDOW_UPDATE
+    after a stream closed, or its PING, is paid for by its requests).
+    CONTINUATION frames after one HEADERS (nghttp2 >= 1.61 and Debian's 1.52
+    back-port stop at 8, without a GOAWAY). Header blocks over
+    max_header_list_size: each gets 431 (or, past ``abandon_factor`` times the
+    limit, RST_STREAM and no more decoding work); the connection gets GOAWAY
+    after ``max_oversized_blocks`` of them. nghttp2 gets at most
+    ``slice_bytes`` per call; once a read has taken ``slice_seconds``, the rest
+    waits BACKLOG_DELAY, while the loop serves the other connections.
+    """
+
+    def __init__(self, limits not None):
+        self.reset_burst = limits.reset_burst
+        self.reset_rate = limits.reset_rate
+        self.idle_frame_burst = limits.idle_frame_burst
+        self.idle_frame_rate = limits.idle_frame_rate
+        self.idle_frame_credit = limits.idle_frame_credit
+        self.max_continuations = limits.max_continuations
+        self.max_oversized_blocks = limits.max_oversized_blocks
+        self.abandon_factor = limits.abandon_factor
+        self.slice_bytes = limits.slice_bytes
+        self.slice_seconds = limits.slice_seconds
+
+
+cdef GuardBudgets _default_budgets = GuardBudgets(_GuardLimits())
+
+# A header block held back until it ends (oversized.pxi) is handed to nghttp2
+# as it came once it passes this size (a block that large is abandoned anyway
+# unless max_header_list_size is raised); it would have to contain a field
+# over nghttp2's limit to fail the connection.
+cdef size_t MAX_HELD_BLOCK = 4 * HD_MAX_NV
 
 # The minimum-rate rule (Timeouts.min_rate) is checked over periods of
 # Timeouts.request_header seconds, or this long when that is off.
 cdef double RATE_PERIOD = 10.0
 
-# nghttp2 gets at most SLICE_BYTES per call; once a read has taken
-# SLICE_SECONDS, the rest waits BACKLOG_DELAY, while the loop serves the other
-# connections.
-cdef size_t SLICE_BYTES = 8192
-cdef double SLICE_SECONDS = 0.002
+# How long the rest of a read that took too long waits (GuardBudgets.slice_seconds).
 cdef double BACKLOG_DELAY = 0.001
 
 # nghttp2_error values of nghttp2 >= 1.61 (and Debian's back-ports), absent
@@ -54,14 +69,23 @@ cdef enum:
     ERR_TOO_MANY_CONTINUATIONS = -905
 
 
-cdef void guard_init(Session self) noexcept:
+cdef void guard_init(Session self, uint64_t header_table_size) noexcept:
     """Guard a server session (a client session is left alone)."""
     self.guarded = True
+    # The largest dynamic table the client's encoder may use: ours once it has
+    # our SETTINGS, the default before.
+    self.hpack_table_limit = max(<uint64_t>HPACK_DEFAULT_TABLE_SIZE, header_table_size)
     self.scan_skip = CLIENT_MAGIC_LENGTH
     self.max_client_stream = -1
-    self.reset_tokens = RESET_BURST
+    guard_set_budgets(self, _default_budgets)
+
+
+cdef void guard_set_budgets(Session self, GuardBudgets budgets) noexcept:
+    """Apply ``budgets`` (the server's GuardLimits), the buckets full."""
+    self.budgets = budgets
+    self.reset_tokens = budgets.reset_burst
     self.reset_stamp = self.last_activity
-    self.idle_frame_tokens = IDLE_FRAME_BURST
+    self.idle_frame_tokens = budgets.idle_frame_burst
     self.idle_frame_stamp = self.last_activity
 
 
@@ -104,8 +128,8 @@ cdef void open_client_stream(Session self, int32_t stream_id) noexcept:
         skipped += 2
     self.max_client_stream = stream_id
     set_bit(self.opened_ids, window_slot(self, stream_id))
-    if self.idle_frame_tokens < IDLE_FRAME_BURST:
-        self.idle_frame_tokens += IDLE_FRAME_CREDIT
+    if self.idle_frame_tokens < self.budgets.idle_frame_burst:
+        self.idle_frame_tokens += self.budgets.idle_frame_credit
 
 
 cdef void guard_upgraded(Session self) noexcept:
@@ -129,6 +153,7 @@ cdef void guard_refuse(Session self, uint32_t error_code, const char *reason) no
     if self.refused_for != NULL or self.session == NULL:
         return
     self.refused_for = reason
+    self.capture = None
     nghttp2_session_terminate_session(self.session, error_code)
     try:
         _logger.info("closing connection from %s: %s (GOAWAY %s)", self.client_address,
@@ -141,7 +166,7 @@ cdef void guard_refuse(Session self, uint32_t error_code, const char *reason) no
 cdef void guard_count_oversized(Session self) noexcept:
     """One more header block over the limit; too many of them end the connection."""
     self.oversized_blocks += 1
-    if self.oversized_blocks > MAX_OVERSIZED_BLOCKS:
+    if self.oversized_blocks > self.budgets.max_oversized_blocks:
         guard_refuse(self, NGHTTP2_ENHANCE_YOUR_CALM,
                      "header blocks over the size limit, again and again (HPACK bomb)")
 
@@ -150,13 +175,13 @@ cdef int guard_oversized_header(Session self, BaseRequestHandler handler,
                                 const nghttp2_frame *frame) noexcept:
     """A header field took ``handler``'s block over max_header_list_size.
 
-    Up to ABANDON_FACTOR times the limit, decoding goes on (the fields are
+    Up to ``abandon_factor`` times the limit, decoding goes on (the fields are
     dropped) so that the request gets its 431 once the block ends. Past that
     (an HPACK bomb: a few bytes of wire per kilobyte decoded), the block is
     abandoned at once: RST_STREAM, and nghttp2 only keeps its HPACK table in
     step for the rest of it, without validating or handing over fields.
     """
-    if handler.header_list_size <= self.max_header_list_size * ABANDON_FACTOR:
+    if handler.header_list_size <= self.max_header_list_size * self.budgets.abandon_factor:
         return 0
     nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, frame.hd.stream_id,
                               NGHTTP2_ENHANCE_YOUR_CALM)
@@ -216,12 +241,16 @@ cdef inline double rate_period(Session self) noexcept:
 
 
 cdef bint awaiting_request_data(Session self):
-    """Whether a request body is still awaited that the application is ready to take."""
+    """Whether a request body is still awaited that the application is ready to take.
+
+    An accepted WebSocket's stream is not: its client may stay silent as long as it likes.
+    """
     cdef BaseRequestHandler handler
     for value in self.streams.values():
         handler = <BaseRequestHandler>value
         if not (handler.state & (REQUEST_DONE | READING_PAUSED | PUSHED | STREAM_CLOSED)) \
-                and handler.task is None and not handler.events:
+                and handler.task is None and not handler.events \
+                and (handler._websocket is None or handler._websocket.output is None):
             return True
     return False
 
@@ -231,8 +260,8 @@ cdef void charge_idle_frame(Session self) noexcept:
     if self.idle_frame_tokens < 1:
         now = self.last_activity
         self.idle_frame_tokens = min(
-            IDLE_FRAME_BURST,
-            self.idle_frame_tokens + (now - self.idle_frame_stamp) * IDLE_FRAME_RATE)
+            self.budgets.idle_frame_burst,
+            self.idle_frame_tokens + (now - self.idle_frame_stamp) * self.budgets.idle_frame_rate)
         self.idle_frame_stamp = now
         if self.idle_frame_tokens < 1:
             guard_refuse(self, NGHTTP2_ENHANCE_YOUR_CALM, "a flood of frames that do no work")
@@ -243,8 +272,8 @@ cdef void charge_idle_frame(Session self) noexcept:
 cdef void charge_reset(Session self, int32_t stream_id) noexcept:
     cdef double now = self.last_activity
     set_bit(self.reset_received_ids, window_slot(self, stream_id))
-    self.reset_tokens = min(RESET_BURST,
-                            self.reset_tokens + (now - self.reset_stamp) * RESET_RATE)
+    self.reset_tokens = min(self.budgets.reset_burst,
+                            self.reset_tokens + (now - self.reset_stamp) * self.budgets.reset_rate)
     self.reset_stamp = now
     if self.reset_tokens >= 1:
         self.reset_tokens -= 1
@@ -299,7 +328,7 @@ cdef void inspect_frame(Session self, uint32_t length, uint8_t frame_type, uint8
             self.in_header_block = False  # nghttp2 answers with PROTOCOL_ERROR
             return
         self.continuations += 1
-        if self.continuations > MAX_CONTINUATIONS:
+        if self.continuations > self.budgets.max_continuations:
             guard_refuse(self, NGHTTP2_ENHANCE_YOUR_CALM, "a CONTINUATION flood")
         elif flags & NGHTTP2_FLAG_END_HEADERS:
             self.in_header_block = False
@@ -342,18 +371,57 @@ cdef inline ssize_t recv_slice(Session self, const uint8_t *data, size_t length)
     return nghttp2_session_mem_recv(self.session, data, length)
 
 
+cdef inline bint held_back(uint8_t frame_type, uint8_t flags, uint32_t length) noexcept:
+    """Whether a HEADERS frame's block is held back until it ends (oversized.pxi):
+    it spans frames, or its one frame could hold a field over nghttp2's limit."""
+    return frame_type == NGHTTP2_HEADERS \
+        and (not (flags & NGHTTP2_FLAG_END_HEADERS) or length > HD_MAX_NV)
+
+
+cdef inline bint held_too_much(Session self, size_t more) noexcept:
+    """Whether holding ``more`` bytes of a header block would pass MAX_HELD_BLOCK."""
+    return <size_t>PyByteArray_GET_SIZE(self.capture) + more > MAX_HELD_BLOCK
+
+
+cdef ssize_t release_capture(Session self, bint whole=True) except? -1:
+    """Hand the held-back header block to nghttp2, its oversized fields replaced
+    (unless it did not end as it should: then as it came, for nghttp2 to judge)."""
+    cdef bytearray captured = self.capture
+    cdef object frames = None
+    cdef ssize_t rv
+    self.capture = None
+    self.capture_complete = False
+    if whole and PyByteArray_GET_SIZE(captured) > HD_MAX_NV + FRAME_HEADER_LENGTH:
+        frames = reframed_header_block(captured, self.hpack_table_limit)
+    if frames is None:
+        return recv_slice(self, <const uint8_t *>PyByteArray_AS_STRING(captured),
+                          PyByteArray_GET_SIZE(captured))
+    cdef const uint8_t *head = <const uint8_t *>PyByteArray_AS_STRING(captured)
+    self.oversized_field_stream = <int32_t>(((<uint32_t>head[5] & 0x7f) << 24)
+                                            | (<uint32_t>head[6] << 16)
+                                            | (<uint32_t>head[7] << 8) | head[8])
+    rv = recv_slice(self, <const uint8_t *>PyByteArray_AS_STRING(frames),
+                    PyByteArray_GET_SIZE(frames))
+    self.oversized_field_stream = 0
+    return rv
+
+
 cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) except? -1:
     """Scan ``data`` and feed it to nghttp2 in slices.
 
     Returns how many bytes were processed: ``length``, or fewer when the read
     took too long and the rest must wait; or a negative nghttp2 error.
+
+    A frame header split across reads is held back (in ``scan_head``) until it
+    is whole, and so is a header block that oversized.pxi may have to change.
     """
-    cdef size_t position = 0, start = 0, n
+    cdef size_t position = 0, start = 0, n, held
     cdef ssize_t rv
     cdef size_t frame_start
     cdef const uint8_t *head = self.scan_head
-    cdef uint8_t frame_type
+    cdef uint8_t frame_type, flags
     cdef int32_t stream_id
+    cdef bint began_earlier, broken
     if not self.guarded:
         return recv_slice(self, data, length)
     if self.refused_for != NULL:
@@ -361,11 +429,23 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
     while position < length:
         if self.scan_skip:
             n = min(<size_t>self.scan_skip, length - position)
+            if self.capture is not None and held_too_much(self, n):
+                rv = release_capture(self, False)
+                if rv < 0:
+                    return rv
+            if self.capture is not None:
+                append_bytes(self.capture, data + position, n)
+                start = position + n
             position += n
             self.scan_skip -= n
             if not self.scan_skip:
                 self.block_ends = False
+                if self.capture_complete:
+                    rv = release_capture(self)
+                    if rv < 0:
+                        return rv
         else:
+            began_earlier = self.scan_have > 0
             n = min(<size_t>(FRAME_HEADER_LENGTH - self.scan_have), length - position)
             memcpy(self.scan_head + self.scan_have, data + position, n)
             self.scan_have += n
@@ -375,12 +455,12 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
             self.scan_have = 0
             self.scan_skip = (<uint32_t>head[0] << 16) | (<uint32_t>head[1] << 8) | head[2]
             frame_type = head[3]
+            flags = head[4]
             stream_id = <int32_t>(((<uint32_t>head[5] & 0x7f) << 24) | (<uint32_t>head[6] << 16)
                                   | (<uint32_t>head[7] << 8) | head[8])
-            # A header that began in an earlier read starts before ``data``:
-            # nghttp2 has had everything before it already.
-            frame_start = position - FRAME_HEADER_LENGTH if position >= FRAME_HEADER_LENGTH \
-                else 0
+            # A header that began in an earlier read was held back: nghttp2
+            # has had everything before it, and gets it from ``scan_head``.
+            frame_start = 0 if began_earlier else position - FRAME_HEADER_LENGTH
             if frame_start > start and needs_current_state(self, frame_type, stream_id):
                 rv = recv_slice(self, data + start, frame_start - start)
                 if rv < 0:
@@ -388,20 +468,50 @@ cdef ssize_t guard_receive(Session self, const uint8_t *data, size_t length) exc
                 start = frame_start
             self.preface_fed = True
             if self.refused_for == NULL:
-                inspect_frame(self, self.scan_skip, frame_type, head[4], stream_id)
+                inspect_frame(self, self.scan_skip, frame_type, flags, stream_id)
             if self.refused_for != NULL:
                 return length  # nghttp2 ignores the rest: no need to hand it over
+            # Another frame inside a header block (nghttp2 answers PROTOCOL_ERROR),
+            # or a block too large to hold back: nghttp2 gets it as it came.
+            broken = self.capture is not None and frame_type != NGHTTP2_CONTINUATION
+            if self.capture is not None and (broken or held_too_much(self, FRAME_HEADER_LENGTH)):
+                rv = release_capture(self, False)
+                if rv < 0:
+                    return rv
+            if self.capture is not None:
+                append_bytes(self.capture, head, FRAME_HEADER_LENGTH)
+                start = position
+                self.capture_complete = flags & NGHTTP2_FLAG_END_HEADERS
+            elif not broken and held_back(frame_type, flags, self.scan_skip):
+                if frame_start > start:
+                    rv = recv_slice(self, data + start, frame_start - start)
+                    if rv < 0:
+                        return rv
+                self.capture = PyByteArray_FromStringAndSize(<const char *>head,
+                                                             FRAME_HEADER_LENGTH)
+                start = position
+                self.capture_complete = flags & NGHTTP2_FLAG_END_HEADERS
+            elif began_earlier:
+                rv = recv_slice(self, head, FRAME_HEADER_LENGTH)
+                if rv < 0:
+                    return rv
+                start = position
             if not self.scan_skip:
                 self.block_ends = False
-        if position - start >= SLICE_BYTES:
+                if self.capture_complete:
+                    rv = release_capture(self)
+                    if rv < 0:
+                        return rv
+        if position - start >= self.budgets.slice_bytes:
             rv = recv_slice(self, data + start, position - start)
             if rv < 0:
                 return rv
             start = position
-            if position < length and monotonic() - self.last_activity >= SLICE_SECONDS:
+            if position < length and monotonic() - self.last_activity >= self.budgets.slice_seconds:
                 return position
-    if position > start:
-        rv = recv_slice(self, data + start, position - start)
+    held = min(<size_t>self.scan_have, position)
+    if position - held > start:
+        rv = recv_slice(self, data + start, position - held - start)
         if rv < 0:
             return rv
     # A header block (or a frame header) left incomplete: the request-header

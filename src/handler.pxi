@@ -109,7 +109,8 @@ cdef class BaseRequestHandler:
 
     @property
     def http_version(self):
-        """The protocol carrying this request: ``"2"`` (HTTP/2) or ``"1.1"`` (HTTP/1.x)."""
+        """The protocol carrying this request: ``"2"`` (HTTP/2), ``"1.1"`` (HTTP/1.x) or
+        ``"3"`` (HTTP/3)."""
         return self.protocol.http_version if self.protocol is not None else None
 
     @property

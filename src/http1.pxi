@@ -13,6 +13,14 @@
 #
 # Output is batched as Session batches it: one buffer, one transport.write
 # per batch; a body is pulled into it only while the transport is not paused.
+#
+# WebSockets (RFC 6455 section 4): a GET with "Upgrade: websocket" ends the
+# parsing. Its handler sees upgrade_protocol b"websocket", as on HTTP/2; if it
+# answers 101 (WebSocket.accept), the connection becomes a tunnel for its
+# stream: every byte read is the stream's data, the response body (the
+# WebSocket's frames) is written as it is, and the end of that body half-closes
+# the connection, which closes when the client closes its side. Any other
+# answer closes the connection after it.
 
 import base64 as _base64
 import binascii as _binascii
@@ -58,6 +66,9 @@ cdef bytes _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes _SWITCHING_PROTOCOLS = (
     b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
 cdef bytes _CONNECT = b"CONNECT"
+cdef bytes _WEBSOCKET = b"websocket"
+cdef bytes _UPGRADE_WEBSOCKET = b"upgrade: websocket\r\n"
+cdef bytes _CONNECTION_UPGRADE = b"connection: Upgrade\r\n"
 cdef const char *_HEX_DIGITS = b"0123456789abcdef"
 
 
@@ -72,8 +83,10 @@ cdef class HTTP1Connection(HTTPProtocol):
     ``max_header_list_size`` (a longer request target gets ``414``, a larger
     header block ``431``), ``initial_window_size`` (request body bytes held for
     handlers before the socket is no longer read) and
-    ``max_concurrent_streams`` (pipelined requests held before the same); an
-    h2c upgrade hands all of them to the :class:`Session` that takes over.
+    ``max_concurrent_streams`` (pipelined requests held before the same) and
+    ``max_request_body_size`` (a larger body gets ``413`` and the connection
+    closes); an h2c upgrade hands all of them to the :class:`Session` that
+    takes over.
     """
 
     def __init__(self, transport, handler_class, dict settings, *, client_address=None,
@@ -82,6 +95,7 @@ cdef class HTTP1Connection(HTTPProtocol):
         HTTPProtocol.__init__(
             self, transport, handler_class,
             max_header_list_size=settings["max_header_list_size"],
+            max_request_body_size=settings.get("max_request_body_size"),
             client_address=client_address, client_certificate=client_certificate,
             scheme=scheme, access_log=access_log, push_early_hints=push_early_hints,
             loop=loop)
@@ -113,6 +127,12 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.last_activity = monotonic()
         if self.upgrade_remaining:
             return self.read_upgrade_body(data, length)
+        if self.tunnel is not None:
+            try:
+                self.feed_tunnel(data, length)
+            finally:
+                self.raise_escape()
+            return None
         if self.stopped:
             return None  # after the last request this connection parses
         self.feeds += 1
@@ -162,6 +182,8 @@ cdef class HTTP1Connection(HTTPProtocol):
             # other flush needs scheduling (request_flush looks at in_feed).
             self.in_feed = True
             try:
+                if self.tunnel_input is not None and self.response_state & RESP_TUNNEL:
+                    self.deliver_tunnel_input()
                 self.advance()
             finally:
                 self.in_feed = False
@@ -181,6 +203,7 @@ cdef class HTTP1Connection(HTTPProtocol):
         if not self.streams:
             self.close_connection()
         else:
+            self.close_websockets()
             self.update_reading()
 
     def eof_received(self):
@@ -189,6 +212,8 @@ cdef class HTTP1Connection(HTTPProtocol):
         Returns whether the transport is to stay open meanwhile (False: a
         request was cut short, or nothing is left to answer).
         """
+        if self.tunnel is not None:
+            return self.tunnel_input_ended()
         if self.reading is not None or not self.streams or self.transport is None:
             return False
         self.shutdown()
@@ -215,8 +240,9 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.transport = None
         # The parser holds bound methods of this object: let the cycle go.
         self.parser = None
-        self.active = self.reading = None
+        self.active = self.reading = self.tunnel = None
         self.deferred = None
+        self.tunnel_input = None
         self.waiting.clear()
         for handler in streams.values():
             handler.closed(NGHTTP2_CANCEL)
@@ -310,8 +336,11 @@ cdef class HTTP1Connection(HTTPProtocol):
             self.reading_flags |= REQ_CHUNKED
         elif size == 7 and memcmp(text, b"upgrade", 7) == 0:
             self.reading_flags |= REQ_UPGRADE_FIELD
-            if b"h2c" in [token.strip().lower() for token in value.split(b",")]:
+            tokens = [token.strip().lower() for token in value.split(b",")]
+            if b"h2c" in tokens:
                 self.reading_flags |= REQ_UPGRADE_H2C
+            if _WEBSOCKET in tokens:
+                self.reading_flags |= REQ_UPGRADE_WEBSOCKET
         handler.add_header(&field_name, &field_value)
 
     def on_headers_complete(self):
@@ -336,6 +365,8 @@ cdef class HTTP1Connection(HTTPProtocol):
             self.stop_parsing(400)  # RFC 9112 section 3.2: HTTP/1.1 requires Host
         if PyBytes_AS_STRING(handler.path)[0] != b'/':
             _origin_form(self, handler)
+        if self.content_length > self.max_request_body_size:
+            self.stop_parsing(413)  # before any of the body is read, and instead of a 100
         if (flags & REQ_UPGRADE_FIELD or handler.method == _CONNECT) and parser.should_upgrade():
             flags |= REQ_UPGRADE
         self.reading_flags = flags
@@ -347,6 +378,9 @@ cdef class HTTP1Connection(HTTPProtocol):
     def on_body(self, bytes body):
         cdef BaseRequestHandler handler = self.reading
         cdef Py_ssize_t length = PyBytes_GET_SIZE(body)
+        handler.body_bytes_received += length
+        if handler.body_bytes_received > self.max_request_body_size:
+            self.stop_parsing(413)  # a chunked body: 413 (or a close) and no more of it
         if self.deferred is not None:
             self.deferred.append((EVENT_DATA, body))
             self.unconsumed += length
@@ -435,6 +469,18 @@ cdef class HTTP1Connection(HTTPProtocol):
                 if not (self.response_state & RESP_DONE):
                     return
             if not (handler.state & STREAM_CLOSED):
+                if self.response_state & RESP_TUNNEL and not (self.active_flags & REQ_DONE):
+                    # The tunnel's output has ended, not its input: half-close
+                    # (RFC 6455 section 7.1.1: the server closes TCP first) and
+                    # read on until the client closes, or its stream times out.
+                    # Without a half-close (TLS), close now.
+                    if self.response_state & RESP_HALF_CLOSED:
+                        return
+                    if self.transport.can_write_eof():
+                        self.write_output()
+                        self.transport.write_eof()
+                        self.response_state |= RESP_HALF_CLOSED
+                        return
                 self.streams.pop(handler.stream_id, None)
                 handler.closed(NGHTTP2_NO_ERROR)
                 continue
@@ -519,10 +565,15 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.writing_paused = True  # nothing more goes out
 
     cdef void update_reading(self) except *:
-        """Read the socket only while requests and their bodies are being taken."""
-        cdef bint pause = (self.stopped or self.unconsumed > self.max_unconsumed
-                           or len(self.waiting) >= self.max_waiting
-                           or (self.shutting_down and self.reading is None))
+        """Read the socket only while requests and their bodies (or a tunnel's data)
+        are being taken."""
+        cdef bint pause
+        if self.tunnel is not None:
+            pause = self.unconsumed > self.max_unconsumed
+        else:
+            pause = (self.stopped or self.unconsumed > self.max_unconsumed
+                     or len(self.waiting) >= self.max_waiting
+                     or (self.shutting_down and self.reading is None))
         if pause == self.reading_paused or self.transport is None \
                 or self.transport.is_closing():
             return
@@ -608,6 +659,11 @@ cdef class HTTP1Connection(HTTPProtocol):
                 if rest:
                     session.feed(rest, len(rest))
                 return session
+        if flags & REQ_UPGRADE_WEBSOCKET and handler.method == _GET \
+                and not (flags & REQ_HTTP10):
+            self.open_tunnel(handler, flags, rest)
+            self.flush()
+            return None
         # Served over HTTP/1.1, as if there were no Upgrade.
         if not (flags & REQ_KEEP_ALIVE):
             self.stopped = True
@@ -629,6 +685,83 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.flush()
         return None
 
+    # -- WebSocket upgrade (RFC 6455 section 4) ---------------------------------------
+
+    cdef int open_tunnel(self, BaseRequestHandler handler, int flags, bytes rest) except -1:
+        """A GET with Upgrade: websocket: its handler decides, and no request follows it.
+
+        What the client sent after the request waits for the 101 (counted
+        against the read limit, like a request body); any other answer closes
+        the connection after it.
+        """
+        handler.upgrade_protocol = _WEBSOCKET
+        self.tunnel = handler
+        self.tunnel_input = bytearray(rest)
+        self.unconsumed += len(rest)
+        self.stopped = True
+        self.headers_event(handler, flags | REQ_CLOSE, False)
+        return 0
+
+    cdef int feed_tunnel(self, object data, Py_ssize_t length) except -1:
+        """Bytes read after an Upgrade to websocket: the tunnel stream's data."""
+        cdef BaseRequestHandler handler = self.tunnel
+        cdef Py_buffer view
+        if handler.state & STREAM_CLOSED:
+            return 0  # the connection is closing
+        self.unconsumed += length
+        if self.tunnel_input is not None:
+            self.tunnel_input += data[:length]  # the 101 is not out yet
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            self.in_feed = True
+            try:
+                handler.data_received(<const uint8_t *>view.buf, length)
+            except Exception as exc:
+                handler.fail("websocket", exc)
+            finally:
+                self.in_feed = False
+                PyBuffer_Release(&view)
+        self.flush()
+        return 0
+
+    cdef int deliver_tunnel_input(self) except -1:
+        """The 101 is out: the bytes that came before it go to the stream."""
+        cdef BaseRequestHandler handler = self.tunnel
+        cdef bytes data = bytes(self.tunnel_input)
+        self.tunnel_input = None
+        if handler.state & STREAM_CLOSED:
+            self.unconsumed -= PyBytes_GET_SIZE(data)
+        elif data:
+            try:
+                handler.data_received(<const uint8_t *>PyBytes_AS_STRING(data),
+                                      PyBytes_GET_SIZE(data))
+            except Exception as exc:
+                handler.fail("websocket", exc)
+        return 0
+
+    cdef bint tunnel_input_ended(self) except *:
+        """The client shut its side of a tunnel: the end of the stream's input (as
+        END_STREAM on HTTP/2). Returns whether the transport stays open meanwhile."""
+        cdef BaseRequestHandler handler = self.tunnel
+        if self.transport is None or handler.state & STREAM_CLOSED \
+                or handler is not self.active or not (self.response_state & RESP_TUNNEL):
+            return False  # not switched yet: nothing more to say
+        try:
+            self.in_feed = True
+            try:
+                if self.tunnel_input is not None:
+                    self.deliver_tunnel_input()
+                self.active_flags |= REQ_DONE
+                handler.request_received()
+            except Exception as exc:
+                handler.fail("websocket", exc)
+            finally:
+                self.in_feed = False
+            self.flush()
+        finally:
+            self.raise_escape()
+        return True
+
     # -- the stream interface ------------------------------------------------------
 
     cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1:
@@ -638,6 +771,13 @@ cdef class HTTP1Connection(HTTPProtocol):
         cdef Py_ssize_t remaining = -1
         cdef bytes connection = None
         if stream is not self.active or self.transport is None:
+            return 0
+        if stream is self.tunnel and _block_status(block) == 101:
+            # Switching protocols: the body is the new protocol's, as it is.
+            self.write_head(block, True, _UPGRADE_WEBSOCKET, _CONNECTION_UPGRADE)
+            self.response_state = RESP_HEAD | RESP_TUNNEL | RESP_CLOSE
+            self.response_remaining = -1
+            self.request_flush()
             return 0
         # send_response has dropped the body of HEAD, 204 and 304 already.
         if body is not None:
@@ -707,9 +847,7 @@ cdef class HTTP1Connection(HTTPProtocol):
     cdef int write_head(self, HeaderBlock block, bint skip_length, bytes framing,
                         bytes connection) except -1:
         """A status line and header fields from ``block`` (its ``:status`` first)."""
-        cdef const nghttp2_nv *nv = block.nva
-        cdef int status = ((nv.value[0] - 48) * 100 + (nv.value[1] - 48) * 10
-                           + (nv.value[2] - 48))
+        cdef int status = _block_status(block)
         cdef bytes line = <bytes>_STATUS_LINES[status]
         cdef size_t size = PyBytes_GET_SIZE(line) + _fields_size(block, 1) + 2
         cdef char *p
@@ -858,6 +996,12 @@ cdef int _origin_form(HTTP1Connection connection, BaseRequestHandler handler) ex
     handler.host = authority
     handler.path = b"/" + path
     return 0
+
+
+cdef inline int _block_status(HeaderBlock block) noexcept:
+    """The status of a response header block (its first field, ``:status``)."""
+    cdef const uint8_t *value = block.nva[0].value
+    return (value[0] - 48) * 100 + (value[1] - 48) * 10 + (value[2] - 48)
 
 
 cdef Py_ssize_t _declared_length(HeaderBlock block) except -2:

@@ -56,7 +56,8 @@ cdef int _init_session_templates() except -1:
     # Rapid reset: guard.pxi's limiter acts first (and before handlers run);
     # nghttp2's, looser, stays on as a backstop.
     nghttp2_option_set_stream_reset_rate_limit(
-        option, <uint64_t>(2 * RESET_BURST), <uint64_t>(2 * RESET_RATE))
+        option, <uint64_t>(2 * _default_budgets.reset_burst),
+        <uint64_t>(2 * _default_budgets.reset_rate))
     # RFC 9218 priorities (announced in SETTINGS), RFC 7540 for clients that
     # do not announce SETTINGS_NO_RFC7540_PRIORITIES themselves.
     nghttp2_option_set_server_fallback_rfc7540_priorities(option, 1)
@@ -74,6 +75,7 @@ cdef class Session(HTTPProtocol):
 
     def __cinit__(self):
         self.session = NULL
+        self.budgets = _default_budgets
 
     def __init__(self, transport, handler_class, settings, *, client_address=None,
                  client_certificate=None, bytes scheme=b"http", bint access_log=False,
@@ -81,12 +83,13 @@ cdef class Session(HTTPProtocol):
         HTTPProtocol.__init__(
             self, transport, handler_class,
             max_header_list_size=settings["max_header_list_size"],
+            max_request_body_size=settings.get("max_request_body_size"),
             client_address=client_address, client_certificate=client_certificate,
             scheme=scheme, access_log=access_log, push_early_hints=push_early_hints,
             loop=loop)
         self.http_version = "2"
         self.last_activity = monotonic()
-        guard_init(self)
+        guard_init(self, settings["header_table_size"])
         self._create(settings)
 
     cdef int _create(self, dict settings) except -1:
@@ -242,6 +245,11 @@ cdef class Session(HTTPProtocol):
         finally:
             self.raise_escape()
 
+    def set_guard_budgets(self, GuardBudgets budgets not None):
+        """Guard this connection with a server's budgets (its GuardLimits)."""
+        if self.guarded:
+            guard_set_budgets(self, budgets)
+
     def start(self):
         """Send the server's connection preface (SETTINGS)."""
         self.flush()
@@ -305,7 +313,7 @@ cdef class Session(HTTPProtocol):
 
     def connection_lost(self):
         """The transport is gone: close every open stream and free the session."""
-        self.backlog = None
+        self.backlog = self.capture = None
         for timer in (self.stall_timer, self.rate_timer):
             if timer is not None:
                 timer.cancel()
@@ -512,30 +520,15 @@ cdef class Session(HTTPProtocol):
             handler.add_trailer(&name, &value)
         elif not name.len or name.base[0] != b':':
             handler.add_header(&name, &value)
+            if name.len == 14 and memcmp(name.base, b"content-length", 14) == 0 \
+                    and over_length(value.base, value.len, self.max_request_body_size):
+                handler.state |= BODY_TOO_LARGE  # answered once the block is complete
         elif handler.within_limit(name.len + value.len):
             # Pseudo-headers: nghttp2 has checked that each appears once, first.
-            self._on_pseudo_header(handler, &name, &value)
+            set_pseudo_header(handler, &name, &value)
         if handler.state & HEADERS_TOO_LARGE:
             return guard_oversized_header(self, handler, frame)
         return 0
-
-    cdef void _on_pseudo_header(self, BaseRequestHandler handler, const nghttp2_vec *name,
-                                const nghttp2_vec *value):
-        if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
-            handler.method = known_method(value)
-        elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
-            handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
-            if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
-                handler.scheme = _HTTP
-            elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
-                handler.scheme = _HTTPS
-            else:
-                handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
-            handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
-        elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
-            handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
 
     cdef int _on_frame_recv(self, const nghttp2_frame *frame) except -1:
         cdef void *user_data
@@ -549,13 +542,24 @@ cdef class Session(HTTPProtocol):
             return 0
         handler = <BaseRequestHandler>user_data
         cdef bint end_stream = frame.hd.flags & NGHTTP2_FLAG_END_STREAM
+        if frame_type == NGHTTP2_HEADERS and frame.hd.stream_id == self.oversized_field_stream:
+            handler.within_limit(self.max_header_list_size)  # a field nghttp2 could not decode
         if frame_type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
+            if handler.state & BODY_TOO_LARGE and not (handler.state & HEADERS_TOO_LARGE):
+                self._refuse_body(handler)
+                return 0
             handler.headers_received(end_stream)
             if handler.state & HEADERS_TOO_LARGE:
                 guard_count_oversized(self)
                 return 0  # answered with 431
         if end_stream:
             handler.request_received()
+        elif handler.state & BODY_TOO_LARGE and self._response_complete(handler):
+            # More of a refused body after its 413 went out: ask the client to
+            # stop sending it (RFC 9113 section 8.1). Not sooner: a body that
+            # arrives whole meanwhile needs no reset (some clients, curl 7.88
+            # among them, drop the response they were sent when it comes).
+            self.reset_stream(handler, NGHTTP2_NO_ERROR)
         return 0
 
     cdef void _on_connection_frame_recv(self, const nghttp2_frame *frame) except *:
@@ -574,10 +578,43 @@ cdef class Session(HTTPProtocol):
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
                                  size_t length) except -1:
         cdef void *user_data = nghttp2_session_get_stream_user_data(self.session, stream_id)
+        cdef BaseRequestHandler handler
         if user_data != NULL:
-            return (<BaseRequestHandler>user_data).data_received(data, length)
+            handler = <BaseRequestHandler>user_data
+            handler.body_bytes_received += length
+            if handler.body_bytes_received <= self.max_request_body_size:
+                return handler.data_received(data, length)
+            if not (handler.state & BODY_TOO_LARGE):
+                self._refuse_body(handler)
         nghttp2_session_consume(self.session, stream_id, length)
         return 0
+
+    cdef void _refuse_body(self, BaseRequestHandler handler) except *:
+        """A request body over ``max_request_body_size``: its hooks get no more of it.
+
+        ``413`` if no response has started (then RST_STREAM NO_ERROR if more
+        of the body comes after it, see _on_frame_recv); else the stream is
+        reset: NO_ERROR if the response is complete (RFC 9113 section 8.1),
+        CANCEL if it is cut short. The connection's other streams go on.
+        """
+        handler.state |= BODY_TOO_LARGE | HANDLER_FAILED
+        _logger.info("request body over %d bytes on stream %d from %s: %s",
+                     self.max_request_body_size, handler.stream_id, self.client_address,
+                     "reset" if handler.state & RESPONSE_STARTED else "413")
+        if handler.state & STREAM_CLOSED:
+            return
+        if handler.state & RESPONSE_STARTED:
+            self.reset_stream(handler, NGHTTP2_NO_ERROR if self._response_complete(handler)
+                              else NGHTTP2_CANCEL)
+            return
+        handler.respond_error(413, _CONTENT_TOO_LARGE_BODY)
+
+    cdef bint _response_complete(self, BaseRequestHandler handler) noexcept:
+        """Whether the stream's response has been sent whole (its END_STREAM is out)."""
+        cdef nghttp2_stream *stream = nghttp2_session_find_stream(self.session,
+                                                                  handler.stream_id)
+        return stream != NULL and (nghttp2_stream_get_state(stream)
+                                   == NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL)
 
     cdef int _on_stream_close(self, int32_t stream_id, uint32_t error_code) except -1:
         cdef object handler = self.streams.pop(stream_id, None)
@@ -653,6 +690,26 @@ cdef inline bytes known_method(const nghttp2_vec *value):
 #
 # They run with the GIL already held (see include/nghttp2.pxd), so they do not
 # take it again: PyGILState_Ensure/Release cost more than the smaller bodies.
+
+cdef void set_pseudo_header(BaseRequestHandler handler, const nghttp2_vec *name,
+                            const nghttp2_vec *value):
+    """A request pseudo-header field as the handler's attribute (HTTP/2 and HTTP/3)."""
+    if name.len == 7 and memcmp(name.base, b":method", 7) == 0:
+        handler.method = known_method(value)
+    elif name.len == 5 and memcmp(name.base, b":path", 5) == 0:
+        handler.path = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 7 and memcmp(name.base, b":scheme", 7) == 0:
+        if value.len == 4 and memcmp(value.base, b"http", 4) == 0:
+            handler.scheme = _HTTP
+        elif value.len == 5 and memcmp(value.base, b"https", 5) == 0:
+            handler.scheme = _HTTPS
+        else:
+            handler.scheme = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 10 and memcmp(name.base, b":authority", 10) == 0:
+        handler.host = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+    elif name.len == 9 and memcmp(name.base, b":protocol", 9) == 0:
+        handler.upgrade_protocol = PyBytes_FromStringAndSize(<char *>value.base, value.len)
+
 
 cdef int cb_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                              void *user_data) noexcept:

@@ -12,6 +12,7 @@ _access_logger = _logging.getLogger("nghttp2py.access")
 cdef tuple _EMPTY_TUPLE = ()
 cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
 cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
+cdef bytes _CONTENT_TOO_LARGE_BODY = b"Content Too Large\n"
 
 
 def _raise(exc):
@@ -25,8 +26,9 @@ cdef class HTTPProtocol:
     """
 
     def __init__(self, transport, type handler_class, *, size_t max_header_list_size,
-                 client_address=None, client_certificate=None, bytes scheme=b"http",
-                 bint access_log=False, bint push_early_hints=True, loop=None):
+                 max_request_body_size=None, client_address=None, client_certificate=None,
+                 bytes scheme=b"http", bint access_log=False, bint push_early_hints=True,
+                 loop=None):
         self.transport = transport
         self.loop = loop
         self.handler_class = handler_class
@@ -34,6 +36,8 @@ cdef class HTTPProtocol:
         self.streams = {}
         self.failures = []
         self.max_header_list_size = max_header_list_size
+        self.max_request_body_size = (PY_SSIZE_T_MAX if max_request_body_size is None
+                                      else max_request_body_size)
         self.client_address = client_address
         self.client_certificate = client_certificate
         self.scheme = scheme
@@ -242,6 +246,22 @@ cdef class HTTPProtocol:
             _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime()),
             (stream.method or b"-").decode("latin-1"), (stream.path or b"-").decode("latin-1"),
             self.http_version, stream.status or "-", stream.body_bytes_sent)
+
+
+cdef inline bint over_length(const uint8_t *digits, size_t length, Py_ssize_t limit) noexcept:
+    """Whether a ``content-length`` (digits only, as the parsers check) exceeds ``limit``.
+
+    Nothing overflows: ``value`` is at most ``limit`` (2**53 at most, else
+    PY_SSIZE_T_MAX for no limit) before each step, and libnghttp2 refuses a
+    ``content-length`` beyond 2**63 - 1.
+    """
+    cdef Py_ssize_t value = 0
+    cdef size_t i
+    for i in range(length):
+        value = value * 10 + (digits[i] - 48)
+        if value > limit:
+            return True
+    return False
 
 
 cdef inline double monotonic() noexcept:

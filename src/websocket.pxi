@@ -199,7 +199,8 @@ cdef class WebSocketOutput(BodySource):
 
 
 cdef class WebSocket:
-    """A WebSocket (RFC 6455) on one request stream: HTTP/2 extended CONNECT (RFC 8441).
+    """A WebSocket (RFC 6455) on one request stream: an HTTP/2 extended CONNECT
+    (RFC 8441) or an HTTP/1.1 ``Upgrade: websocket``, the same either way.
 
     Get it from :attr:`BaseRequestHandler.websocket` and call :meth:`accept`
     (or :meth:`close`, which refuses it with ``403``). Then send with
@@ -210,7 +211,8 @@ cdef class WebSocket:
 
     Flow control works both ways: the credit of received bytes goes back to
     the client only as the application takes the messages, so an application
-    that does not receive holds back this WebSocket's client only; and
+    that does not receive holds back this WebSocket's client only (its HTTP/2
+    stream's window, or the reading of its HTTP/1.1 connection); and
     ``await ws.send(...)`` waits while more than ``write_limit`` bytes are
     waiting for a client that does not read.
     """
@@ -255,7 +257,9 @@ cdef class WebSocket:
 
     @property
     def request(self):
-        """The handler of the request that opened this WebSocket."""
+        """The handler of the request that opened this WebSocket; None once its stream
+        has closed and no ``on_message`` of it runs (the handler holds its WebSocket:
+        the WebSocket lets go of it then, so that no cycle outlives the stream)."""
         return self.stream
 
     def accept(self, subprotocol=None, headers=None, *, bint compression=True,
@@ -418,7 +422,7 @@ cdef class WebSocket:
                 self.waiter = self.stream.protocol.loop.create_future()
             await self.waiter
         message = self.messages.popleft()
-        if not self.messages:
+        if not self.messages and self.stream is not None:
             self.release_credit()
             self.stream.protocol.after_app_work()
         return message
@@ -698,6 +702,8 @@ cdef class WebSocket:
         if not self.messages and self.hook_task is None:
             self.release_credit()
         self.stream.protocol.after_app_work()
+        if self.hook_task is None and self.stream.state & STREAM_CLOSED:
+            self.stream = None  # see stream_closed
 
     def _hook_failed(self, exc):
         if isinstance(exc, _WebSocketClosed):
@@ -863,6 +869,11 @@ cdef class WebSocket:
                 timer.cancel()
         self.ping_timer = self.close_timer = None
         self.wake()
+        if self.hook_task is None:
+            # Let go of the handler (which holds this WebSocket): refcounting
+            # alone then frees both, and the connection. A running hook keeps
+            # it until it ends (_hook_done).
+            self.stream = None
 
 
 cdef WebSocket new_websocket(BaseRequestHandler stream):

@@ -1,7 +1,7 @@
 """Run the attacks of test_attacks.py against nghttp2py and against nghttpd (Debian's
 nghttp2-server), each next to the honest client, and print SECURITY.md's table.
 
-    PYTHONPATH=.:tests .venv/bin/python tests/attack_report.py
+    PYTHONPATH=.:tests .venv/bin/python tests/attack_report.py [idle]
 
 Not a test: it measures and prints, and asserts nothing.
 """
@@ -75,16 +75,42 @@ def measure(server, build) -> str:
             f"{(server.rss_kib() - rss_before) / 1024:+.1f} MiB")
 
 
+def idle_waves(server, count: int = 10_000, waves: int = 2) -> str:
+    """``count`` idle connections opened, then closed, ``waves`` times, next to the
+    honest client; its slowest response while they open and while they close."""
+    from test_attacks import open_idle_connections
+
+    honest = HonestClient(server.port)
+    rss = [server.rss_kib()]
+    try:
+        for _ in range(waves):
+            sockets = open_idle_connections(server.port, count)
+            rss.append(server.rss_kib())
+            for sock in sockets:
+                sock.close()
+            time.sleep(1.5)
+            rss.append(server.rss_kib())
+        stats = honest.finish()
+    finally:
+        honest.kill()
+    return (f"{waves} x {count} idle connections | {stats['max_ms']:.1f} / "
+            f"{stats['p99_ms']:.1f} ms{' (' + stats['error'] + ')' if stats['error'] else ''} | "
+            + " -> ".join(f"{kib / 1024:.0f}" for kib in rss) + " MiB")
+
+
 def main() -> None:
+    """Every attack, or with ``idle`` as the argument the idle-connection waves."""
     builds = dict(ATTACKS, **{"rapid-reset": rapid_reset})
+    idle = sys.argv[1:] == ["idle"]
     print("| attack | server | answer to the attacker | honest client max / p99 | RSS |")
     print("| --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build in builds.items():
+        for name, build in ({"idle": None} if idle else builds).items():
             for label in ("nghttp2py", "nghttpd"):
                 server = AttackServer(Path(tmp)) if label == "nghttp2py" else Nghttpd(Path(tmp))
                 try:
-                    print(f"| {name} | {label} | {measure(server, build)} |", flush=True)
+                    row = idle_waves(server) if build is None else measure(server, build)
+                    print(f"| {name} | {label} | {row} |", flush=True)
                 finally:
                     server.stop()
 

@@ -68,6 +68,8 @@ class RawH1:
         self.collector = _Collector()
         self.received = bytearray()  # everything the server sent
         self.parse_error: Exception | None = None
+        # After a 101 (Upgrade) the bytes are another protocol's: see `received`.
+        self.upgraded = False
         self.closed = False
 
     def send(self, data: bytes) -> None:
@@ -85,9 +87,11 @@ class RawH1:
             self.closed = True
             return
         self.received += data
-        if self.parse_error is None:
+        if self.parse_error is None and not self.upgraded:
             try:
                 self.collector.parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                self.upgraded = True
             except httptools.HttpParserError as exc:  # not HTTP/1: see `received`
                 self.parse_error = exc
 

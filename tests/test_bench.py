@@ -1,11 +1,18 @@
 """The benchmark harness: servers run on the loop their row names, and bad rows are flagged."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import signal
+import socketserver
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+
+from conftest import require
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without bench/
@@ -15,10 +22,11 @@ sys.path.insert(0, str(BENCH))
 import client as client_bench  # noqa: E402 (bench/ is put on the path above)
 import report  # noqa: E402
 import run  # noqa: E402
-from scenarios import Outcome, scenarios  # noqa: E402
+import ws_load  # noqa: E402
+from scenarios import MEASURE, Outcome, Settings, scenarios  # noqa: E402
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
-from servers.peers import REPO, Paths, Server  # noqa: E402
+from servers.peers import REPO, SERVERS, Paths, Server  # noqa: E402
 
 NO_FILES = Paths(cert=Path("-"), key=Path("-"), htdocs=Path("-"))
 
@@ -48,6 +56,63 @@ def test_bench_server_runs_on_the_named_loop(loop: str, expected: str, tmp_path:
         assert process.proc.wait(timeout=10) == 0
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("http1", [False, True])
+def test_wsgi_bench_server_serves_and_names_its_loop(http1: bool, tmp_path: Path) -> None:
+    """nghttp2py's WSGI row: the WSGI app over h2c and HTTP/1.1, on the loop it names."""
+    server = Server("nghttp2py-wsgi", loop="asyncio")
+    port = free_port()
+    process = ServerProcess(server.command(port, False, NO_FILES, sys.executable, http1),
+                            server.env(), tmp_path / f"{server.name}.log", REPO)
+    process.__enter__()
+    try:
+        process.wait_ready(port, tls=False, http1=http1)
+        assert run.checked_loop(server, process).startswith("asyncio.")
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGINT)
+        assert process.proc.wait(timeout=10) == 0
+    finally:
+        process.stop()
+
+
+def test_wsgi_rows_serve_the_wsgi_app_with_each_peers_wsgi_interface() -> None:
+    """Every WSGI row runs bench/servers/wsgi_app.py through each server's own WSGI support."""
+    rows = {server.name: server for server in SERVERS if server.wsgi}
+    assert set(rows) == {"nghttp2py-wsgi", "nghttp2py-wsgi-uvloop", "granian-wsgi",
+                         "uvicorn-wsgi-uvloop"}
+    commands = {name: server.command(1234, False, NO_FILES, "python")
+                for name, server in rows.items()}
+    assert commands["nghttp2py-wsgi-uvloop"][-3:] == ["1234", "--loop", "uvloop"]
+    assert commands["granian-wsgi"][1:3] == ["--interface", "wsgi"]
+    assert "--loop" not in commands["granian-wsgi"]  # no Python event loop: loop is None
+    assert commands["granian-wsgi"][-1] == "bench.servers.wsgi_app:app"
+    # Uvicorn's WSGI middleware around the same app, behind a lifespan naming the loop.
+    assert commands["uvicorn-wsgi-uvloop"][-1] == "bench.servers.uvicorn_wsgi:app"
+
+
+def test_upgrade_scenario_counts_upgraded_and_prior_knowledge_requests(tmp_path: Path) -> None:
+    """Scenario 12 on nghttp2py: every request done on both kinds of connection; a server
+    that refuses the upgrade (HTTP/2 only: 505) is counted as failed requests, not served."""
+    require("nghttp")
+    scenario = next(s for s in scenarios(Path("-")) if s.number == 12)
+    settings = Settings(rounds=1, seconds=0.1, raw_dir=tmp_path, post_file=Path("-"))
+    server = Server("nghttp2py", loop="asyncio")
+    port = free_port()
+    with ServerProcess(server.command(port, False, NO_FILES, sys.executable), server.env(),
+                       tmp_path / "server.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        for case in scenario.cases:
+            outcome = MEASURE[scenario.kind](scenario, case, process, port, settings)
+            assert (outcome.status, outcome.failed) == ("ok", 0), case.key
+            assert outcome.rounds[0]["done"] >= case.warm_n and outcome.cpu_us, case.key
+    port = free_port()
+    http2_only = [sys.executable, "-m", "nghttp2py", "examples.hello:Handler", "--no-http1",
+                  "--bind", f"127.0.0.1:{port}"]
+    with ServerProcess(http2_only, server.env(), tmp_path / "h2only.log", REPO) as process:
+        process.wait_ready(port, tls=False)
+        upgraded = MEASURE[scenario.kind](scenario, scenario.cases[0], process, port, settings)
+        assert upgraded.failed == upgraded.rounds[0]["total"] > 0
 
 
 def test_harness_refuses_a_server_on_another_loop(tmp_path: Path) -> None:
@@ -142,3 +207,136 @@ def test_client_bench_refuses_a_client_on_another_loop() -> None:
     client_bench.run_client([sys.executable, "-c", script], "asyncio")
     with pytest.raises(client_bench.LoopMismatch, match="must run on uvloop but reports asyncio"):
         client_bench.run_client([sys.executable, "-c", script], "uvloop")
+
+
+def websocket_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: int,
+                      servers: list[Server]) -> list:
+    """Scenario `number` run briefly (one short round) against servers."""
+    monkeypatch.setattr(run, "RAW", tmp_path)
+    scenario = next(s for s in scenarios(Path("-")) if s.number == number)
+    settings = Settings(rounds=1, seconds=0.3, raw_dir=tmp_path, post_file=Path("-"))
+    return run.run_scenario(scenario, servers, {}, NO_FILES, settings)
+
+
+@pytest.mark.parametrize("number, title", [
+    (10, "WebSocket echo over HTTP/1.1"), (11, "WebSocket echo over HTTP/2 (RFC 8441)")])
+def test_websocket_scenario_reports_its_rows(number: int, title: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WebSocket echo against the native echo handler: both cases measured, a server
+    without WebSockets there marked n/a with the reason, every row in the report."""
+    results = websocket_results(tmp_path, monkeypatch, number, [
+        Server("nghttp2py"), Server("other", ws_http1=False, ws_h2=False, why_not_ws="none")])
+    assert [case.key for _s, case, _o in results] == [f"{number}a", f"{number}b"]
+    for _scenario, case, (ours, other) in results:
+        assert ours.status == "ok", ours.note
+        assert ours.value and ours.value > 0 and ours.cpu_us and ours.cpu_us > 0
+        assert ours.loop.startswith("asyncio.")
+        (measured,) = ours.rounds
+        assert measured["messages"] >= case.warm_n and measured["cpu_s"] > 0
+        assert other.status == "n/a" and other.note == "none"
+    text = report.markdown(results, "header\n")
+    assert f"### {number}. {title}" in text
+    assert "| server | loop | msg/s | server CPU µs/msg |" in text
+    assert len(re.findall(r"\| nghttp2py \| asyncio \| [\d,.]+ \| [\d,.]+ \| \(reference\)",
+                          text)) == 2
+    assert text.count("| other | — | n/a | n/a | — | — | none |") == 2
+
+
+class BrokenEcho(socketserver.BaseRequestHandler):
+    """An HTTP/1.1 WebSocket server whose echo is wrong in the way `mode` says."""
+
+    mode = "wrong"
+
+    def handle(self) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += self.request.recv(4096)
+        key = re.search(rb"(?i)sec-websocket-key: *(\S+)", request).group(1)
+        self.request.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                             + base64.b64encode(hashlib.sha1(
+                                 key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                             + b"\r\n\r\n")
+        while frame := self.request.recv(4096):
+            mask, masked = frame[2:6], frame[6:]
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
+            if self.mode == "wrong":
+                payload = payload[:-1] + b"?"
+            echo = ws_load.server_frame(ws_load.BINARY if self.mode == "binary"
+                                        else ws_load.TEXT, payload)
+            self.request.sendall(echo * (2 if self.mode == "twice" else 1))
+
+
+@pytest.mark.parametrize("mode, error", [
+    ("wrong", "the echo differs from the message sent"),
+    ("twice", "more echoes than messages sent"),
+    ("binary", "echo of opcode 0x2, sent 0x1"),
+])
+def test_ws_load_refuses_a_wrong_echo(mode: str, error: str) -> None:
+    """A server that echoes the wrong bytes, too many messages or the wrong kind of message
+    fails the run: it cannot look fast."""
+    handler = type("Broken", (BrokenEcho,), {"mode": mode})
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        command = [sys.executable, str(BENCH / "ws_load.py"), str(server.server_address[1]),
+                   "--http", "1", "--connections", "2", "--size", "32"]
+        try:
+            with pytest.raises(ws_load.LoadError, match=re.escape(error)), \
+                    ws_load.LoadProcess(command, timeout=30) as load:
+                load.run(20)
+        finally:
+            server.shutdown()
+
+
+def test_websocket_commands_and_targets() -> None:
+    """Granian runs with --ws for the WebSocket scenarios (and its command is listed), and
+    the WebSocket targets compare with Uvicorn and Granian over HTTP/1.1 on the same loop."""
+    paths = Paths(cert=Path("c"), key=Path("k"), htdocs=Path("d"))
+    commands = run.server_commands(paths)
+    assert "--no-ws" in commands["granian"]["http/1.1"]
+    assert "--ws" in commands["granian"]["WebSocket, http/1.1"]
+    assert "WebSocket, h2c" not in commands["granian"]  # no RFC 8441
+    assert list(commands["nghttp2py"]) == ["h2c", "tls", "http/1.1"]  # same command
+    assert list(commands["uvicorn"]) == ["http/1.1"]
+    assert "websockets" in commands["uvicorn"]["http/1.1"]
+    by_key = {s.number: s for s in scenarios(Path("-"))}
+    asyncio_loop = "asyncio.unix_events._UnixSelectorEventLoop"
+
+    def row(name: str, cpu: float) -> Outcome:
+        return Outcome(server=name, status="ok", value=1000.0, cpu_us=cpu, loop=asyncio_loop)
+
+    results = [
+        (by_key[10], by_key[10].cases[0], [row("nghttp2py", 15.0), row("uvicorn", 40.0),
+                                           row("granian", 35.0)]),
+        (by_key[11], by_key[11].cases[0], [row("nghttp2py", 25.0)]),
+    ]
+    verdicts = {text: (ok, why) for text, ok, why in report.targets(results)}
+    prefix = "WebSocket small messages, nghttp2py over"
+    assert verdicts[f"{prefix} HTTP/1.1 (10a), asyncio: server CPU per message <= 0.5x "
+                    "Uvicorn's over HTTP/1.1 (uvicorn, 10a)"] == (True, "")
+    assert verdicts[f"{prefix} HTTP/2 (11a), asyncio: server CPU per message <= 0.5x "
+                    "Uvicorn's over HTTP/1.1 (uvicorn, 10a)"] == (False, "")
+    assert verdicts[f"{prefix} HTTP/2 (11a), asyncio: server CPU per message < Granian's "
+                    "over HTTP/1.1 (granian, 10a)"] == (True, "")
+    assert verdicts["WebSocket small messages, nghttp2py-uvloop over HTTP/1.1 (10a), uvloop: "
+                    "server CPU per message < Granian's over HTTP/1.1 (granian-uvloop, 10a)"
+                    ] == (None, "not measured")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_echo_reader_reassembles_fragments_and_answers_pings(chunk: int) -> None:
+    """Echoes split into fragments (the last one shorter than a whole echo), with a ping
+    between them, fed in chunks of any size: each counted once, the ping answered."""
+    payload = ws_load.payload_for(3, 300, binary=False)
+    pings: list[bytes] = []
+    reader = ws_load.EchoReader(ws_load.TEXT, payload, 2, pings.append)
+    fragmented = (b"\x01\x7e" + (290).to_bytes(2, "big") + payload[:290]  # text, not final
+                  + ws_load.server_frame(ws_load.PING, b"hi")
+                  + b"\x80\x0a" + payload[290:])  # continuation, final, 10 bytes
+    stream = ws_load.server_frame(ws_load.TEXT, payload) + fragmented \
+        + ws_load.server_frame(ws_load.TEXT, payload)
+    counted = sum(reader.feed(stream[i:i + chunk]) for i in range(0, len(stream), chunk))
+    assert counted == 3 and pings == [b"hi"]
+    with pytest.raises(ws_load.LoadError, match="closed the WebSocket \\(code 1001"):
+        reader.feed(ws_load.server_frame(ws_load.CLOSE, (1001).to_bytes(2, "big")))

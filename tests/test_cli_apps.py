@@ -89,7 +89,9 @@ def test_quart_pushed_bodies_are_the_files(program, certificate, h2_client):
 
 
 def test_quart_site_in_headless_chromium(program, certificate):
-    """Chromium refuses push: it gets 103 Early Hints and loads the page with its assets."""
+    """Chromium refuses push: it gets 103 Early Hints and loads the page with its assets;
+    the page's WebSocket echo (the ASGI websocket scope) goes over the same HTTP/2
+    connection with an extended CONNECT."""
     site = program(["-m", "nghttp2py", "examples.quart_site.app:app", "--access-log"],
                    tls=certificate, env=APPS_ENV)
     chromium = require("chromium")
@@ -100,10 +102,12 @@ def test_quart_site_in_headless_chromium(program, certificate):
     status = re.search(r'id="status">([^<]*)<', result.stdout)
     assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
     assert status.group(1).startswith("Page loaded over h2 with 2 assets"), status.group(1)
+    assert 'id="echo">Echo: hello over a WebSocket<' in result.stdout
     site.stop()
     requests = re.findall(r'"GET (\S+) HTTP/2" (\d+)', site.stderr())
     assert ("/", "200") in requests
     assert ("/static/css/style.css", "200") in requests
+    assert '"CONNECT /ws HTTP/2" 200' in site.stderr()
 
 
 # -- Django, as django-admin startproject lays it out ------------------------------------
@@ -181,10 +185,14 @@ def test_config_file(program, tmp_path):
     config = tmp_path / "server.toml"
     config.write_text('app = "apps.flask_app:app"\ninterface = "wsgi"\n'
                       'bind = ["127.0.0.1:0"]\nmax-concurrent-streams = 7\n'
+                      'max-request-body-size = 10\n'
                       'timeout-idle = "none"\naccess-log = "-"\n')
     server = program(["-m", "nghttp2py", "--config", str(config)], env=APPS_ENV, bind=None)
     result = run_peer("nghttp", "-nv", server.url, env=PEER_ENV)
     assert "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7" in result.stdout
+    result = run_peer("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "x" * 11,
+                      server.url, env=PEER_ENV)
+    assert result.stdout == "413"
     server.stop()
 
 

@@ -885,7 +885,8 @@ def test_h2c_upgrade_over_tls_is_ignored(serve, client, server_ssl_context):
     assert (info["version"], info["scheme"]) == ("1.1", "https")
 
 
-def test_websocket_upgrade_is_served_as_http1(serve, client):
+def test_websocket_upgrade_on_a_post_is_served_as_http1(serve, client):
+    """Only a GET opens a WebSocket (RFC 6455 section 4.1): this is an ordinary request."""
     server = serve(EchoHandler)
     conn = client(server.port)
     conn.send(b"POST /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"

@@ -369,3 +369,20 @@ def test_rfc7541_table_size_update_at_the_start_is_allowed(client):
                       hpack_int(0, 5, 0x20) + client.authority_block))
     assert status_of(client.frames_until(ended(1), 5), 1) == b"200"
 
+
+
+def test_10_5_1_a_field_too_long_to_decode_gets_431_and_the_table_stays_in_step(client):
+    """A 100 KiB value (libnghttp2 decodes no string over 64 KiB): 431 on its stream,
+    not COMPRESSION_ERROR; the field indexed after it is still entry 62."""
+    block = (client.authority_block + literal(b"x-big", b"v" * 100 * 1024)
+             + literal(b"x-after", b"2", indexed=True))
+    chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+    client.send(frame(HEADERS, END_STREAM, 1, chunks[0])
+                + b"".join(frame(CONTINUATION, 0, 1, chunk) for chunk in chunks[1:-1])
+                + frame(CONTINUATION, END_HEADERS, 1, chunks[-1]))
+    assert status_of(client.frames_until(ended(1), 5), 1) == b"431"
+    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 3,
+                      client.authority_block + hpack_int(62, 7, 0x80)))
+    frames = client.frames_until(ended(3), 5)
+    assert status_of(frames, 3) == b"200"
+    assert not frames_of(frames, "GoAwayFrame")

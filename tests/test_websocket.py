@@ -11,7 +11,7 @@ import time
 import pytest
 from wsh2 import H2WebSocketClient, PerMessageDeflate, raw_frame
 
-from nghttp2py import BaseRequestHandler, ServerSettings
+from nghttp2py import BaseRequestHandler, ServerSettings, Timeouts
 from nghttp2py.websocket import WebSocketClosed, accept_key, negotiate_deflate
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
@@ -392,6 +392,18 @@ def test_an_app_that_does_not_receive_stops_only_its_stream(serve, client):
     for _ in range(5):
         slow.send(chunk)
     assert slow.receive(8) == [str(len(chunk))] * 8
+
+
+def test_a_quiet_websocket_is_not_a_slow_request_body(serve, client):
+    """The minimum-rate guard is for request bodies: a WebSocket may stay silent."""
+    server = serve(SyncEcho, timeouts=Timeouts(request_header=0.2, min_rate=100))
+    c = client(server.port)
+    ws = c.open("/")
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        c.read_once(0.05)
+    ws.send("still here")
+    assert ws.receive() == ["still here"]
 
 
 def test_a_client_that_does_not_read_pauses_send(serve, client):

@@ -1,5 +1,7 @@
 """RFC 6455 conformance of the WebSocket frame layer, after the Autobahn test suite's
-sections (framing, pings, reserved bits, opcodes, fragmentation, UTF-8, closing).
+sections (framing, pings, reserved bits, opcodes, fragmentation, UTF-8, closing), over
+HTTP/2 (extended CONNECT, tests/wsh2.py) and over HTTP/1.1 (the upgrade, tests/wsh1.py):
+every case runs over both.
 
 The Autobahn suite itself (autobahntestsuite on PyPI) runs on Python 2 only and speaks
 HTTP/1.1, so it cannot be run here; these are our own independent cases of the same
@@ -11,6 +13,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from wsh1 import H1WebSocketClient
 from wsh2 import H2WebSocketClient, raw_frame
 
 from conftest import ServerThread
@@ -34,11 +37,21 @@ def server():
     thread.stop()
 
 
+# The client of each protocol, and the status that accepts a WebSocket on it.
+PROTOCOLS = {"h2": (H2WebSocketClient, 200), "http1": (H1WebSocketClient, 101)}
+
+
+@pytest.fixture(params=list(PROTOCOLS))
+def protocol(request):
+    return PROTOCOLS[request.param]
+
+
 @pytest.fixture
-def ws(server):
-    client = H2WebSocketClient(server.port)
+def ws(server, protocol):
+    client_class, accepted = protocol
+    client = client_class(server.port)
     socket_ = client.open("/")
-    assert socket_.status == 200
+    assert socket_.status == accepted
     yield socket_
     client.close()
 
@@ -226,13 +239,13 @@ def test_invalid_utf8_fails_fast_before_the_message_ends(ws):
     expect_failure(ws, 1007)
 
 
-def test_utf8_fuzz_against_pythons_decoder(server):
+def test_utf8_fuzz_against_pythons_decoder(server, protocol):
     """Random byte strings near UTF-8's edges, split at random points: valid ones are
     echoed, invalid ones close with 1007, as Python's decoder decides."""
     rng = random.Random(6455)
     alphabet = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0,
                 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
-    client = H2WebSocketClient(server.port)
+    client = protocol[0](server.port)
     try:
         ws = client.open("/")
         for _ in range(300):

@@ -1,6 +1,7 @@
-"""examples/websocket_echo.py, run as a script: an h2 client doing extended CONNECT,
-headless Chromium opening ``wss://`` over the page's HTTP/2 connection, and the
-WebSockets closed with 1001 when the server shuts down."""
+"""examples/websocket_echo.py, run as a script: an h2 client doing extended CONNECT and
+the websockets package's client doing the HTTP/1.1 upgrade, headless Chromium opening
+``wss://`` over HTTP/2 and (HTTP/2 disabled) over HTTP/1.1, and the WebSockets closed
+with 1001 when the server shuts down, on either protocol."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,8 @@ import subprocess
 
 import pytest
 from served import EXAMPLES, PEER_ENV, ServedPrograms
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 from wsh2 import H2WebSocketClient, Opcode, raw_frame
 from wsproto.frame_protocol import FrameProtocol
 
@@ -59,6 +62,35 @@ def test_echo_example_over_h2(example):
     served.stop()
 
 
+def test_echo_example_over_http1(example):
+    """The same handler, reached with the websockets client's HTTP/1.1 upgrade."""
+    served = example()
+    url = served.url.replace("http://", "ws://").rstrip("/")
+    with connect(url + "/echo", proxy=None, open_timeout=10, close_timeout=5) as ws:
+        ws.send("héllo")
+        ws.send(b"\x00\x01")
+        assert [ws.recv(timeout=10), ws.recv(timeout=10)] == ["héllo", b"\x00\x01"]
+    assert ws.close_code == 1000
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url + "/elsewhere", proxy=None, open_timeout=10)
+    assert refused.value.response.status_code == 403
+    served.stop()
+
+
+def test_shutdown_closes_http1_websockets_with_1001(example):
+    served = example()
+    url = served.url.replace("http://", "ws://").rstrip("/")
+    with connect(url + "/echo", proxy=None, open_timeout=10, close_timeout=5) as ws:
+        ws.send("before")
+        assert ws.recv(timeout=10) == "before"
+        served.process.send_signal(signal.SIGINT)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1001
+    assert served.process.wait(5) == 0
+    assert "Traceback" not in served.stderr()
+
+
 def test_shutdown_closes_websockets_with_1001(example):
     """A graceful shutdown sends each open WebSocket a close frame with 1001 (going away),
     and exits once the client has answered. (Raw frames: h2 refuses frames after GOAWAY.)"""
@@ -84,10 +116,15 @@ def test_shutdown_closes_websockets_with_1001(example):
         client.close()
 
 
-def test_echo_example_in_headless_chromium(example, certificate):
+@pytest.mark.parametrize("flags, protocol, opened", [
+    ((), "h2", r'"CONNECT /echo HTTP/2" 200'),
+    (("--disable-http2",), "http/1.1", r'"GET /echo HTTP/1.1" 101'),
+], ids=["http2", "http1"])
+def test_echo_example_in_headless_chromium(example, certificate, flags, protocol, opened):
     """Chromium loads the page over h2 and opens wss:// on the same connection with an
     extended CONNECT (it does when the server announces SETTINGS_ENABLE_CONNECT_PROTOCOL);
-    the page writes the echo into #status."""
+    with HTTP/2 disabled, over HTTP/1.1 with the Upgrade handshake. The page writes the
+    echo into #status."""
     served = example("--access-log", tls=certificate)
     chromium = require("chromium")
     # The virtual-time budget does not wait for the network: on a busy machine the
@@ -96,15 +133,16 @@ def test_echo_example_in_headless_chromium(example, certificate):
     for _ in range(3):
         result = subprocess.run(
             [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-             "--disable-dev-shm-usage", "--ignore-certificate-errors",
+             "--disable-dev-shm-usage", "--ignore-certificate-errors", *flags,
              "--virtual-time-budget=5000", "--dump-dom", served.url],
             check=False, capture_output=True, text=True, timeout=60, env=PEER_ENV)
         status = re.search(r'id="status">([^<]*)<', result.stdout)
         assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
         if status.group(1) != "connecting":
             break
-    assert status.group(1) == "echo: hello over HTTP/2 €", result.stderr[-2000:]
+    assert status.group(1) == f"echo: hello over {protocol} €", result.stderr[-2000:]
     served.stop()
     log = served.stderr()
-    assert re.search(r'"GET / HTTP/2" 200', log), log
-    assert re.search(r'"CONNECT /echo HTTP/2" 200', log), log
+    page = r'"GET / HTTP/2" 200' if protocol == "h2" else r'"GET / HTTP/1.1" 200'
+    assert re.search(page, log), log
+    assert re.search(opened, log), log

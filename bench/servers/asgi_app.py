@@ -1,4 +1,8 @@
-"""Minimal ASGI app shared by Hypercorn and Granian; names its event loop at start-up."""
+"""Minimal ASGI app shared by the ASGI servers; names its event loop at start-up.
+
+HTTP as in common.py; a ``websocket`` scope (any path) is accepted and echoes every
+message back as it came (text as text, bytes as bytes) until the client disconnects.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +30,9 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":
+        await websocket_echo(receive, send)
+        return
     if scope["type"] != "http":
         return
     if scope["method"] == "POST":
@@ -39,3 +46,19 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         headers, body = TEXT, HELLO
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def websocket_echo(receive: Receive, send: Send) -> None:
+    """Accept the WebSocket, then send every message back until the client disconnects."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})

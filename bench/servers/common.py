@@ -3,7 +3,9 @@
 Every server answers:
   * ``/1m``          -> 200, 1 MiB ``application/octet-stream`` body;
   * ``POST`` any     -> read the whole body, then 200 ``hello world``;
-  * anything else    -> 200 ``hello world`` (11 bytes, ``text/plain``).
+  * anything else    -> 200 ``hello world`` (11 bytes, ``text/plain``);
+  * a WebSocket      -> accepted on any path (where the server has WebSockets), every
+                        message echoed as it came (scenarios 10 and 11).
 
 Every Python server names the event loop (or reactor) it actually runs on with
 one ``LOOP_LINE`` line on stderr; the harness checks it against the row's loop.

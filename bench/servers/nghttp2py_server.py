@@ -21,10 +21,13 @@ from nghttp2py import BaseRequestHandler, HTTP2Server
 TEXT = [("content-type", "text/plain")]
 OCTETS = [("content-type", "application/octet-stream")]
 BIG = BIG_PATH.encode()
+# Uvicorn's and Hypercorn's default limit (nghttp2py's is 1 MiB).
+WS_MAX_MESSAGE = 16 << 20
 
 
 class Handler(BaseRequestHandler):
-    """Answers hello world, 1 MiB for /1m, and hello world after a POST body."""
+    """Answers hello world, 1 MiB for /1m, and hello world after a POST body; accepts
+    every WebSocket (any path) and echoes its messages."""
 
     def on_headers(self) -> None:
         """Respond at once unless a request body has to be read first."""
@@ -32,8 +35,14 @@ class Handler(BaseRequestHandler):
             self.send_response(200, OCTETS, ONE_MIB)
         elif self.method == b"POST":
             self.total = 0
+        elif self.websocket is not None:
+            self.websocket.accept(max_message_size=WS_MAX_MESSAGE)
         else:
             self.send_response(200, TEXT, HELLO)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Echo a WebSocket message as it came (text as text, bytes as bytes)."""
+        self.websocket.send(message)
 
     def on_data(self, data: bytes) -> None:
         """Count (and drop) request body bytes."""

@@ -1,11 +1,19 @@
-"""Minimal WSGI app for the WSGI benchmarks (the same answers as asgi_app.py)."""
+"""Minimal WSGI app for the WSGI benchmarks (the same answers as asgi_app.py).
+
+A WSGI app has no lifespan to name its event loop from: nghttp2py's WSGI
+server (nghttp2py_wsgi_server.py) names the loop it creates, Uvicorn's row
+serves this app behind a lifespan that does (uvicorn_wsgi.py), and Granian
+runs a WSGI app on threads of its own, with no Python event loop.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
-HELLO = b"hello world"
-ONE_MIB = b"x" * (1 << 20)
+from .common import BIG_PATH, HELLO, ONE_MIB
+
+TEXT = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
+OCTETS = [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(ONE_MIB)))]
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -14,7 +22,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         body = environ["wsgi.input"]
         while body.read(65536):
             pass
-    data = ONE_MIB if environ["PATH_INFO"] == "/1m" else HELLO
-    start_response("200 OK", [("Content-Type", "application/octet-stream" if data is ONE_MIB
-                                else "text/plain"), ("Content-Length", str(len(data)))])
-    return [data]
+    if environ["PATH_INFO"] == BIG_PATH:
+        start_response("200 OK", OCTETS)
+        return [ONE_MIB]
+    start_response("200 OK", TEXT)
+    return [HELLO]
+

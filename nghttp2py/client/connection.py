@@ -53,7 +53,9 @@ class Origin(NamedTuple):
 
 def client_settings(enable_push: bool) -> dict[str, int]:
     """The client's SETTINGS and windows: the server's defaults, plus ENABLE_PUSH."""
-    return dict(ServerSettings().as_dict(), enable_push=int(enable_push))
+    settings = {name: value for name, value in ServerSettings().as_dict().items()
+                if value is not None}  # not max_request_body_size, a server's limit
+    return dict(settings, enable_push=int(enable_push))
 
 
 def client_ssl_context(cafile: str | None = None) -> _ssl.SSLContext:

@@ -1,5 +1,5 @@
 """A Starlette app: lifespan state, streaming responses, streamed and multipart uploads,
-background tasks."""
+background tasks, a WebSocket echo and a WebSocket refused with an HTTP response."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 # What background tasks did, for the tests to look at.
 background_log: list[str] = []
@@ -76,7 +77,31 @@ async def slow(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"slow from {os.getpid()}")
 
 
+async def echo_socket(websocket: WebSocket) -> None:
+    """Greets with the lifespan state, then echoes; takes the "chat" subprotocol if offered."""
+    chat = "chat" if "chat" in websocket.scope["subprotocols"] else None
+    await websocket.accept(subprotocol=chat, headers=[(b"x-served-by", b"starlette")])
+    await websocket.send_text(f"{websocket.state.greeting} over HTTP/"
+                              f"{websocket.scope['http_version']}")
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            background_log.append(f"disconnect {message['code']}")
+            return
+        if message.get("text") is not None:
+            await websocket.send_text(message["text"])
+        else:
+            await websocket.send_bytes(message["bytes"])
+
+
+async def members_socket(websocket: WebSocket) -> None:
+    """Members only: refused with a 401 and a body (the websocket.http.response extension)."""
+    await websocket.send_denial_response(PlainTextResponse("members only", status_code=401))
+
+
 app = Starlette(routes=[
+    WebSocketRoute("/ws", echo_socket),
+    WebSocketRoute("/members", members_socket),
     Route("/pid", pid),
     Route("/slow", slow),
     Route("/", home),
