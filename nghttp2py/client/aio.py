@@ -106,13 +106,19 @@ class Headers(Mapping[str, str]):
 
 
 class _ResponseStream(BufferedResponseHandler):
-    """The engine's side of a Response: it keeps the response's parts (in C)."""
+    """The engine's side of a Response: it keeps the response's parts (in C).
+
+    It points back at its Response only when the client accepts push (for
+    the promises): without that cycle, a Response and its stream are freed
+    as soon as the application drops them, not by the garbage collector.
+    """
 
     __slots__ = ("response",)
-    response: Response
+    response: Response | None
 
     def on_push_promise(self, push_promise: PushPromise) -> None:
-        self.response._promised(push_promise)
+        if self.response is not None:
+            self.response._promised(push_promise)
 
 
 # The phases of a _ResponseStream: waiting, the header block is in, all of it is.
@@ -141,7 +147,7 @@ class Response:
         self._path = path
         self._pushed_responses: list[Response] | None = None
         stream = self._stream = _ResponseStream()
-        stream.response = self
+        stream.response = self if client.push else None
         self._timeout = timeout
         self._deadline = (client._loop.time() + timeout.total if timeout.total is not None
                           else None)
