@@ -184,6 +184,14 @@ def targets(results: Results) -> list[Verdict]:
                        their_key="12b")),
         ]
     verdicts += websocket_targets(results)
+    # HTTP/3: the native handler, and the ASGI adapter serving Hypercorn's own app.
+    for ours, hypercorn in ((REFERENCE, "hypercorn"), ("nghttp2py-asgi", "hypercorn"),
+                            (REFERENCE_UVLOOP, "hypercorn-uvloop"),
+                            ("nghttp2py-asgi-uvloop", "hypercorn-uvloop")):
+        verdicts.append(
+            (f"tiny GET HTTP/3 (13): {ours}'s server CPU per request <= 1/3 of "
+             f"{hypercorn}'s",
+             *_compare(results, "13", ours, hypercorn, "cpu_us", lambda a, b: 3 * a <= b)))
     memory = _ok(_case(results, "7"), REFERENCE)
     verdicts += [
         ("1 MiB responses (3): MB/s >= 0.7x nghttpd's",

@@ -2,8 +2,8 @@
 """nghttp2py side-by-side benchmark driver (stdlib only).
 
 ``python bench/run.py`` runs every scenario against every server, then the
-client's benchmark (bench/client.py, scenario 13), and writes
-bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1 and 11 once and a
+client's benchmark (bench/client.py, scenario 14), and writes
+bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1, 11 and 13 once and a
 short client run, and prints nghttp2py's server CPU µs/request (µs/message).  See
 BENCHMARKS.md.
 """
@@ -56,7 +56,7 @@ CERTS = BENCH / ".certs"
 REQUIREMENTS = BENCH / "requirements.txt"
 STAMP = BENCH / ".venv" / ".requirements.sha256"
 PEER_PACKAGES = ["hypercorn", "twisted", "granian", "uvicorn", "httptools", "websockets",
-                 "pynghttp2", "uvloop", "h2", "matplotlib", "psutil"]
+                 "pynghttp2", "uvloop", "h2", "aioquic", "matplotlib", "psutil"]
 
 
 class LoopMismatch(RuntimeError):
@@ -210,14 +210,14 @@ def run_scenario(scenario: Scenario, servers: list[Server], unavailable: dict[st
     for server in servers:
         reason = unavailable.get(server.name) or server.unsupported(
             scenario.tls, scenario.http1, upgrade=scenario.upgrade,
-            websocket=scenario.websocket)
+            websocket=scenario.websocket, http3=scenario.http3)
         if reason:
             for case in scenario.cases:
                 outcomes[case.key].append(Outcome(server=server.name, status="n/a", note=reason))
             continue
         port = free_port()
         command = server.command(port, scenario.tls, paths, sys.executable, scenario.http1,
-                                 scenario.websocket)
+                                 scenario.websocket, http3=scenario.http3)
         server_log = RAW / "logs" / f"s{scenario.number}-{server.name}.log"
         with ServerProcess(command, server.env(), server_log, REPO) as running:
             try:
@@ -245,15 +245,16 @@ def server_commands(paths: Paths) -> dict[str, dict[str, list[str]]]:
 
     def commands(server: Server) -> dict[str, list[str]]:
         shown_commands: dict[str, list[str]] = {}
-        for transport, tls, http1, websocket in (
-                ("h2c", False, False, False), ("tls", True, False, False),
-                ("http/1.1", False, True, False), ("WebSocket, http/1.1", False, True, True),
-                ("WebSocket, h2c", False, False, True)):
+        for transport, tls, http1, websocket, http3 in (
+                ("h2c", False, False, False, False), ("tls", True, False, False, False),
+                ("http/1.1", False, True, False, False),
+                ("WebSocket, http/1.1", False, True, True, False),
+                ("WebSocket, h2c", False, False, True, False), ("h3", True, False, False, True)):
             command = [shown(arg) for arg in [
                 "taskset", "-c", "0",
-                *server.command(sentinel, tls, paths, sys.executable, http1, websocket)]]
+                *server.command(sentinel, tls, paths, sys.executable, http1, websocket, http3)]]
             # A WebSocket command is shown only where it differs from those above.
-            if server.supports(tls, http1, websocket) and not (
+            if server.supports(tls, http1, websocket, http3) and not (
                     websocket and command in shown_commands.values()):
                 shown_commands[transport] = command
         return shown_commands
@@ -265,8 +266,9 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="scenarios 1 and 11 only, 1 round after warm-up, and a short "
-                             "client run (20,000 requests); results to stdout")
+                        help="scenarios 1, 11 and 13 (or those --scenario names), 1 round "
+                             "after warm-up, and a short client run (20,000 requests); "
+                             "results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
@@ -281,7 +283,7 @@ def main() -> int:
     args = parse_args()
     rounds = 1 if args.quick else max(1, args.rounds)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    selected = list(QUICK) if args.quick else (args.scenario or list(NUMBERS))
+    selected = args.scenario or (list(QUICK) if args.quick else list(NUMBERS))
     wanted = set(args.servers.split(",")) if args.servers else {s.name for s in SERVERS}
     servers = [s for s in SERVERS if s.name in wanted]
 
@@ -295,12 +297,17 @@ def main() -> int:
         unavailable = {REFERENCE: f"not importable: {err}",
                        REFERENCE_UVLOOP: f"not importable: {err}"}
     settings = Settings(rounds=rounds, seconds=seconds, raw_dir=RAW, post_file=post_file)
+    no_h3 = import_error("import nghttp2py.quic, aioquic")
 
     started = time.time()
     results = []
     for scenario in scenarios(post_file):
         if scenario.number in selected:
-            results += run_scenario(scenario, servers, unavailable, paths, settings)
+            skipped = dict(unavailable)
+            if scenario.http3 and no_h3:
+                skipped.update({s.name: f"no HTTP/3 engine: {no_h3}" for s in servers
+                                if s.family.startswith(REFERENCE) and s.name not in skipped})
+            results += run_scenario(scenario, servers, skipped, paths, settings)
     client = None
     if CLIENT_SCENARIO in selected and not unavailable:
         log(f"scenario {CLIENT_SCENARIO}: the client (bench/client.py)")

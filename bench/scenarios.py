@@ -12,10 +12,12 @@ from pathlib import Path
 import h2load
 import nghttp
 from procstat import tree_cpu_seconds, tree_rss_kib
-from serverproc import ServerProcess
+from serverproc import ServerError, ServerProcess
+from servers.peers import BENCH_PY
 from ws_load import LoadProcess
 
 IDLE_CLIENTS = Path(__file__).resolve().parent / "idle_clients.py"
+H3LOAD = Path(__file__).resolve().parent / "h3load.py"
 WS_LOAD = Path(__file__).resolve().parent / "ws_load.py"
 
 
@@ -48,6 +50,7 @@ class Scenario:
     http1: bool = False  # HTTP/1.1 (h2load --h1) instead of HTTP/2
     upgrade: bool = False  # only servers that take an h2c upgrade (nghttp -u)
     websocket: bool = False  # WebSocket echo (bench/ws_load.py) instead of h2load
+    http3: bool = False  # HTTP/3 with bench/h3load.py instead of h2load
     run_share: float = 1.0  # a measured run lasts run_share x Settings.seconds
 
 
@@ -122,6 +125,9 @@ def scenarios(post_file: Path) -> list[Scenario]:
                  1_000_000, extra=UPGRADE),
             Case("12b", "tiny GET, h2c prior knowledge: 10 x nghttp -m N/10", 10, 100, 5000,
                  1_000_000)), upgrade=True),
+        Scenario(13, "Tiny GET over HTTP/3", "load", True, "req/s", True, (
+            Case("13", "tiny GET, HTTP/3 (QUIC), -c 10 -m 10, aioquic client (bench/h3load.py)",
+                 10, 10, 1000, 200_000),), http3=True),
     ]
 
 
@@ -143,11 +149,12 @@ UPGRADE = ("-u",)
 # 18 server starts, two cases each.
 WS_RUN_SHARE = 1 / 3
 # The client's benchmark (bench/client.py): its own servers and clients, not a Scenario.
-CLIENT_SCENARIO = 13
+CLIENT_SCENARIO = 14
 # Every scenario's number, as --scenario takes them.
-NUMBERS = (*range(1, 13), CLIENT_SCENARIO)
-# What --quick runs: tiny GETs, the WebSocket echo over HTTP/2, and a short client run.
-QUICK = (1, 11, CLIENT_SCENARIO)
+NUMBERS = (*range(1, 14), CLIENT_SCENARIO)
+# What --quick runs: tiny GETs, the WebSocket echo over HTTP/2, tiny GETs over HTTP/3, and
+# a short client run.
+QUICK = (1, 11, 13, CLIENT_SCENARIO)
 
 
 def _url(port: int, tls: bool, path: str) -> str:
@@ -182,12 +189,41 @@ def _sized_n(case: Case, req_per_s: float, seconds: float) -> int:
     return max(case.warm_n, min(case.max_n, int(req_per_s * seconds)))
 
 
+def h3load_command(port: int, n: int, c: int, m: int, path: str = "/hello") -> list[str]:
+    """bench/h3load.py (on bench/.venv's aioquic), pinned to h2load's CPU."""
+    python = str(BENCH_PY) if BENCH_PY.exists() else sys.executable
+    return ["taskset", "-c", h2load.H2LOAD_CPU, python, str(H3LOAD), str(port), "-n", str(n),
+            "-c", str(c), "-m", str(m), "--path", path]
+
+
+def wait_h3_ready(port: int, timeout: float = 30.0) -> None:
+    """Until one HTTP/3 request succeeds: a server may open its UDP port after its TCP one."""
+    deadline = time.monotonic() + timeout
+    command = h3load_command(port, 1, 1, 1) + ["--connect-timeout", "2"]
+    while time.monotonic() < deadline:
+        try:
+            if h2load.run(command, 10).succeeded == 1:
+                return
+        except h2load.H2loadError:
+            pass
+        time.sleep(0.2)
+    raise ServerError(f"no HTTP/3 answer on UDP port {port} within {timeout:.0f}s")
+
+
 def measure_load(scenario: Scenario, case: Case, server: ServerProcess, port: int,
                  settings: Settings) -> Outcome:
     """Throughput (req/s or MiB/s) and server CPU per request, median of rounds."""
     url = _url(port, scenario.tls, case.path)
-    n = _sized_n(case, _warm(case, url, settings).req_per_s, settings.seconds)
-    command = h2load.build_command(url, n, case.clients, case.streams, list(case.extra))
+
+    def command_for(n: int) -> list[str]:
+        if scenario.http3:
+            return h3load_command(port, n, case.clients, case.streams, case.path)
+        return h2load.build_command(url, n, case.clients, case.streams, list(case.extra))
+
+    if scenario.http3:
+        wait_h3_ready(port)
+    warm = h2load.run(command_for(case.warm_n), _timeout(settings))
+    command = command_for(_sized_n(case, warm.req_per_s, settings.seconds))
     results, rounds = [], []
     for _ in range(settings.rounds):
         result, cpu = _measured(server, command, settings)

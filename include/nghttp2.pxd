@@ -338,6 +338,9 @@ cdef extern from "nghttp2/nghttp2.h" nogil:
     # submissions
     int nghttp2_submit_settings(nghttp2_session *session, uint8_t flags,
                                 const nghttp2_settings_entry *iv, size_t niv)
+    int nghttp2_submit_altsvc(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                              const uint8_t *origin, size_t origin_len,
+                              const uint8_t *field_value, size_t field_value_len)
     int32_t nghttp2_submit_request(nghttp2_session *session,
                                    const nghttp2_priority_spec *pri_spec,
                                    const nghttp2_nv *nva, size_t nvlen,

@@ -75,7 +75,7 @@ cdef enum:
     # The largest DATA frame nghttp2 builds without a read-length callback.
     NO_COPY_CAPACITY = 16384 + FRAME_HEADER_LENGTH
     # Response header fields up to this many fit in a HeaderBlock itself.
-    INLINE_NV = 8
+    INLINE_NV = 9
     # nghttp2 callocs of this size and more are mapped from the kernel
     # (memory.pxi), at most this many at a time per session.
     PAGE_BLOCK_MIN = 4096
@@ -172,6 +172,8 @@ cdef class HeaderBlock:
     cdef bytes date
     cdef const char *content_length
     cdef Py_ssize_t content_length_size
+    # The application gave an alt-svc field: the server's is not added.
+    cdef bint has_alt_svc
     cdef nghttp2_nv inline_nva[INLINE_NV]
     cdef char length_text[24]
 
@@ -327,6 +329,9 @@ cdef class HTTPProtocol:
     cdef size_t output_capacity
     cdef bint writing_paused
     cdef readonly double last_activity
+    # The Alt-Svc field value added to every response (None: none), set by
+    # the connection; HTTP/2 also announces it in an ALTSVC frame.
+    cdef public bytes alt_svc
 
     # The stream interface, downwards: each protocol implements these.
     cdef int submit_response(self, BaseRequestHandler stream, HeaderBlock block) except -1
@@ -342,6 +347,7 @@ cdef class HTTPProtocol:
     cdef void request_flush(self)
 
     # Shared by every protocol.
+    cdef void add_alt_svc(self, HeaderBlock block) noexcept
     cdef int reserve_output(self, size_t n) noexcept
     cdef void write_output(self) except *
     cdef void release_output(self) noexcept

@@ -28,7 +28,7 @@ from .asgi import Lifespan, asgi_handler
 from .binds import Bind, listening_socket, parse_bind
 from .handler import BaseRequestHandler
 from .proxy_headers import TrustedProxies, asgi_proxy_headers, wsgi_proxy_headers
-from .server import HTTP2Server
+from .server import HTTP2Server, alt_svc_value
 from .settings import GuardLimits, ServerSettings, Timeouts
 
 __all__ = ["INTERFACES", "AppServer", "detect_interface", "serve"]
@@ -102,7 +102,7 @@ class AppServer:
     (see docs/http3.md). ``websocket_options`` are the :meth:`WebSocket.accept`
     options every ASGI ``websocket.accept`` uses (``max_message_size``,
     ``ping_interval``...). The other options (``proxy_protocol``,
-    ``quic_retry``...) are HTTP2Server's.
+    ``quic_retry``, ``alt_svc``...) are HTTP2Server's.
     """
 
     def __init__(self, app: object, binds: Iterable[str | Bind] | str = ("127.0.0.1:8080",), *,
@@ -119,13 +119,15 @@ class AppServer:
                  proxy_protocol: bool = False, quic_bind: Iterable[tuple[str, int]] = (),
                  quic_certfile: str | None = None, quic_keyfile: str | None = None,
                  quic_retry: bool = False,
-                 websocket_options: dict[str, Any] | None = None) -> None:
+                 websocket_options: dict[str, Any] | None = None,
+                 alt_svc: str | None = None) -> None:
         if interface is None:
             interface = detect_interface(app)
         if interface not in INTERFACES:
             raise ValueError(f"interface is one of {', '.join(INTERFACES)}, not {interface!r}")
         if isinstance(binds, str):
             binds = [binds]
+        alt_svc_value(alt_svc)  # a bad value fails here, not once the binds are open
         self.app = app
         self.interface = interface
         self.binds = [bind if isinstance(bind, Bind) else parse_bind(bind) for bind in binds]
@@ -136,7 +138,7 @@ class AppServer:
             "settings": settings, "timeouts": timeouts, "guard": guard, "access_log": access_log,
             "push_early_hints": push_early_hints, "http1": http1,
             "shutdown_timeout": shutdown_timeout,
-            "backlog": backlog, "proxy_protocol": proxy_protocol}
+            "backlog": backlog, "proxy_protocol": proxy_protocol, "alt_svc": alt_svc}
         # HTTP/3 is served by one HTTP2Server: the first bind's.
         self.quic_options: dict[str, Any] = {
             "quic_bind": list(quic_bind), "quic_certfile": quic_certfile,
@@ -176,9 +178,11 @@ class AppServer:
             for index, sock in enumerate(sockets):
                 handler_class = self._handler_class(sock)
                 self._handler_classes.append(handler_class)
+                options = dict(self.options, **(self.quic_options if index == 0 else {}))
+                if index and options["alt_svc"] is None:
+                    options["alt_svc"] = self.servers[0].alt_svc  # the QUIC port, if any
                 server = HTTP2Server(_address(sock), handler_class, self.ssl,
-                                     sock=sock, **self.options,
-                                     **(self.quic_options if index == 0 else {}))
+                                     sock=sock, **options)
                 await server.start()
                 self.servers.append(server)
         except BaseException:

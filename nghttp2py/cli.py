@@ -36,6 +36,7 @@ from .binds import Bind, BindError, listening_socket
 from .binds import parse_bind as parse_any_bind
 from .handler import BaseRequestHandler
 from .proxy_headers import TrustedProxies
+from .server import alt_svc_value
 from .settings import ServerSettings, Timeouts
 from .workers import Supervisor, WorkerSockets
 
@@ -70,6 +71,14 @@ def _bind_type(text: str) -> Bind:
         return parse_any_bind(text)
     except BindError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _alt_svc(text: str) -> str:
+    try:
+        alt_svc_value(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def load_app(spec: str) -> object:
@@ -215,6 +224,10 @@ def _parser(*, bind: str, app_argument: bool, prog: str | None = None,
     parser.add_argument("--no-http1", dest="http1", action="store_false",
                         help="serve HTTP/2 only: no HTTP/1.1 on the same port (a TLS client "
                              "without h2 is closed, a cleartext HTTP/1 request gets 505)")
+    parser.add_argument("--alt-svc", metavar="VALUE", type=_alt_svc,
+                        help="an Alt-Svc field value added to every HTTP/1.1 and HTTP/2 "
+                             "response (and sent in an HTTP/2 ALTSVC frame), e.g. "
+                             "'h3=\":443\"; ma=86400'")
     parser.add_argument("--loop", choices=loops.LOOPS,
                         help=f"event loop (default: ${loops.LOOP_ENVIRONMENT_VARIABLE}, "
                              "else asyncio)")
@@ -431,7 +444,7 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
             proxy_protocol=bool(options.proxy_protocol),
             quic_bind=options.quic_bind or (), quic_certfile=options.certfile,
             quic_keyfile=options.keyfile, quic_retry=bool(options.quic_retry),
-            websocket_options=_websocket_options(options))
+            websocket_options=_websocket_options(options), alt_svc=options.alt_svc)
         loops.run(_serve(server, try_command, options.ready_fd, options.parent_pid),
                   options.loop)
     except CommandLineError as exc:

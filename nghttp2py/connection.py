@@ -46,6 +46,8 @@ class ConnectionConfig:
     loop: asyncio.AbstractEventLoop
     http1: bool = True  # serve HTTP/1.1 too (else HTTP/2 only)
     guard: GuardBudgets | None = None  # the server's GuardLimits (else the defaults)
+    # The alt-svc field value added to every response; see HTTP2Server.
+    alt_svc: bytes | None = None
 
 
 class ServerConnection(asyncio.BufferedProtocol):
@@ -106,7 +108,10 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._made = True
         self._on_made(self)
         if alpn == "h2":
-            self._start(Session).start()
+            session = self._start(Session)
+            if config.alt_svc is not None:
+                _announce_alt_svc(session, ssl_object, transport)
+            session.start()
         elif alpn == "http/1.1":
             self._start(HTTP1Connection)
         elif not config.http1:
@@ -127,6 +132,7 @@ class ServerConnection(asyncio.BufferedProtocol):
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=config.loop)
         self._session = protocol
+        protocol.alt_svc = config.alt_svc
         if isinstance(protocol, Session):
             self._guard(protocol)
         return protocol
@@ -358,3 +364,29 @@ class ServerConnection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         self._watchdog = self._config.loop.call_later(_CLOSE_GRACE, self.abort)
+
+
+# Set on an SSLObject by the server's SNI callback (see HTTP2Server): the host
+# name the client asked for.
+SNI_ATTRIBUTE = "nghttp2py_server_name"
+
+
+def _announce_alt_svc(session: Session, ssl_object: object,
+                      transport: asyncio.Transport) -> None:
+    """The HTTP/2 ALTSVC frame on stream 0, for the origin the client connected to.
+
+    RFC 7838 section 4: a client ignores a stream-0 ALTSVC frame for an origin
+    it does not consider authoritative for the connection, so the origin is
+    ``https://`` and the host name the client sent in SNI, with the port it
+    connected to. A client that sent no SNI (it connected by IP address) gets
+    no frame: its origin is not known here, and the alt-svc field of each
+    response names it for the client.
+    """
+    server_name = getattr(ssl_object, SNI_ATTRIBUTE, None)
+    sockname = transport.get_extra_info("sockname")
+    if not server_name or not isinstance(sockname, tuple):
+        return
+    port = sockname[1]
+    origin = f"https://{server_name}" + ("" if port == 443 else f":{port}")
+    if origin.isascii():  # SNI carries IDNA A-labels: always, from a sound client
+        session.announce_alt_svc(origin.encode("ascii"))

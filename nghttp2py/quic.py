@@ -7,21 +7,23 @@ QPACK. This module is the thin layer between it and the engine's
 and adapters as HTTP/2 and HTTP/1.1:
 
 - :class:`QuicListener`: one UDP socket. It routes datagrams to connections by
-  connection id, answers version negotiation and, as an option, validates
-  client addresses with a stateless Retry. Output is batched: a connection
-  with something to send is pumped once per event-loop turn, however many
-  datagrams and application calls asked for it.
+  connection id, answers version negotiation, and validates client
+  addresses with a stateless Retry while many handshakes are in progress
+  (always, as an option). It reads every datagram waiting, and output is
+  batched: a connection with something to send is pumped once per
+  event-loop turn, however many datagrams and application calls asked for it.
 - :class:`QuicSession`: one QUIC connection. It turns aioquic's events into
   calls on its HTTP3Connection, and offers it the engine API documented in
   ``src/http3.pxi`` (``send_headers``, ``send_data``, ``send_room``...). Its
   timer is aioquic's (loss recovery, idle timeout).
 
-aioquic keeps no bound on what it buffers, in either direction, so two of its
-private parts are used here, in :class:`_Connection` only (and the aioquic
-version is pinned): a request stream's credit (MAX_STREAM_DATA) is given back
-only as the application takes the data, and a response body is pulled only
-while the stream's send buffer holds less than ``_SEND_BUFFER`` bytes.
-See docs/http3.md.
+aioquic keeps no bound on what it buffers, in either direction, so some of
+its private parts are used here, in :class:`_Connection` almost only (and
+the aioquic versions are bounded in pyproject.toml): a request stream's
+credit (MAX_STREAM_DATA) is given back only as the application takes the
+data, and a response body is pulled only while the stream's send buffer
+holds less than ``_SEND_BUFFER`` bytes. The GOAWAY frame, which aioquic has
+no call for, is written on its control stream. See docs/http3.md.
 """
 from __future__ import annotations
 
@@ -72,9 +74,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._nghttp2 import BaseRequestHandler, HTTP3Connection
 from .settings import Timeouts
 
-__all__ = ["H3Config", "QuicListener", "QuicSession"]
+__all__ = ["H3Config", "QuicListener", "QuicSession", "listen"]
 
 logger = logging.getLogger("nghttp2py")
+
+# aioquic logs each connection's handshake steps at INFO on the "quic" logger:
+# debugging detail for a server. Quiet unless the program set a level itself.
+_aioquic_logger = logging.getLogger("quic")
+if _aioquic_logger.level == logging.NOTSET:
+    _aioquic_logger.setLevel(logging.WARNING)
 
 # RFC 9114 section 8.1.
 H3_NO_ERROR = 0x100
@@ -89,6 +97,9 @@ _FIRST_CREDIT = 16384
 # and the largest one read (a UDP payload).
 _READ_BATCH = 63
 _MAX_DATAGRAM = 65527
+# Handshakes in progress past which a new client must answer a Retry first (a
+# flood of spoofed Initial packets then costs the server no connection).
+_RETRY_ABOVE = 64
 # The QUIC idle timeout when Timeouts.idle is off.
 _DEFAULT_IDLE = 3600.0
 
@@ -175,7 +186,8 @@ class QuicSession:
     """One QUIC connection: aioquic's events in, its datagrams out, HTTP/3 on top."""
 
     __slots__ = ("cids", "_h3", "_handshake_timer", "_held", "_listener", "_loop", "_peer",
-                 "_quic", "_timer", "_timer_at", "ended", "protocol", "shutting_down")
+                 "_quic", "_timer", "_timer_at", "ended", "handshaking", "protocol",
+                 "shutting_down")
 
     def __init__(self, listener: QuicListener, quic: _Connection, held: dict[int, int],
                  peer: NetworkAddress) -> None:
@@ -191,6 +203,8 @@ class QuicSession:
         self.protocol: HTTP3Connection | None = None
         self.shutting_down = False
         self.ended = False
+        self.handshaking = True
+        listener.handshaking += 1
         handshake = listener.config.timeouts.handshake
         self._handshake_timer = (self._loop.call_later(handshake, self._handshake_timeout)
                                  if handshake is not None else None)
@@ -264,9 +278,7 @@ class QuicSession:
         elif kind is ProtocolNegotiated:
             self._start_http3()
         elif kind is HandshakeCompleted:
-            if self._handshake_timer is not None:
-                self._handshake_timer.cancel()
-                self._handshake_timer = None
+            self._handshake_done()
         elif kind is ConnectionIdIssued:
             assert isinstance(event, ConnectionIdIssued)
             self.cids.add(event.connection_id)
@@ -304,6 +316,14 @@ class QuicSession:
             access_log=config.access_log, push_early_hints=config.push_early_hints,
             loop=self._loop)
 
+    def _handshake_done(self) -> None:
+        if self.handshaking:
+            self.handshaking = False
+            self._listener.handshaking -= 1
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
     def _handshake_timeout(self) -> None:
         """Timeouts.handshake: a client that starts a handshake must finish it
         (a spoofed Initial costs the server a connection until then)."""
@@ -315,10 +335,10 @@ class QuicSession:
         if self.ended:
             return
         self.ended = True
-        for timer in (self._timer, self._handshake_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._handshake_timer = None
+        self._handshake_done()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         protocol, self.protocol = self.protocol, None
         self._held.clear()
         try:
@@ -422,7 +442,10 @@ class QuicListener(asyncio.DatagramProtocol):
                                     settings["max_header_list_size"]), _FIRST_CREDIT))
         configuration.load_cert_chain(config.certfile, config.keyfile)
         self._configuration = configuration
-        self._retry = QuicRetryTokenHandler() if config.retry else None
+        self._retry = QuicRetryTokenHandler()
+        # Connections whose handshake has not completed yet: past _RETRY_ABOVE,
+        # every new client is asked to prove its address (config.retry: always).
+        self.handshaking = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._routes: dict[bytes, QuicSession] = {}
         self._sessions: set[QuicSession] = set()
@@ -434,9 +457,9 @@ class QuicListener(asyncio.DatagramProtocol):
         self.sendto: Callable[[bytes, NetworkAddress], None] = _not_started
         self._recvfrom: Callable[[int], tuple[bytes, Any]] = _not_reading
 
-    async def start(self, host: str, port: int) -> None:
-        """Bind the UDP socket (host ``""``: every interface; port 0: a free one)."""
-        sock = _udp_socket(host, port)
+    async def start(self, family: int, address: tuple[Any, ...]) -> None:
+        """Bind the UDP socket to ``address`` (port 0: a free one); see :func:`listen`."""
+        sock = _udp_socket(family, address)
         try:
             transport, _ = await self.loop.create_datagram_endpoint(lambda: self, sock=sock)
         except BaseException:
@@ -515,24 +538,27 @@ class QuicListener(asyncio.DatagramProtocol):
             return None
         original_cid = header.destination_cid
         retry_cid = None
-        if self._retry is not None:
-            if not header.token:
-                # RFC 9000 section 8.1.2: the client proves its address first.
-                retry_cid = os.urandom(8)
-                self.sendto(encode_quic_retry(
-                    version=header.version, source_cid=retry_cid,
-                    destination_cid=header.source_cid, original_destination_cid=original_cid,
-                    retry_token=self._retry.create_token(
-                        address=addr, original_destination_connection_id=original_cid,
-                        retry_source_connection_id=retry_cid, now=self.loop.time())), addr)
-                return None
+        want_retry = self.config.retry or self.handshaking >= _RETRY_ABOVE
+        if header.token:
             try:
                 original_cid = self._retry.validate_token(
                     address=addr, destination_cid=header.destination_cid, token=header.token,
                     now=self.loop.time())
+                retry_cid = header.destination_cid
             except ValueError:
-                return None  # a bad token: dropped (RFC 9000 section 8.1.3 allows it)
-            retry_cid = header.destination_cid
+                if want_retry:
+                    return None  # a bad token: dropped (RFC 9000 section 8.1.3 allows it)
+                # Not one of ours (another server's, or too old): as if there were none.
+        elif want_retry:
+            # RFC 9000 section 8.1.2: the client proves its address first.
+            retry_cid = os.urandom(8)
+            self.sendto(encode_quic_retry(
+                version=header.version, source_cid=retry_cid,
+                destination_cid=header.source_cid, original_destination_cid=original_cid,
+                retry_token=self._retry.create_token(
+                    address=addr, original_destination_connection_id=original_cid,
+                    retry_source_connection_id=retry_cid, now=self.loop.time())), addr)
+            return None
         held: dict[int, int] = {}
         quic = _Connection(
             window=self.config.settings["initial_window_size"], held=held,
@@ -624,15 +650,44 @@ def _not_reading(size: int) -> tuple[bytes, Any]:
     raise BlockingIOError
 
 
-def _udp_socket(host: str, port: int) -> socket.socket:
-    """A bound, non-blocking UDP socket; host ``""`` is every interface, IPv6 and IPv4."""
-    if host:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+async def listen(config: H3Config, loop: asyncio.AbstractEventLoop, host: str,
+                 port: int) -> list[QuicListener]:
+    """HTTP/3 on ``host:port``: a listener per UDP address it names.
+
+    Host ``""`` is every interface (one dual-stack socket); ``localhost`` both
+    loopback addresses (browsers try ``::1`` first); any other name every
+    address it resolves to. Port 0 picks a free port, the same for all.
+    """
+    if not host:
+        addresses: list[tuple[int, tuple[Any, ...]]] = [(socket.AF_INET6, ("::", port))]
     else:
-        family, address = socket.AF_INET6, ("::", port)
+        addresses = []
+        for name in (("127.0.0.1", "::1") if host == "localhost" and socket.has_ipv6
+                     else (host,)):
+            for found, _, _, _, address in socket.getaddrinfo(name, port,
+                                                              type=socket.SOCK_DGRAM):
+                if (found, address) not in addresses:
+                    addresses.append((int(found), address))
+    listeners: list[QuicListener] = []
+    try:
+        for family, address in addresses:
+            if listeners and port == 0:
+                address = (address[0], listeners[0].address[1], *address[2:])
+            listener = QuicListener(config, loop)
+            await listener.start(family, address)
+            listeners.append(listener)
+    except BaseException:
+        for listener in listeners:
+            listener.abort()
+        raise
+    return listeners
+
+
+def _udp_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A bound, non-blocking UDP socket; ``::`` is every interface, IPv6 and IPv4."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if not host:
+        if family == socket.AF_INET6 and address[0] == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setblocking(False)
         sock.bind(address)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import loops
 from ._nghttp2 import GuardBudgets
-from .connection import ConnectionConfig, ServerConnection
+from .connection import SNI_ATTRIBUTE, ConnectionConfig, ServerConnection
 from .handler import BaseRequestHandler
 from .memory import MemoryReleaser
 from .proxy_protocol import ProxyProtocolReader
@@ -59,6 +59,12 @@ class HTTP2Server:
     ``push_early_hints`` (on by default) answers :meth:`BaseRequestHandler.push`
     to a client that disabled push, as browsers do, with a ``103 Early Hints``
     response carrying ``link: rel=preload`` instead; ``False`` turns that off.
+    ``alt_svc`` (e.g. ``'h3=":443"; ma=86400'``) is an ``Alt-Svc`` field value
+    (RFC 7838) added to every HTTP/1.1 and HTTP/2 response whose application
+    did not set its own ``alt-svc``; over TLS, HTTP/2 clients that sent SNI
+    also get it in an ``ALTSVC`` frame right after the server's SETTINGS. With
+    ``quic_bind`` and no ``alt_svc``, it is ``h3=":PORT"; ma=86400`` for the
+    first QUIC port.
 
     ``quic_bind``, a list of ``(host, port)``, serves HTTP/3 on those UDP
     addresses too (``pip install nghttp2py[h3]``), with the certificate chain
@@ -93,6 +99,7 @@ class HTTP2Server:
         quic_certfile: str | None = None,
         quic_keyfile: str | None = None,
         quic_retry: bool = False,
+        alt_svc: str | None = None,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type)
                 and issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -117,6 +124,8 @@ class HTTP2Server:
         self.quic_keyfile = quic_keyfile
         self.quic_retry = quic_retry
         self._quic: list[QuicListener] = []
+        alt_svc_value(alt_svc)  # refused here if it cannot be a field value
+        self.alt_svc = alt_svc
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
@@ -137,14 +146,17 @@ class HTTP2Server:
         self._closed = asyncio.Event()
         self._memory = MemoryReleaser(loop)
         await self._start_quic(loop)
-        # HOOK(h3edge, alt_svc): once the alt_svc option exists, default it here:
-        #   if self.alt_svc is None and self.quic_ports:
-        #       self.alt_svc = f'h3=":{self.quic_ports[0]}"; ma=86400'
+        if self.alt_svc is None and self.quic_ports:
+            # How browsers learn that HTTP/3 is there (docs/alt-svc.md).
+            self.alt_svc = f'h3=":{self.quic_ports[0]}"; ma=86400'
         config = ConnectionConfig(
             handler_class=self.RequestHandlerClass, settings=self.settings.as_dict(),
             timeouts=self.timeouts, access_log=self.access_log,
             push_early_hints=self.push_early_hints, read_buffer=self._read_buffer, loop=loop,
-            http1=self.http1, guard=GuardBudgets(self.guard))
+            http1=self.http1, guard=GuardBudgets(self.guard),
+            alt_svc=alt_svc_value(self.alt_svc))
+        if self.alt_svc is not None and self.ssl is not None:
+            _record_server_name(self.ssl)
         new_connection: Callable[[], asyncio.BaseProtocol] = functools.partial(
             ServerConnection, config, self._connection_made, self._connection_lost)
         ssl = self.ssl
@@ -183,7 +195,7 @@ class HTTP2Server:
         if not self.quic_bind:
             return
         try:
-            from .quic import H3Config, QuicListener
+            from .quic import H3Config, listen
         except ImportError as exc:
             raise RuntimeError(str(exc)) from None
         assert self.quic_certfile is not None
@@ -196,10 +208,9 @@ class HTTP2Server:
             push_early_hints=self.push_early_hints, certfile=self.quic_certfile,
             keyfile=self.quic_keyfile, retry=self.quic_retry)
         for host, port in self.quic_bind:
-            listener = QuicListener(config, loop)
-            await listener.start(host, port)
-            self._quic.append(listener)
-            logger.info("serving HTTP/3 on %s", _format_address(listener.address))
+            for listener in await listen(config, loop, host, port):
+                self._quic.append(listener)
+                logger.info("serving HTTP/3 on %s", _format_address(listener.address))
 
     def close(self) -> None:
         """Stop accepting and shut connections down gracefully (GOAWAY).
@@ -337,6 +348,40 @@ def _prepare_ssl_context(context: _ssl.SSLContext, http1: bool) -> _ssl.SSLConte
     context.set_alpn_protocols(["h2", "http/1.1"] if http1 else ["h2"])
     context.minimum_version = max(context.minimum_version, _ssl.TLSVersion.TLSv1_2)
     return context
+
+
+def alt_svc_value(text: str | None) -> bytes | None:
+    """``text`` as the bytes of an alt-svc field value; ValueError if it cannot be one."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"alt_svc must be a str, not {type(text).__name__}")
+    value = text.strip()
+    # RFC 7838 section 3: ASCII; the HTTP/2 ALTSVC frame must hold it with an origin.
+    if not value or not value.isascii() or not value.isprintable() or len(value) > 8192:
+        raise ValueError(f"alt_svc must be a printable ASCII Alt-Svc value (e.g. "
+                         f"'h3=\":443\"; ma=86400'), not {text!r}")
+    return value.encode("ascii")
+
+
+def _record_server_name(context: _ssl.SSLContext) -> None:
+    """Have ``context`` note each client's SNI host name on its SSLObject (for ALTSVC).
+
+    An SNI callback the application set keeps running, first.
+    """
+    previous = context.sni_callback
+    if getattr(previous, "_records_server_name", False):
+        return
+
+    def record(ssl_object: _ssl.SSLObject, server_name: str,  # None without SNI
+               ctx: _ssl.SSLContext) -> int | None:
+        result = previous(ssl_object, server_name, ctx) if previous is not None else None
+        if server_name:
+            setattr(ssl_object, SNI_ATTRIBUTE, server_name)
+        return result
+
+    record._records_server_name = True  # type: ignore[attr-defined]
+    context.sni_callback = record
 
 
 def _any_address_socket(port: int, backlog: int) -> socket.socket:

@@ -186,6 +186,8 @@ cdef class HeaderBlock:
             if name_size == 14 and memcmp(name, b"content-length", 14) == 0:
                 self.content_length = value
                 self.content_length_size = value_size
+            elif name_size == 7 and memcmp(name, b"alt-svc", 7) == 0:
+                self.has_alt_svc = True
             self.add(name, name_size, value, value_size)
         return 0
 
@@ -216,10 +218,13 @@ cdef Py_ssize_t format_length(char *buf, Py_ssize_t n) noexcept:
 
 
 cdef HeaderBlock response_header_block(int status, object headers, Py_ssize_t body_length):
-    """:status, the application's headers, then date, server and content-length."""
+    """:status, the application's headers, then date, server and content-length.
+
+    One entry is left free for the protocol's alt-svc (HTTPProtocol.add_alt_svc).
+    """
     if status < 100 or status > 599:
         raise ValueError(f"status must be between 100 and 599, not {status}")
-    cdef HeaderBlock block = new_header_block(headers, 4)
+    cdef HeaderBlock block = new_header_block(headers, 5)
     cdef Py_ssize_t size
     block.add_static(b":status", <bytes>_STATUS_VALUES[status])
     if headers is not None:

@@ -640,6 +640,7 @@ cdef class HTTP1Connection(HTTPProtocol):
                 client_address=self.client_address, client_certificate=self.client_certificate,
                 scheme=self.scheme, access_log=self.access_log,
                 push_early_hints=self.push_early_hints, loop=self.loop)
+            session.alt_svc = self.alt_svc
             stream_id = handler.stream_id
             try:
                 session.accept_upgrade(payload, handler)
@@ -800,6 +801,7 @@ cdef class HTTP1Connection(HTTPProtocol):
             connection = _CLOSE
         elif flags & REQ_HTTP10:
             connection = _KEEP_ALIVE
+        self.add_alt_svc(block)
         self.write_head(block, state & RESP_CHUNKED, _CHUNKED if state & RESP_CHUNKED else None,
                         connection)
         if body is None:

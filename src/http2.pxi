@@ -254,6 +254,18 @@ cdef class Session(HTTPProtocol):
         """Send the server's connection preface (SETTINGS)."""
         self.flush()
 
+    def announce_alt_svc(self, bytes origin):
+        """Queue an ALTSVC frame (RFC 7838 section 4) on stream 0: ``alt_svc`` for ``origin``.
+
+        Called before :meth:`start`, so that it follows the server's SETTINGS.
+        """
+        if self.session == NULL or self.alt_svc is None:
+            return
+        check(nghttp2_submit_altsvc(
+            self.session, NGHTTP2_FLAG_NONE, 0, <const uint8_t *>PyBytes_AS_STRING(origin),
+            PyBytes_GET_SIZE(origin), <const uint8_t *>PyBytes_AS_STRING(self.alt_svc),
+            PyBytes_GET_SIZE(self.alt_svc)))
+
     def pause_writing(self):
         self.writing_paused = True
 
@@ -435,6 +447,7 @@ cdef class Session(HTTPProtocol):
         cdef nghttp2_data_provider provider
         if self.session == NULL:
             return 0
+        self.add_alt_svc(block)
         if stream.body is None:
             check(nghttp2_submit_response(self.session, stream.stream_id, block.nva,
                                           block.length, NULL))
@@ -517,7 +530,8 @@ cdef class Session(HTTPProtocol):
         cdef nghttp2_vec name = nghttp2_rcbuf_get_buf(name_buf)
         cdef nghttp2_vec value = nghttp2_rcbuf_get_buf(value_buf)
         if frame.headers.cat != NGHTTP2_HCAT_REQUEST:
-            handler.add_trailer(&name, &value)
+            if frame.hd.stream_id != self.oversized_field_stream:
+                handler.add_trailer(&name, &value)  # (else a field was too long: none kept)
         elif not name.len or name.base[0] != b':':
             handler.add_header(&name, &value)
             if name.len == 14 and memcmp(name.base, b"content-length", 14) == 0 \
@@ -542,9 +556,9 @@ cdef class Session(HTTPProtocol):
             return 0
         handler = <BaseRequestHandler>user_data
         cdef bint end_stream = frame.hd.flags & NGHTTP2_FLAG_END_STREAM
-        if frame_type == NGHTTP2_HEADERS and frame.hd.stream_id == self.oversized_field_stream:
-            handler.within_limit(self.max_header_list_size)  # a field nghttp2 could not decode
         if frame_type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
+            if frame.hd.stream_id == self.oversized_field_stream:
+                handler.within_limit(self.max_header_list_size)  # a field too long to decode
             if handler.state & BODY_TOO_LARGE and not (handler.state & HEADERS_TOO_LARGE):
                 self._refuse_body(handler)
                 return 0

@@ -12,7 +12,7 @@
 # such a string is replaced by one nghttp2 can decode and that leaves the
 # dynamic table as the original would; the block is framed again (padding
 # dropped, priority and END_STREAM kept), and its stream is marked so that
-# the request gets 431 (trailers are dropped, as trailers over the limit are).
+# the request gets 431 (in trailers, the block's fields are dropped).
 #
 # The dynamic table: a field with incremental indexing whose entry is larger
 # than the table empties it (RFC 7541 4.4). Its replacement's entry is larger
@@ -132,12 +132,11 @@ cdef object rewrite_oversized_fields(const uint8_t *block, Py_ssize_t size,
     will say so), or when a replacement could not keep the dynamic table.
     """
     cdef bytearray out = None
-    cdef Py_ssize_t pos = 0, start, name_start, name_end, copied = 0
+    cdef Py_ssize_t pos = 0, name_start, name_end, copied = 0
     cdef uint64_t index, name_length, value_length, least_name, least_value
     cdef uint8_t first
     cdef bint indexing
     while pos < size:
-        start = pos
         first = block[pos]
         if first & 0x80:  # indexed field
             pos = hpack_integer(block, pos, size, 7, &index)
@@ -200,6 +199,9 @@ cdef object reframed_header_block(bytearray captured, uint64_t table_limit):
         if end > total:
             return None
         largest = max(largest, length)
+        if pos and (frames[pos + 3] != NGHTTP2_CONTINUATION
+                    or memcmp(frames + pos + 5, frames + 5, 4) != 0):
+            return None  # a CONTINUATION on another stream: nghttp2's PROTOCOL_ERROR
         if pos == 0:
             padding = 0
             if flags & NGHTTP2_FLAG_PADDED:

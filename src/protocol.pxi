@@ -13,6 +13,7 @@ cdef tuple _EMPTY_TUPLE = ()
 cdef bytes _INTERNAL_ERROR_BODY = b"Internal Server Error\n"
 cdef bytes _HEADERS_TOO_LARGE_BODY = b"Request Header Fields Too Large\n"
 cdef bytes _CONTENT_TOO_LARGE_BODY = b"Content Too Large\n"
+cdef bytes _ALT_SVC = b"alt-svc"
 
 
 def _raise(exc):
@@ -89,6 +90,16 @@ cdef class HTTPProtocol:
 
     cdef void request_flush(self):
         """Output was queued outside a read: write it out soon."""
+
+    cdef void add_alt_svc(self, HeaderBlock block) noexcept:
+        """Add the server's alt-svc to a final response block, unless the application set one.
+
+        response_header_block leaves the entry free; nghttp2 and the HTTP/1.1
+        writer copy the value at submission.
+        """
+        if self.alt_svc is not None and not block.has_alt_svc \
+                and block.length < block.capacity:
+            block.add_bytes(_ALT_SVC, self.alt_svc)
 
     # -- output: one buffer, one transport.write per batch --------------------------
 

@@ -3,6 +3,9 @@
 ``checker`` is an app that checks every scope it is given and every message
 ``receive()`` returns against the types and sequencing the spec prescribes,
 and answers with the list of violations it found (empty when conformant).
+Besides our reading of the spec, each scope and message is also checked against
+the spec's types as asgiref (the spec's reference package, which we did not
+write) declares them, by typeguard: a second, independent reading.
 Requests of many shapes are sent by clients we did not write (httpx, curl,
 nghttp, h2load); each must come back with no violation. The send side is
 checked the other way: every form of message the spec allows an app to send
@@ -16,7 +19,9 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from asgiref.typing import HTTPDisconnectEvent, HTTPRequestEvent, HTTPScope
 from served import PEER_ENV
+from typeguard import TypeCheckError, check_type
 
 from conftest import run_peer
 from nghttp2py.asgi import asgi_handler
@@ -26,8 +31,17 @@ SPEC_KEYS = {"type", "asgi", "http_version", "method", "scheme", "path", "raw_pa
 OPTIONAL_KEYS = {"state", "extensions"}
 
 
+def asgiref_violations(value: object, spec_type: object) -> list[str]:
+    """What asgiref's declaration of spec_type finds wrong with value (typeguard's words)."""
+    try:
+        check_type(value, spec_type)
+    except TypeCheckError as exc:
+        return [f"asgiref {getattr(spec_type, '__name__', spec_type)}: {exc}"]
+    return []
+
+
 def scope_violations(scope: dict) -> list[str]:
-    problems = []
+    problems = asgiref_violations(scope, HTTPScope)
     missing = SPEC_KEYS - set(scope)
     if missing:
         problems.append(f"missing keys {sorted(missing)}")
@@ -90,6 +104,7 @@ async def checker(scope, receive, send):
         if message.get("type") != "http.request":
             problems.append(f"got {message.get('type')!r} before the body was whole")
             break
+        problems += asgiref_violations(message, HTTPRequestEvent)
         if not isinstance(message.get("body", b""), bytes):
             problems.append("body is not bytes")
         if not isinstance(message.get("more_body", False), bool):
@@ -106,8 +121,10 @@ async def checker(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [[b"content-type", b"application/json"]]})
     await send({"type": "http.response.body", "body": answer})
-    if (await later) != {"type": "http.disconnect"}:
-        raise AssertionError("not http.disconnect after the response")
+    disconnect = await later
+    if disconnect != {"type": "http.disconnect"} or asgiref_violations(disconnect,
+                                                                       HTTPDisconnectEvent):
+        raise AssertionError(f"not http.disconnect after the response: {disconnect!r}")
 
 
 @pytest.fixture

@@ -20,10 +20,19 @@ if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without benc
 sys.path.insert(0, str(BENCH))
 
 import client as client_bench  # noqa: E402 (bench/ is put on the path above)
+import h2load  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
 import ws_load  # noqa: E402
-from scenarios import MEASURE, Outcome, Settings, scenarios  # noqa: E402
+from h3peers import Hypercorn  # noqa: E402
+from scenarios import (  # noqa: E402
+    MEASURE,
+    Outcome,
+    Settings,
+    h3load_command,
+    scenarios,
+    wait_h3_ready,
+)
 from serverproc import ServerProcess, free_port  # noqa: E402
 from servers.common import LOOP_LINE  # noqa: E402
 from servers.peers import REPO, SERVERS, Paths, Server  # noqa: E402
@@ -297,7 +306,7 @@ def test_websocket_commands_and_targets() -> None:
     assert "--no-ws" in commands["granian"]["http/1.1"]
     assert "--ws" in commands["granian"]["WebSocket, http/1.1"]
     assert "WebSocket, h2c" not in commands["granian"]  # no RFC 8441
-    assert list(commands["nghttp2py"]) == ["h2c", "tls", "http/1.1"]  # same command
+    assert list(commands["nghttp2py"]) == ["h2c", "tls", "http/1.1", "h3"]  # WebSocket: same
     assert list(commands["uvicorn"]) == ["http/1.1"]
     assert "websockets" in commands["uvicorn"]["http/1.1"]
     by_key = {s.number: s for s in scenarios(Path("-"))}
@@ -340,3 +349,39 @@ def test_echo_reader_reassembles_fragments_and_answers_pings(chunk: int) -> None
     assert counted == 3 and pings == [b"hi"]
     with pytest.raises(ws_load.LoadError, match="closed the WebSocket \\(code 1001"):
         reader.feed(ws_load.server_frame(ws_load.CLOSE, (1001).to_bytes(2, "big")))
+
+
+def test_h3load_against_hypercorn_reads_as_h2load(certificate, tmp_path: Path) -> None:
+    """The HTTP/3 client's summary is h2load's: the harness reads it the same way."""
+    hypercorn = Hypercorn("bench.servers.asgi_app:app", certificate, tmp_path)
+    try:
+        wait_h3_ready(hypercorn.quic_port)
+        result = h2load.run(h3load_command(hypercorn.quic_port, 300, 3, 10), 60)
+    finally:
+        hypercorn.stop()
+    assert (result.total, result.done, result.succeeded, result.unsuccessful) == (300, 300, 300, 0)
+    assert result.data_bytes == 300 * len(b"hello world")
+    assert result.req_per_s > 0 and result.seconds > 0
+
+
+def test_http3_rows_are_na_where_a_server_has_none() -> None:
+    h3 = next(s for s in scenarios(Path("-")) if s.number == 13)
+    assert h3.http3 and h3.tls
+    servers = {server.name: server for server in run.SERVERS}
+    assert servers["hypercorn"].unsupported(True, http3=True) == ""
+    assert servers["granian"].unsupported(True, http3=True) == "Granian 2 has no HTTP/3"
+    assert "--quic-bind" in servers["hypercorn"].command(4433, True, NO_FILES, "python",
+                                                         http3=True)
+    assert "--quic" in servers["nghttp2py"].command(4433, True, NO_FILES, "python", http3=True)
+
+
+def test_nghttp2py_bench_server_over_h3(certificate, tmp_path: Path) -> None:
+    files = Paths(cert=certificate[0], key=certificate[1], htdocs=Path("-"))
+    server = Server("nghttp2py", h3=True)
+    port = free_port()
+    with ServerProcess(server.command(port, True, files, sys.executable, http3=True),
+                       server.env(), tmp_path / "nghttp2py.log", REPO) as process:
+        process.wait_ready(port, tls=True)
+        wait_h3_ready(port)
+        result = h2load.run(h3load_command(port, 300, 3, 10), 60)
+    assert (result.done, result.succeeded) == (300, 300)

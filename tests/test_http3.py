@@ -153,6 +153,19 @@ def test_every_interface_ipv4_and_ipv6(serve, certificate):
         assert bytes(run(exchange(host)).body) == pattern(7)
 
 
+def test_localhost_is_both_loopback_addresses_on_one_port(serve, certificate):
+    server = serve(Echo, quic_bind=[("localhost", 0)], quic_certfile=str(certificate[0]),
+                   quic_keyfile=str(certificate[1]))
+    ports = server.server.quic_ports
+    assert len(ports) == 2 and ports[0] == ports[1], ports
+
+    async def exchange(host):
+        async with h3_connect(ports[0], host=host) as client:
+            return await client.request("GET", "/size/7")
+    for host in ("127.0.0.1", "::1"):
+        assert bytes(run(exchange(host)).body) == pattern(7)
+
+
 def test_a_response_before_the_request_body_ends_the_stream(h3):
     class Refusing(BaseRequestHandler):
         def on_headers(self):
@@ -526,6 +539,19 @@ def test_handlers_and_connections_are_freed_without_the_collector(h3):
         assert wait_for(lambda: server.call(counted) == baseline)
     finally:
         gc.enable()
+
+
+def test_a_retry_only_under_a_load_of_handshakes(h3, monkeypatch):
+    server = h3(Echo)
+
+    async def retried():
+        async with h3_connect(server.quic_port) as client:
+            assert bytes((await client.request("GET", "/size/5")).body) == pattern(5)
+            return client._quic._retry_source_connection_id is not None
+    assert not run(retried())
+    # As if many handshakes were in progress: the next client must prove its address.
+    monkeypatch.setattr(importlib.import_module("nghttp2py.quic"), "_RETRY_ABOVE", 0)
+    assert run(retried())
 
 
 # -- logs, applications, command line ---------------------------------------------------------

@@ -222,3 +222,45 @@ def test_a_block_too_large_to_hold_back_is_handed_over_as_it_came(client):
     status, body = answer(connection, 1)
     assert status == b"200"
     assert body.split(b"\n") == [b"x-%03d=1000" % i for i in range(300)]
+
+
+def test_oversized_trailer_field_is_dropped_and_the_request_served(client):
+    """In trailers, a field too long to decode drops its block's fields (and nothing
+    else): the request, its body in, is answered; the connection and its table kept."""
+    connection = client()
+    connection.send(frame(HEADERS, END_HEADERS, 1, pseudo_headers(connection.authority)
+                          + literal(b"x-kept", b"yes", indexed=True))
+                    + frame(0, 0, 1, b"body")
+                    + frames(1, OVERSIZED["never-indexed"][0]))
+    assert answer(connection, 1) == (b"200", b"x-kept=yes")
+    connection.send(frames(3, pseudo_headers(connection.authority) + hpack_int(62, 7, 0x80)))
+    assert answer(connection, 3) == (b"200", b"x-kept=yes")
+
+
+def test_continuation_on_another_stream_is_still_a_connection_error(client):
+    """A block that would be rewritten is not made valid by it: with a CONTINUATION on
+    another stream it goes to libnghttp2 as it came, a connection error (the field
+    too long to decode comes first: COMPRESSION_ERROR)."""
+    connection = client()
+    data = frames(1, pseudo_headers(connection.authority) + OVERSIZED["without-indexing"][0])
+    last = data.rindex(bytes((CONTINUATION,)) + b"\x04\x00\x00\x00\x01") - 3
+    connection.send(data[:last + 5] + b"\x00\x00\x00\x03" + data[last + 9:])
+    received = connection.frames_until(lambda f: False, 5)
+    assert [f.error_code for f in frames_of(received, "GoAwayFrame")] == [9]
+
+
+def test_frames_split_across_reads_anywhere(client):
+    """The guard holds back a frame header split across reads, and every header block
+    that spans frames: bytes sent a few at a time still make the same requests."""
+    connection = client()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = b""
+    for stream_id in range(1, 12, 2):
+        block = pseudo_headers(connection.authority) + literal(b"x-n", b"%d" % stream_id)
+        data += frames(stream_id, block, size=7) if stream_id % 4 == 1 \
+            else frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block)
+    for start in range(0, len(data), 5):
+        connection.send(data[start:start + 5])
+        time.sleep(0.001)
+    for stream_id in range(1, 12, 2):
+        assert answer(connection, stream_id) == (b"200", b"x-n=%d" % stream_id)

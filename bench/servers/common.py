@@ -26,14 +26,18 @@ LOOP_LINE = "bench-loop:"
 LOOPS = ("asyncio", "uvloop")
 
 
-def parse_args(description: str, loops: bool = False) -> argparse.Namespace:
-    """Parse ``PORT [--cert FILE --key FILE] [--loop asyncio|uvloop]``."""
+def parse_args(description: str, loops: bool = False, quic: bool = False
+               ) -> argparse.Namespace:
+    """Parse ``PORT [--cert FILE --key FILE] [--loop asyncio|uvloop] [--quic]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("port", type=int)
     parser.add_argument("--cert", help="PEM certificate (enables TLS)")
     parser.add_argument("--key", help="PEM private key")
     if loops:
         parser.add_argument("--loop", choices=LOOPS, required=True)
+    if quic:
+        parser.add_argument("--quic", action="store_true",
+                            help="serve HTTP/3 too, on the UDP port of PORT's number")
     return parser.parse_args()
 
 

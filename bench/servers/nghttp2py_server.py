@@ -1,6 +1,7 @@
 """nghttp2py benchmark server.
 
-Usage: ``nghttp2py_server.py PORT --loop asyncio|uvloop [--cert C --key K]``.
+Usage: ``nghttp2py_server.py PORT --loop asyncio|uvloop [--cert C --key K [--quic]]``;
+``--quic`` serves HTTP/3 too, on the UDP port of the same number.
 
 The loop is created here from the named factory (see ``common.run``), never by
 ``HTTP2Server.serve_forever``'s default, which picks uvloop whenever it is installed.
@@ -72,9 +73,11 @@ async def serve(server: HTTP2Server) -> None:
 
 def main() -> None:
     """Serve on the loop named by --loop."""
-    args = parse_args(__doc__, loops=True)
+    args = parse_args(__doc__, loops=True, quic=True)
+    quic = ({"quic_bind": [("127.0.0.1", args.port)], "quic_certfile": args.cert,
+             "quic_keyfile": args.key} if args.quic else {})
     server = HTTP2Server(("127.0.0.1", args.port), Handler,
-                         ssl=server_ssl_context(args.cert, args.key))
+                         ssl=server_ssl_context(args.cert, args.key), **quic)
     run(lambda: serve(server), args.loop)
 
 

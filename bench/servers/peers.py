@@ -45,6 +45,8 @@ class Server:
     ws_http1: bool = True  # serves WebSockets over HTTP/1.1 (scenario 10)
     ws_h2: bool = True  # serves WebSockets over HTTP/2 cleartext, RFC 8441 (scenario 11)
     why_not_ws: str = ""
+    h3: bool = False  # serves HTTP/3 (scenario 13), on the UDP port of the TCP port's number
+    why_not_h3: str = "no HTTP/3"
 
     @property
     def family(self) -> str:
@@ -56,9 +58,12 @@ class Server:
         """Serves the WSGI app (wsgi_app.py) rather than the ASGI one or its own."""
         return "-wsgi" in self.name
 
-    def supports(self, tls: bool, http1: bool = False, websocket: bool = False) -> bool:
-        """True if the server speaks HTTP/2 (or HTTP/1.1) over the given transport, and
-        with websocket, serves WebSockets over it."""
+    def supports(self, tls: bool, http1: bool = False, websocket: bool = False,
+                 http3: bool = False) -> bool:
+        """True if the server speaks HTTP/2 (or HTTP/1.1, HTTP/3) over the given transport,
+        and with websocket, serves WebSockets over it."""
+        if http3:
+            return self.h3
         if websocket:
             return not tls and (self.ws_http1 if http1 else self.ws_h2)
         if http1:
@@ -66,24 +71,28 @@ class Server:
         return self.tls if tls else self.h2c
 
     def unsupported(self, tls: bool, http1: bool = False, upgrade: bool = False,
-                    websocket: bool = False) -> str:
+                    websocket: bool = False, http3: bool = False) -> str:
         """Why a scenario is n/a for this server ('' if it is not)."""
         if upgrade and not self.upgrade:
             return UPGRADE_WHY_NOT
-        if self.supports(tls, http1, websocket):
+        if self.supports(tls, http1, websocket, http3):
             return ""
+        if http3:
+            return self.why_not_h3
         if websocket:
             return self.why_not_ws
         return self.why_not_http1 if http1 else self.why_not
 
     def command(self, port: int, tls: bool, paths: Paths, main_python: str,
-                http1: bool = False, websocket: bool = False) -> list[str]:
+                http1: bool = False, websocket: bool = False, http3: bool = False) -> list[str]:
         """Command line (without CPU pinning) serving on 127.0.0.1:port; websocket: for the
-        WebSocket scenarios (only Granian's differs: WebSockets on)."""
+        WebSocket scenarios (only Granian's differs: WebSockets on); http3: HTTP/3 too, on
+        UDP port ``port``."""
         tls_args = ["--cert", str(paths.cert), "--key", str(paths.key)] if tls else []
+        quic = ["--quic-bind", f"127.0.0.1:{port}"] if http3 else []
         if self.family == "nghttp2py":
             return [main_python, str(SERVERS_DIR / "nghttp2py_server.py"), str(port),
-                    "--loop", str(self.loop), *tls_args]
+                    "--loop", str(self.loop), *tls_args, *(["--quic"] if http3 else [])]
         if self.family == "nghttp2py-wsgi":
             return [main_python, str(SERVERS_DIR / "nghttp2py_wsgi_server.py"), str(port),
                     "--loop", str(self.loop), *tls_args]
@@ -93,12 +102,12 @@ class Server:
             workers = ["--workers", "2"] if self.family.endswith("-2w") else []
             cert = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [main_python, "-m", "nghttp2py", ASGI_APP, "--bind", f"127.0.0.1:{port}",
-                    "--loop", str(self.loop), "--log-level", "warning", *workers, *cert]
+                    "--loop", str(self.loop), "--log-level", "warning", *workers, *cert, *quic]
         if self.family == "hypercorn":
             extra = ["--certfile", str(paths.cert), "--keyfile", str(paths.key)] if tls else []
             return [str(BENCH_BIN / "hypercorn"), "--config", str(HYPERCORN_CONFIG),
                     "--worker-class", str(self.loop), "--bind", f"127.0.0.1:{port}",
-                    "--workers", "1", *extra, ASGI_APP]
+                    "--workers", "1", *extra, *quic, ASGI_APP]
         if self.family in ("granian", "granian-wsgi"):
             # Granian's own benchmark settings (1 worker, 1 runtime thread, --no-ws, but
             # --ws for the WebSocket scenarios); the default backpressure
@@ -152,20 +161,23 @@ UPGRADE_WHY_NOT = "scenario 12 measures nghttp2py's own upgrade path against its
 # announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
 GRANIAN_WHY_NOT_WS = "Granian has no WebSockets over HTTP/2 (RFC 8441)"
 WSGI_WHY_NOT_WS = "WSGI has no WebSockets"
+GRANIAN_WHY_NOT_H3 = "Granian 2 has no HTTP/3"
 SERVERS: list[Server] = [
-    Server("nghttp2py", upgrade=True),
-    Server("nghttp2py-uvloop", loop="uvloop", upgrade=True),
-    Server("nghttp2py-asgi"),
-    Server("nghttp2py-asgi-uvloop", loop="uvloop"),
-    Server("nghttp2py-asgi-2w-uvloop", loop="uvloop"),
+    Server("nghttp2py", upgrade=True, h3=True),
+    Server("nghttp2py-uvloop", loop="uvloop", upgrade=True, h3=True),
+    Server("nghttp2py-asgi", h3=True),
+    Server("nghttp2py-asgi-uvloop", loop="uvloop", h3=True),
+    Server("nghttp2py-asgi-2w-uvloop", loop="uvloop",
+           why_not_h3="--quic-bind serves from one process (no --workers)"),
     Server("nghttp2py-wsgi", ws_http1=False, ws_h2=False, why_not_ws=WSGI_WHY_NOT_WS),
     Server("nghttp2py-wsgi-uvloop", loop="uvloop", ws_http1=False, ws_h2=False,
            why_not_ws=WSGI_WHY_NOT_WS),
-    Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
+    Server("hypercorn", http1=False, why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
     Server("hypercorn-uvloop", loop="uvloop", http1=False,
-           why_not_http1=HYPERCORN_WHY_NOT_HTTP1),
-    Server("granian", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS),
-    Server("granian-uvloop", loop="uvloop", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS),
+           why_not_http1=HYPERCORN_WHY_NOT_HTTP1, h3=True),
+    Server("granian", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS, why_not_h3=GRANIAN_WHY_NOT_H3),
+    Server("granian-uvloop", loop="uvloop", ws_h2=False, why_not_ws=GRANIAN_WHY_NOT_WS,
+           why_not_h3=GRANIAN_WHY_NOT_H3),
     Server("granian-wsgi", loop=None, ws_http1=False, ws_h2=False, why_not_ws=WSGI_WHY_NOT_WS),
     Server("uvicorn", h2c=False, tls=False, why_not=UVICORN_WHY_NOT, ws_h2=False,
            why_not_ws=UVICORN_WHY_NOT),
@@ -178,7 +190,8 @@ SERVERS: list[Server] = [
     Server("pynghttp2", tls=False, http1=False, why_not="pynghttp2 0.3 has no server-side TLS",
            ws_http1=False, ws_h2=False, why_not_ws="pynghttp2 0.3 has no WebSockets"),
     Server("nghttpd", loop=None, http1=False, ws_http1=False, ws_h2=False,
-           why_not_ws="nghttpd serves files, no WebSockets"),
+           why_not_ws="nghttpd serves files, no WebSockets",
+           why_not_h3="Debian 12's nghttpd (nghttp2 1.52) is built without HTTP/3"),
 ]
 
 
