@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """nghttp2py side-by-side benchmark driver (stdlib only).
 
-``python bench/run.py`` runs every scenario against every server and writes
-bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1, 11 and 13 once and prints
-nghttp2py's server CPU µs/request (µs/message).  See BENCHMARKS.md.
+``python bench/run.py`` runs every scenario against every server, then the
+client's benchmark (bench/client.py, scenario 14), and writes
+bench/results/latest.{md,json,png}; ``--quick`` runs scenarios 1, 11 and 13 once and a
+short client run, and prints nghttp2py's server CPU µs/request (µs/message).  See
+BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -19,9 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import client as client_bench
 import report
 from h2load import H2loadError
-from scenarios import MEASURE, NUMBERS, QUICK, Case, Outcome, Scenario, Settings, scenarios
+from scenarios import (
+    CLIENT_SCENARIO,
+    MEASURE,
+    NUMBERS,
+    QUICK,
+    Case,
+    Outcome,
+    Scenario,
+    Settings,
+    scenarios,
+)
 from serverproc import ServerError, ServerProcess, free_port, raise_fd_limit
 from servers.common import LOOP_LINE
 from servers.peers import (
@@ -254,7 +267,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="scenarios 1, 11 and 13 (or those --scenario names), 1 round "
-                             "after warm-up, results to stdout")
+                             "after warm-up, and a short client run (20,000 requests); "
+                             "results to stdout")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--scenario", type=int, action="append", choices=NUMBERS,
                         help="run only this scenario (repeatable)")
@@ -294,6 +308,16 @@ def main() -> int:
                 skipped.update({s.name: f"no HTTP/3 engine: {no_h3}" for s in servers
                                 if s.family.startswith(REFERENCE) and s.name not in skipped})
             results += run_scenario(scenario, servers, skipped, paths, settings)
+    client = None
+    if CLIENT_SCENARIO in selected and not unavailable:
+        log(f"scenario {CLIENT_SCENARIO}: the client (bench/client.py)")
+        try:
+            client = (client_bench.measure(requests=20_000, rounds=1) if args.quick
+                      else client_bench.measure(rounds=rounds))
+        except client_bench.LoopMismatch:
+            raise  # the run is void, as for a server on the wrong loop
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            log(f"  the client's benchmark failed: {str(exc).splitlines()[0][:200]}")
 
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
             "duration_s": round(time.time() - started, 1), "quick": args.quick,
@@ -305,6 +329,9 @@ def main() -> int:
               f"({meta['machine']['cpu_model']}), {rounds} round(s), median reported.\n")
     text = report.markdown(results, header)
     data = report.record(results, meta)
+    if client is not None:
+        text += "\n" + client_bench.markdown(client)
+        data["client"] = client_bench.record(client)
     print(text)
     print_cpu_summary(results)
     if args.quick or set(selected) != set(NUMBERS) or wanted != {s.name for s in SERVERS}:
@@ -338,7 +365,7 @@ def print_cpu_summary(results: list[tuple[Scenario, Case, list[Outcome]]]) -> No
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except LoopMismatch as exc:
+    except (LoopMismatch, client_bench.LoopMismatch) as exc:
         log(f"ERROR: {exc}; no result written")
         sys.exit(2)
     except KeyboardInterrupt:

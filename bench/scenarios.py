@@ -148,10 +148,13 @@ UPGRADE = ("-u",)
 # WebSocket runs are shorter (1 s of the default 3) to keep the full run's time in bounds:
 # 18 server starts, two cases each.
 WS_RUN_SHARE = 1 / 3
+# The client's benchmark (bench/client.py): its own servers and clients, not a Scenario.
+CLIENT_SCENARIO = 14
 # Every scenario's number, as --scenario takes them.
-NUMBERS = tuple(range(1, 14))
-# What --quick runs: tiny GETs, the WebSocket echo over HTTP/2, and tiny GETs over HTTP/3.
-QUICK = (1, 11, 13)
+NUMBERS = (*range(1, 14), CLIENT_SCENARIO)
+# What --quick runs: tiny GETs, the WebSocket echo over HTTP/2, tiny GETs over HTTP/3, and
+# a short client run.
+QUICK = (1, 11, 13, CLIENT_SCENARIO)
 
 
 def _url(port: int, tls: bool, path: str) -> str:

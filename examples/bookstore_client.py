@@ -19,6 +19,7 @@ import sys
 import time
 
 import nghttp2py
+import nghttp2py.loops
 
 
 async def fetch_books(url: str, cafile: str | None = None) -> list[dict]:
@@ -39,10 +40,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the bookstore, e.g. http://127.0.0.1:8080/")
     parser.add_argument("--cafile", help="trust this CA certificate (for https)")
+    parser.add_argument("--loop", choices=nghttp2py.loops.LOOPS,
+                        help="event loop (default: $NGHTTP2PY_LOOP, else asyncio)")
     args = parser.parse_args()
     started = time.perf_counter()
+    books: list[dict] = []
+
+    async def fetch() -> None:
+        books.extend(await fetch_books(args.url, args.cafile))
+
     try:
-        books = asyncio.run(fetch_books(args.url, args.cafile))
+        nghttp2py.loops.run(fetch(), args.loop)
     except (nghttp2py.HTTP2Error, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -156,6 +156,14 @@ cdef enum:
 
 # -- header blocks (headers.pxi) -------------------------------------------------
 
+# Header fields as received, copied back to back as [name length][value
+# length][name][value], until the application first reads them as a list.
+cdef struct RawFields:
+    char *data
+    size_t length
+    size_t capacity
+
+
 cdef class HeaderBlock:
     cdef nghttp2_nv *nva
     cdef size_t length, capacity
@@ -239,11 +247,8 @@ cdef class BaseRequestHandler:
     cdef public bytes path
     cdef public object trailers
     cdef object _headers
-    # Request header fields as received, copied back to back as
-    # [name length][value length][name][value] until `headers` is first read.
-    cdef char *raw_headers
-    cdef size_t raw_length
-    cdef size_t raw_capacity
+    # The request header fields until `headers` is first read.
+    cdef RawFields raw_headers
     cdef size_t header_list_size
     cdef BodySource body
     cdef HeaderBlock trailer_block
@@ -666,7 +671,9 @@ cdef class BaseResponseHandler:
     cdef ClientSession session
     cdef readonly int stream_id
     cdef public int status
-    cdef public list headers
+    cdef object _headers
+    # The response header fields until `headers` is first read.
+    cdef RawFields raw_headers
     cdef public list trailers
     cdef public bytes scheme
     cdef public bytes method
@@ -675,7 +682,8 @@ cdef class BaseResponseHandler:
     cdef readonly bint pushed
     cdef public object error
     cdef int state
-    cdef bint wants_data
+    # The HAS_ON_* bits of the hooks its class overrides: the others are not called.
+    cdef int hooks
     cdef size_t header_list_size
     # Response bytes taken while reading is paused: the server's credit for later.
     cdef size_t unconsumed
@@ -692,6 +700,25 @@ cdef class BaseResponseHandler:
     cdef int data_received(self, const uint8_t *data, size_t length) except -1
     cdef int response_received(self) except -1
     cdef int closed(self, uint32_t error_code) except -1
+
+
+# How far a BufferedResponseHandler's response has come.
+cdef enum:
+    PHASE_WAITING = 0
+    PHASE_HEADERS = 1
+    PHASE_DONE = 2
+
+
+cdef class BufferedResponseHandler(BaseResponseHandler):
+    cdef public int phase
+    cdef public object waiter
+    cdef public list chunks
+    cdef public Py_ssize_t buffered
+    # read() wants the whole body: the high-water mark no longer pauses reading.
+    cdef public bint reading_all
+    cdef public long long close_code
+
+    cpdef void wake(self) except *
 
 
 cdef class PushPromise:
@@ -713,12 +740,17 @@ cdef class ClientSession(Session):
     # Promised streams whose PUSH_PROMISE is still being received, by id.
     cdef dict promises
     cdef readonly object goaway
+    # The :authority of request() (its :scheme is the Session's scheme).
+    cdef readonly bytes authority
 
     cdef void reset_response(self, BaseResponseHandler stream, uint32_t error_code)
     cdef void reset_stream_id(self, int32_t stream_id, uint32_t error_code)
     cdef void consume_response(self, BaseResponseHandler stream, size_t length) noexcept
     cdef void resume_request_body(self, BaseResponseHandler stream)
     cdef int accept(self, PushPromise promise, BaseResponseHandler handler) except -1
+    cdef int32_t _submit(self, BaseResponseHandler handler, object method, object scheme,
+                         object authority, object path, object headers,
+                         object body) except -1
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept

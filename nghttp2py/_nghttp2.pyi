@@ -10,7 +10,8 @@ from typing_extensions import disjoint_base
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
            "WebSocket",
-           "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
+           "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
+           "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION", "GuardBudgets"]
 
@@ -260,6 +261,20 @@ class BaseResponseHandler:
     def cancel(self, error_code: int = 8) -> None: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
+class BufferedResponseHandler(BaseResponseHandler):
+    """Keeps a response for a reader that awaits it (the async Client's side of a stream)."""
+
+    phase: int
+    waiter: asyncio.Future[None] | None
+    chunks: list[bytes]
+    buffered: int
+    reading_all: bool
+    close_code: int
+    def wake(self) -> None: ...
+    def take(self) -> bytes | None: ...
+    def take_all(self) -> bytes: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
 class PushPromise:
     """A response the server promises to push, and the request it answers."""
 
@@ -277,9 +292,12 @@ class ClientSession(Session):
     """The HTTP/2 client side of one connection (used by nghttp2py.client)."""
 
     def __init__(self, settings: Mapping[str, int], *, scheme: bytes = b"https",
-                 loop: asyncio.AbstractEventLoop | None = None) -> None: ...
+                 authority: bytes = b"", loop: asyncio.AbstractEventLoop | None = None,
+                 ) -> None: ...
     def connection_made(self, transport: asyncio.Transport, server_address: Any = None) -> None: ...
     def connection_lost(self, error: BaseException | None = None) -> None: ...
+    def request(self, handler: BaseResponseHandler, method: _Text, path: _Text,
+                headers: _Headers | None = None, body: _Body = None) -> int: ...
     def submit_request(self, handler: BaseResponseHandler, method: _Text, scheme: _Text,
                        authority: _Text, path: _Text, headers: _Headers | None = None,
                        body: _Body = None) -> int: ...
@@ -287,6 +305,8 @@ class ClientSession(Session):
     def accepting_requests(self) -> bool: ...
     @property
     def goaway(self) -> tuple[int, int, bytes] | None: ...
+    @property
+    def authority(self) -> bytes: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class HDTableEntry:

@@ -29,7 +29,8 @@ NGHTTP2_LIB_VERSION = nghttp2_version(0).version_str.decode("ascii")
 __all__ = [
     "BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
     "WebSocket",
-    "BaseResponseHandler", "ClientSession", "PushPromise", "ASGIConfig", "ASGIHandler",
+    "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
+    "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
     "NGHTTP2_LIB_VERSION", "GuardBudgets",
 ]

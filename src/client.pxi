@@ -44,7 +44,20 @@ cdef class BaseResponseHandler:
 
     def __cinit__(self):
         self.stream_id = -1
-        self.headers = []
+
+    def __dealloc__(self):
+        raw_fields_release(&self.raw_headers)
+
+    @property
+    def headers(self):
+        """The response's header fields as ``(bytes, bytes)`` pairs."""
+        if self._headers is None:
+            self._headers = raw_fields_build(&self.raw_headers, False)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
 
     @property
     def server_address(self):
@@ -134,7 +147,7 @@ cdef class BaseResponseHandler:
     cdef int attach(self, ClientSession session, int32_t stream_id) except -1:
         self.session = session
         self.stream_id = stream_id
-        self.wants_data = type(self).on_data is not _BASE_ON_DATA
+        self.hooks = response_hooks(type(self))
         return 0
 
     cdef int add_field(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
@@ -153,10 +166,13 @@ cdef class BaseResponseHandler:
                 self.status = ((value.base[0] - 48) * 100 + (value.base[1] - 48) * 10
                                + value.base[2] - 48)
             return 0
+        if not (self.state & FINAL_HEADERS) and self._headers is None:
+            return raw_fields_add(&self.raw_headers, name, value)
         field = (PyBytes_FromStringAndSize(<char *>name.base, name.len),
                  PyBytes_FromStringAndSize(<char *>value.base, value.len))
         if not (self.state & FINAL_HEADERS):
-            self.headers.append(field)
+            # `headers` was read before the block ended: it is the list now.
+            self._headers.append(field)
         elif self.trailers is None:
             self.trailers = [field]
         else:
@@ -169,18 +185,20 @@ cdef class BaseResponseHandler:
         if self.status < 200:
             # Informational (1xx): forgotten, the final response follows.
             self.status = 0
-            self.headers = []
+            self._headers = None
+            raw_fields_release(&self.raw_headers)
             self.header_list_size = 0
             return 0
         self.state |= FINAL_HEADERS
-        try:
-            self.on_headers()
-        except BaseException as exc:
-            self.fail("on_headers", exc)
+        if self.hooks & HAS_ON_HEADERS:
+            try:
+                self.on_headers()
+            except BaseException as exc:
+                self.fail("on_headers", exc)
         return 0
 
     cdef int data_received(self, const uint8_t *data, size_t length) except -1:
-        if self.wants_data and not (self.state & HANDLER_FAILED):
+        if self.hooks & HAS_ON_DATA and not (self.state & HANDLER_FAILED):
             try:
                 self.on_data(PyBytes_FromStringAndSize(<const char *>data, length))
             except BaseException as exc:
@@ -193,7 +211,7 @@ cdef class BaseResponseHandler:
 
     cdef int response_received(self) except -1:
         self.state |= RESPONSE_DONE
-        if not (self.state & HANDLER_FAILED):
+        if self.hooks & HAS_ON_REQUEST_DONE and not (self.state & HANDLER_FAILED):
             try:
                 self.on_response_done()
             except BaseException as exc:
@@ -205,10 +223,11 @@ cdef class BaseResponseHandler:
         if self.body is not None:
             self.body.close()
             self.body = None
-        try:
-            self.on_close(_error_code(error_code))
-        except BaseException as exc:
-            self.fail("on_close", exc)
+        if self.hooks & HAS_ON_CLOSE:
+            try:
+                self.on_close(_error_code(error_code))
+            except BaseException as exc:
+                self.fail("on_close", exc)
         return 0
 
     cdef void fail(self, str where, object exc):
@@ -219,7 +238,96 @@ cdef class BaseResponseHandler:
         self.session.failures.append((self, where, exc))
 
 
-cdef object _BASE_ON_DATA = BaseResponseHandler.on_data
+cdef dict _response_hooks_by_class = {}
+
+
+cdef int response_hooks(type cls) except -1:
+    """The HAS_ON_* bits of the hooks ``cls`` overrides (on_response_done: HAS_ON_REQUEST_DONE)."""
+    cdef object hooks = _response_hooks_by_class.get(cls)
+    if hooks is None:
+        hooks = _response_hooks_by_class[cls] = overridden_hooks(cls, BaseResponseHandler, (
+            (HAS_ON_HEADERS, "on_headers"), (HAS_ON_DATA, "on_data"),
+            (HAS_ON_REQUEST_DONE, "on_response_done"), (HAS_ON_CLOSE, "on_close")))
+    return hooks
+
+
+# A BufferedResponseHandler stops giving the server credit for a body nobody
+# reads once this much is buffered, and gives it again below the low mark.
+cdef enum:
+    BUFFER_HIGH_WATER = 1 << 20
+    BUFFER_LOW_WATER = 256 << 10
+
+
+cdef class BufferedResponseHandler(BaseResponseHandler):
+    """Keeps a response for a reader that awaits it (the async Client's side of a stream).
+
+    ``phase`` is how far the response has come: 0 (waiting), 1 (the final
+    header block is in), 2 (all of it is). The body's chunks wait in
+    ``chunks`` until taken; ``close_code`` is the stream's error code once it
+    has closed (else -1). ``waiter``, a future the reader sets, is woken
+    (and cleared) at the next event: the header block, a chunk, the end of
+    the response or of the stream. The events are handled here, in C: a
+    response costs no Python call until it is read.
+    """
+
+    def __cinit__(self):
+        self.chunks = []
+        self.close_code = -1
+
+    cpdef void wake(self) except *:
+        """Wake the reader's ``waiter``, if there is one."""
+        cdef object waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def take(self):
+        """The oldest chunk not taken yet, or ``None``; reading resumes below the low mark."""
+        if not self.chunks:
+            return None
+        chunk = self.chunks.pop(0)
+        self.buffered -= len(chunk)
+        if self.buffered < BUFFER_LOW_WATER and self.state & READING_PAUSED:
+            self.resume_reading()
+        return chunk
+
+    def take_all(self):
+        """Every chunk not taken yet, joined."""
+        cdef list chunks = self.chunks
+        self.chunks = []
+        self.buffered = 0
+        if len(chunks) == 1:
+            return chunks[0]
+        return b"".join(chunks)
+
+    cdef int header_block_received(self) except -1:
+        BaseResponseHandler.header_block_received(self)
+        if self.state & FINAL_HEADERS and self.phase == PHASE_WAITING:
+            self.phase = PHASE_HEADERS
+            self.wake()
+        return 0
+
+    cdef int data_received(self, const uint8_t *data, size_t length) except -1:
+        self.chunks.append(PyBytes_FromStringAndSize(<const char *>data, length))
+        self.buffered += length
+        if self.buffered >= BUFFER_HIGH_WATER and not self.reading_all:
+            self.state |= READING_PAUSED
+        BaseResponseHandler.data_received(self, data, length)
+        self.wake()
+        return 0
+
+    cdef int response_received(self) except -1:
+        BaseResponseHandler.response_received(self)
+        self.phase = PHASE_DONE
+        self.wake()
+        return 0
+
+    cdef int closed(self, uint32_t error_code) except -1:
+        self.close_code = error_code
+        BaseResponseHandler.closed(self, error_code)
+        self.wake()
+        return 0
 
 
 cdef class PushPromise:
@@ -280,15 +388,18 @@ cdef class ClientSession(Session):
     nghttp2's queue, as do those beyond the server's
     ``SETTINGS_MAX_CONCURRENT_STREAMS``, and go out from
     :meth:`connection_made` on. ``settings`` is a mapping as for
-    :class:`Session`, plus ``enable_push``.
+    :class:`Session`, plus ``enable_push``; ``scheme`` and ``authority`` are
+    those of :meth:`request`.
     """
 
-    def __init__(self, dict settings, *, bytes scheme=b"https", loop=None):
+    def __init__(self, dict settings, *, bytes scheme=b"https", bytes authority=b"",
+                 loop=None):
         self.loop = loop
         self.streams = {}
         self.failures = []
         self.promises = {}
         self.scheme = scheme
+        self.authority = authority
         self.max_header_list_size = settings["max_header_list_size"]
         self.http_version = "2"
         self.last_activity = monotonic()
@@ -330,6 +441,11 @@ cdef class ClientSession(Session):
         """Whether new requests may go on this connection (no GOAWAY either way, not closed)."""
         return self.session != NULL and self.goaway is None and not self.shutting_down
 
+    def request(self, BaseResponseHandler handler not None, method, path, headers=None,
+                body=None):
+        """:meth:`submit_request` with the session's own ``scheme`` and ``authority``."""
+        return self._submit(handler, method, self.scheme, self.authority, path, headers, body)
+
     def submit_request(self, BaseResponseHandler handler not None, method, scheme, authority,
                        path, headers=None, body=None):
         """Queue a request; ``handler`` receives its response. Returns the stream id.
@@ -339,6 +455,11 @@ cdef class ClientSession(Session):
         ``io.IOBase`` or an async iterable of bytes. A ``content-length`` is
         added when the body's length is known.
         """
+        return self._submit(handler, method, scheme, authority, path, headers, body)
+
+    cdef int32_t _submit(self, BaseResponseHandler handler, object method, object scheme,
+                         object authority, object path, object headers,
+                         object body) except -1:
         cdef nghttp2_data_provider provider
         cdef int32_t stream_id
         if self.session == NULL:
@@ -350,9 +471,10 @@ cdef class ClientSession(Session):
         cdef bytes authority_bytes = header_bytes(authority)
         cdef bytes path_bytes = header_bytes(path)
         cdef BodySource source = request_body_source(body, handler)
-        headers = list(headers) if headers is not None else []
-        if source is not None and source.length >= 0 and not has_field(headers, b"content-length"):
-            headers.append((b"content-length", str(source.length).encode("ascii")))
+        if source is not None and source.length >= 0:
+            headers = list(headers) if headers is not None else []
+            if not has_field(headers, b"content-length"):
+                headers.append((b"content-length", str(source.length).encode("ascii")))
         cdef HeaderBlock block
         try:
             block = request_header_block(method_bytes, scheme_bytes, authority_bytes,

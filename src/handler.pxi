@@ -23,15 +23,21 @@ cdef dict _PRELOAD_AS = {
 }
 
 
+cdef int overridden_hooks(type cls, type base, tuple hooks) except -1:
+    """The bits of ``hooks``, ``(bit, name)`` pairs, whose methods ``cls`` overrides."""
+    cdef int flags = 0
+    for bit, name in hooks:
+        if getattr(cls, name) is not getattr(base, name):
+            flags |= bit
+    return flags
+
+
 cdef int callback_flags(type cls) except -1:
     cdef object flags = _callback_flags_by_class.get(cls)
     if flags is None:
-        flags = 0
-        for bit, name in ((HAS_ON_HEADERS, "on_headers"), (HAS_ON_DATA, "on_data"),
-                          (HAS_ON_REQUEST_DONE, "on_request_done"),
-                          (HAS_ON_CLOSE, "on_close")):
-            if getattr(cls, name) is not getattr(BaseRequestHandler, name):
-                flags |= bit
+        flags = overridden_hooks(cls, BaseRequestHandler, (
+            (HAS_ON_HEADERS, "on_headers"), (HAS_ON_DATA, "on_data"),
+            (HAS_ON_REQUEST_DONE, "on_request_done"), (HAS_ON_CLOSE, "on_close")))
         if cls.__init__ is not BaseRequestHandler.__init__ or _python_new(cls):
             flags |= HAS_CONSTRUCTOR
         _callback_flags_by_class[cls] = flags
@@ -503,59 +509,13 @@ cdef class BaseRequestHandler:
     # -- request header storage ------------------------------------------------------
 
     cdef int add_raw_header(self, const nghttp2_vec *name, const nghttp2_vec *value) except -1:
-        cdef size_t needed = self.raw_length + 2 * sizeof(uint32_t) + name.len + value.len
-        cdef size_t capacity
-        cdef char *grown
-        cdef uint32_t lengths[2]
-        if needed > self.raw_capacity:
-            capacity = self.raw_capacity * 2 if self.raw_capacity else 256
-            while capacity < needed:
-                capacity *= 2
-            grown = <char *>realloc(self.raw_headers, capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self.raw_headers = grown
-            self.raw_capacity = capacity
-        lengths[0] = <uint32_t>name.len
-        lengths[1] = <uint32_t>value.len
-        memcpy(self.raw_headers + self.raw_length, lengths, sizeof(lengths))
-        self.raw_length += sizeof(lengths)
-        memcpy(self.raw_headers + self.raw_length, name.base, name.len)
-        self.raw_length += name.len
-        memcpy(self.raw_headers + self.raw_length, value.base, value.len)
-        self.raw_length += value.len
-        return 0
+        return raw_fields_add(&self.raw_headers, name, value)
 
     cdef void release_raw_headers(self) noexcept:
-        free(self.raw_headers)
-        self.raw_headers = NULL
-        self.raw_length = self.raw_capacity = 0
+        raw_fields_release(&self.raw_headers)
 
     cdef list build_headers(self):
-        cdef list headers = []
-        cdef list cookies = None
-        cdef Py_ssize_t cookie_index = -1
-        cdef size_t position = 0
-        cdef uint32_t lengths[2]
-        cdef const char *name
-        cdef bytes value
-        while position < self.raw_length:
-            memcpy(lengths, self.raw_headers + position, sizeof(lengths))
-            name = self.raw_headers + position + sizeof(lengths)
-            value = PyBytes_FromStringAndSize(name + lengths[0], lengths[1])
-            position += sizeof(lengths) + lengths[0] + lengths[1]
-            if lengths[0] == 6 and memcmp(name, b"cookie", 6) == 0:
-                if cookies is None:
-                    cookies = []
-                    cookie_index = len(headers)
-                    headers.append(None)
-                cookies.append(value)
-                continue
-            headers.append((PyBytes_FromStringAndSize(name, lengths[0]), value))
-        if cookies is not None:
-            headers[cookie_index] = (b"cookie", b"; ".join(cookies))
-        self.release_raw_headers()
-        return headers
+        return raw_fields_build(&self.raw_headers, True)
 
 
 # ErrorCode members by value (0x0 to 0xd, without gaps), looked up per stream close.

@@ -293,3 +293,70 @@ cdef bint _ascii_lower_equals(const uint8_t *text, const char *lower, size_t len
         if c != <uint8_t>lower[i]:
             return False
     return True
+
+
+# -- header fields as received ----------------------------------------------------
+
+cdef int raw_fields_add(RawFields *fields, const nghttp2_vec *name,
+                        const nghttp2_vec *value) except -1:
+    """Copy one field after the others (no Python object is made until they are read)."""
+    cdef size_t needed = fields.length + 2 * sizeof(uint32_t) + name.len + value.len
+    cdef size_t capacity
+    cdef char *grown
+    cdef uint32_t lengths[2]
+    if needed > fields.capacity:
+        capacity = fields.capacity * 2 if fields.capacity else 256
+        while capacity < needed:
+            capacity *= 2
+        grown = <char *>realloc(fields.data, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        fields.data = grown
+        fields.capacity = capacity
+    lengths[0] = <uint32_t>name.len
+    lengths[1] = <uint32_t>value.len
+    memcpy(fields.data + fields.length, lengths, sizeof(lengths))
+    fields.length += sizeof(lengths)
+    memcpy(fields.data + fields.length, name.base, name.len)
+    fields.length += name.len
+    memcpy(fields.data + fields.length, value.base, value.len)
+    fields.length += value.len
+    return 0
+
+
+cdef void raw_fields_release(RawFields *fields) noexcept:
+    free(fields.data)
+    fields.data = NULL
+    fields.length = fields.capacity = 0
+
+
+cdef list raw_fields_build(RawFields *fields, bint join_cookies):
+    """The fields as a list of ``(name, value)`` bytes pairs; the copy is released.
+
+    ``join_cookies``: the ``cookie`` fields of a request become one, joined by
+    ``"; "`` (RFC 9113 section 8.2.3), where the first of them was.
+    """
+    cdef list headers = []
+    cdef list cookies = None
+    cdef Py_ssize_t cookie_index = -1
+    cdef size_t position = 0
+    cdef uint32_t lengths[2]
+    cdef const char *name
+    cdef bytes value
+    while position < fields.length:
+        memcpy(lengths, fields.data + position, sizeof(lengths))
+        name = fields.data + position + sizeof(lengths)
+        value = PyBytes_FromStringAndSize(name + lengths[0], lengths[1])
+        position += sizeof(lengths) + lengths[0] + lengths[1]
+        if join_cookies and lengths[0] == 6 and memcmp(name, b"cookie", 6) == 0:
+            if cookies is None:
+                cookies = []
+                cookie_index = len(headers)
+                headers.append(None)
+            cookies.append(value)
+            continue
+        headers.append((PyBytes_FromStringAndSize(name, lengths[0]), value))
+    if cookies is not None:
+        headers[cookie_index] = (b"cookie", b"; ".join(cookies))
+    raw_fields_release(fields)
+    return headers

@@ -19,7 +19,8 @@ if not (BENCH / "run.py").exists():  # e.g. tests run from an sdist without benc
     pytest.skip("no bench/ directory", allow_module_level=True)
 sys.path.insert(0, str(BENCH))
 
-import h2load  # noqa: E402 (bench/ is put on the path above)
+import client as client_bench  # noqa: E402 (bench/ is put on the path above)
+import h2load  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
 import ws_load  # noqa: E402
@@ -190,6 +191,31 @@ def test_full_run_regenerates_the_results_section(tmp_path: Path) -> None:
     assert "- [x] idle connection (7): <= 16 KiB resident memory each" in text
     assert "ran on `asyncio.unix_events._UnixSelectorEventLoop`" in text
     assert "| nghttp2py | asyncio | 11.60 |" in text
+
+
+def test_client_bench_runs_every_client_on_the_named_loop() -> None:
+    """A short bench/client.py run: h2load and both client APIs against the bookstore."""
+    results = client_bench.measure(requests=400, streams=10, rounds=1, loops=("asyncio",),
+                                   books=False)
+    rows = {row.measurement: row for row in results.rows}
+    assert set(rows) == {f"400 requests, 10 in flight: {name}" for name in
+                         ("h2load", "nghttp2py.Client", "nghttp2py.HTTP2Client")}
+    assert all(row.value > 0 and row.unit == "µs CPU/request" for row in rows.values())
+    assert rows["400 requests, 10 in flight: nghttp2py.Client"].loop == "asyncio"
+    assert set(results.ratios) == {"nghttp2py.Client on asyncio",
+                                   "nghttp2py.HTTP2Client on asyncio"}
+    text = client_bench.markdown(results)
+    assert "| 400 requests, 10 in flight: nghttp2py.HTTP2Client | asyncio |" in text
+    assert "- [ ] 3000 books >= 10x faster than httpx's HTTP/2 client (whole process) " \
+           "_(not measured)_" in text
+
+
+def test_client_bench_refuses_a_client_on_another_loop() -> None:
+    script = ("import asyncio, sys\nasync def main():\n    "
+              f"{client_bench._REPORT_LOOP}\nasyncio.run(main())")
+    client_bench.run_client([sys.executable, "-c", script], "asyncio")
+    with pytest.raises(client_bench.LoopMismatch, match="must run on uvloop but reports asyncio"):
+        client_bench.run_client([sys.executable, "-c", script], "uvloop")
 
 
 def websocket_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: int,

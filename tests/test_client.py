@@ -7,6 +7,7 @@ dropped mid-body) is played by the h2 package's server (clientkit.ScriptedServer
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import ssl
@@ -16,7 +17,15 @@ import pytest
 from clientkit import Digest, chunks, free_port, run, scripted, sha, silent_listener
 
 from conftest import digest
-from nghttp2py import BaseRequestHandler, Client, ErrorCode, ServerSettings, Timeout
+from nghttp2py import (
+    BaseRequestHandler,
+    BaseResponseHandler,
+    Client,
+    ErrorCode,
+    Response,
+    ServerSettings,
+    Timeout,
+)
 from nghttp2py.client import (
     ALPNError,
     ConnectError,
@@ -148,9 +157,29 @@ def test_streamed_response_arrives_in_chunks_under_flow_control(server):
                     # A slow reader: the server is held back by the stream window,
                     # so no more than about a window waits unread.
                     await asyncio.sleep(0.01)
-                    assert response._buffered <= 3 * MiB
+                    assert response._stream.buffered <= 3 * MiB
             return bytes(received)
     assert sha(run(main())) == sha(payload(20 * MiB))
+
+
+def test_a_response_is_freed_without_the_garbage_collector(server):
+    """No reference cycle per request: a response read and dropped goes at once."""
+    async def main():
+        async with Client(server.url()) as client:
+            gc.collect()
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                for _ in range(20):
+                    await (await client.get("/bytes/100")).read()
+                await asyncio.sleep(0.2)  # the timeout watchdog lets go of them too
+                gc.collect()
+                return [o for o in gc.garbage if isinstance(o, (Response, BaseResponseHandler))]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+    assert run(main()) == []
 
 
 def test_1000_concurrent_requests_queue_beyond_max_concurrent_streams(serve):

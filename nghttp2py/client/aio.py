@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import json as _json
 import ssl as _ssl
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from .._nghttp2 import BaseResponseHandler, PushPromise
+from .._nghttp2 import BufferedResponseHandler, PushPromise
 from ..errors import ErrorCode
 from .connection import (
     ClientConnection,
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["Client", "Headers", "Response", "Timeout"]
-
-# An unread body pauses its stream's window once this much is buffered; the
-# window reopens when a reader has taken it back below the low mark.
-_HIGH_WATER = 1 << 20
-_LOW_WATER = 256 << 10
 
 _USER_AGENT = ("user-agent", "nghttp2py")
 
@@ -111,28 +105,23 @@ class Headers(Mapping[str, str]):
         return f"Headers({self.raw!r})"
 
 
-class _ResponseStream(BaseResponseHandler):
-    """The engine's side of a Response: passes each event on to it."""
+class _ResponseStream(BufferedResponseHandler):
+    """The engine's side of a Response: it keeps the response's parts (in C).
+
+    It points back at its Response only when the client accepts push (for
+    the promises): without that cycle, a Response and its stream are freed
+    as soon as the application drops them, not by the garbage collector.
+    """
 
     __slots__ = ("response",)
-    response: Response
-
-    def on_headers(self) -> None:
-        self.response._event(_HEADERS)
-
-    def on_data(self, data: bytes) -> None:
-        self.response._data(data)
-
-    def on_response_done(self) -> None:
-        self.response._event(_DONE)
-
-    def on_close(self, error_code: int) -> None:
-        self.response._closed(error_code)
+    response: Response | None
 
     def on_push_promise(self, push_promise: PushPromise) -> None:
-        self.response._promised(push_promise)
+        if self.response is not None:
+            self.response._promised(push_promise)
 
 
+# The phases of a _ResponseStream: waiting, the header block is in, all of it is.
 _WAITING, _HEADERS, _DONE = 0, 1, 2
 
 
@@ -148,30 +137,25 @@ class Response:
     responses the server pushed with this one (when the client accepts push).
     """
 
-    __slots__ = ("_body", "_buffered", "_chunks", "_client", "_connection", "_deadline",
-                 "_error", "_headers", "_last_event", "_reading_all", "_state", "_stream",
-                 "_streaming", "_timeout", "_waiter", "method", "pushed", "url")
+    __slots__ = ("_body", "_client", "_connection", "_deadline", "_error", "_headers",
+                 "_last_event", "_path", "_pushed_responses", "_stream", "_streaming",
+                 "_timeout", "method")
 
-    def __init__(self, client: Client, method: str, url: str, timeout: Timeout) -> None:
+    def __init__(self, client: Client, method: str, path: str, timeout: Timeout) -> None:
         self._client = client
         self.method = method
-        self.url = url
-        self.pushed: list[Response] = []
-        self._stream = _ResponseStream()
-        self._stream.response = self
+        self._path = path
+        self._pushed_responses: list[Response] | None = None
+        stream = self._stream = _ResponseStream()
+        stream.response = self if client.push else None
         self._timeout = timeout
-        loop = client._loop
-        self._deadline = loop.time() + timeout.total if timeout.total is not None else None
+        self._deadline = (client._loop.time() + timeout.total if timeout.total is not None
+                          else None)
         self._last_event = 0.0
-        self._state = _WAITING
         self._error: BaseException | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._reading_all = False
         self._streaming = False
         self._body: bytes | None = None
         self._headers: Headers | None = None
-        self._waiter: asyncio.Future[None] | None = None
         self._connection: ClientConnection | None = None
 
     def __repr__(self) -> str:
@@ -180,13 +164,25 @@ class Response:
     # -- what the application reads -------------------------------------------------------
 
     @property
+    def pushed(self) -> list[Response]:
+        """The responses the server pushed with this one (accepted when the client has push)."""
+        if self._pushed_responses is None:
+            self._pushed_responses = []
+        return self._pushed_responses
+
+    @property
+    def url(self) -> str:
+        """The URL requested."""
+        return self._client._url(self._path)
+
+    @property
     def status(self) -> int:
         """The status code (0 until the header block has arrived)."""
         return self._stream.status
 
     @property
     def headers(self) -> Headers:
-        if self._headers is None and self._state != _WAITING:
+        if self._headers is None and self._stream.phase != _WAITING:
             self._headers = Headers(self._stream.headers)
         return self._headers or Headers([])
 
@@ -209,13 +205,14 @@ class Response:
             return self._body
         if self._streaming:
             raise RuntimeError("the body was read with stream() already")
-        self._reading_all = True
-        if self._stream.reading_paused:
-            self._stream.resume_reading()
-        while self._state != _DONE:
-            await self._wait()
-        self._body = b"".join(self._chunks)
-        self._chunks.clear()
+        stream = self._stream
+        if stream.phase != _DONE:
+            stream.reading_all = True
+            if stream.reading_paused:
+                stream.resume_reading()
+            while stream.phase != _DONE:
+                await self._wait()
+        self._body = stream.take_all()
         return self._body
 
     async def text(self, encoding: str | None = None) -> str:
@@ -229,25 +226,24 @@ class Response:
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk as it arrives (each chunk read once)."""
-        if self._reading_all:
+        stream = self._stream
+        if stream.reading_all:
             raise RuntimeError("the body was read with read() already")
         self._streaming = True
         while True:
-            while self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered < _LOW_WATER and self._stream.reading_paused:
-                    self._stream.resume_reading()
+            chunk = stream.take()
+            if chunk is not None:
                 yield chunk
-            if self._state == _DONE:
+            elif stream.phase == _DONE:
                 return
-            await self._wait()
+            else:
+                await self._wait()
 
     async def aclose(self) -> None:
         """Give up on the rest of the body: reset the stream (CANCEL) unless it is done."""
-        if self._state != _DONE:
+        if self._stream.phase != _DONE:
             self._stream.cancel()
-        self._chunks.clear()
+        self._stream.chunks.clear()
 
     async def __aenter__(self) -> Self:
         return self
@@ -264,35 +260,28 @@ class Response:
 
     # -- sending, and the events of its stream ------------------------------------------------
 
-    def _send(self, connection: ClientConnection, path: str, headers: list[Any],
-              body: Any) -> None:
-        self._connection = connection
-        connection.request(self._stream, self.method, path, headers, body)
+    def _wait(self) -> asyncio.Future[None]:
+        """A future that the stream's next event sets (await it); raises the stream's error.
 
-    async def _wait_headers(self) -> None:
-        while self._state == _WAITING:
-            await self._wait()
-
-    async def _wait(self) -> None:
-        """Until the stream's next event; raise the stream's error if it has one.
-
-        Callers wait in a loop for a state: once it is reached, an error that
+        Callers wait in a loop for a phase: once it is reached, an error that
         came after it is raised only by whoever waits for more.
         """
+        stream = self._stream
+        if self._error is None and stream.close_code >= 0:
+            self._error = self._stream_error(stream.close_code)
         if self._error is not None:
             raise self._error
-        loop = self._client._loop
-        waiter = self._waiter = loop.create_future()
-        self._last_event = loop.time()
-        timed = self._timeout.read is not None or self._deadline is not None
-        if timed:
-            self._client._watch(self)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timed:
-                self._client._waiting.discard(self)
+        client = self._client
+        loop = client._loop
+        waiter: asyncio.Future[None] = loop.create_future()
+        stream.waiter = waiter
+        if self._timeout.read is not None or self._deadline is not None:
+            # The watchdog forgets it once the waiter is done.
+            self._last_event = loop.time()
+            client._waiting.add(self)
+            if client._watchdog is None:
+                client._watchdog = loop.call_later(_WATCHDOG_INTERVAL, client._check_timeouts)
+        return waiter
 
     def _check_time(self, now: float) -> None:
         """Fail the stream if a timeout has passed (the client's watchdog calls this)."""
@@ -306,40 +295,17 @@ class Response:
                 f"{self.method} {self.url}: nothing from the server for {self._timeout.read} s"))
 
     def _fail(self, error: BaseException) -> None:
-        if self._error is None and self._state != _DONE:
+        if self._error is None and self._stream.phase != _DONE:
             self._error = error
             self._stream.cancel()
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._last_event = self._client._loop.time()
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _event(self, state: int) -> None:
-        self._state = state
-        self._wake()
-
-    def _data(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= _HIGH_WATER and not self._reading_all:
-            self._stream.pause_reading()
-        self._wake()
-
-    def _closed(self, error_code: int) -> None:
-        if self._state != _DONE and self._error is None:
-            self._error = self._stream_error(error_code)
-        self._wake()
+            self._stream.wake()
 
     def _promised(self, promise: PushPromise) -> None:
         if not self._client.push:
             return  # rejected
         path = promise.path.decode("latin-1") if promise.path else "/"
-        pushed = Response(self._client, (promise.method or b"GET").decode("latin-1"),
-                          self._client._url(path), self._timeout)
+        pushed = Response(self._client, (promise.method or b"GET").decode("latin-1"), path,
+                          self._timeout)
         pushed._connection = self._connection
         self._stream.accept_push(promise, pushed._stream)
         self.pushed.append(pushed)
@@ -388,6 +354,7 @@ class Client:
                  cafile: str | None = None, timeout: Timeout | float | None = Timeout(),
                  headers: _Headers = None, push: bool = False) -> None:
         self.origin = Origin.from_url(url)
+        self._origin_text = str(self.origin)
         if self.origin.scheme == "http" and (ssl is not None or cafile is not None):
             raise ValueError("ssl and cafile are for https:// URLs")
         if ssl is not None and cafile is not None:
@@ -429,7 +396,8 @@ class Client:
         """
         response = self._pushed.pop(path_of(url, self.origin), None)
         if response is not None:
-            await response._wait_headers()
+            while response._stream.phase == _WAITING:
+                await response._wait()
         return response
 
     async def aclose(self) -> None:
@@ -453,18 +421,24 @@ class Client:
         with a ``content-length`` when its length is known. ``timeout``
         overrides the client's.
         """
-        path = path_of(url, self.origin)
-        all_headers = [*self.headers, *header_list(headers)]
+        path = url if url.startswith("/") else path_of(url, self.origin)
+        all_headers = self.headers if headers is None else [*self.headers, *header_list(headers)]
         request_timeout = self.timeout if timeout is ... else Timeout.of(timeout)
         # A request the server did not process (a GOAWAY above its stream, a
         # REFUSED_STREAM) is sent again, a few times, if its body can be.
         retries = 3 if body is None or isinstance(body, (bytes, str)) else 0
         while True:
-            connection = self._current_connection()
-            response = Response(self, method, self._url(path), request_timeout)
-            response._send(connection, path, all_headers, body)
+            connection = self._connection
+            if connection is None or not connection.accepting_requests:
+                connection = self._current_connection()
+            response = Response(self, method, path, request_timeout)
+            response._connection = connection
+            stream = response._stream
+            # accepting_requests has checked the connection's error.
+            connection.session.request(stream, method, path, all_headers, body)
             try:
-                await response._wait_headers()
+                while stream.phase == _WAITING:
+                    await response._wait()
             except (GoAwayError, StreamResetError) as exc:
                 if exc.retryable and retries:
                     retries -= 1
@@ -475,20 +449,22 @@ class Client:
                 raise
             return response
 
-    async def get(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+    # The shortcuts return request()'s coroutine (one coroutine per request, not two).
 
-    async def head(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        return self.request("GET", url, **kwargs)
 
-    async def post(self, url: str, body: Any = None, **kwargs: Any) -> Response:
-        return await self.request("POST", url, body=body, **kwargs)
+    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        return self.request("HEAD", url, **kwargs)
 
-    async def put(self, url: str, body: Any = None, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, body=body, **kwargs)
+    def post(self, url: str, body: Any = None, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        return self.request("POST", url, body=body, **kwargs)
 
-    async def delete(self, url: str, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+    def put(self, url: str, body: Any = None, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        return self.request("PUT", url, body=body, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
+        return self.request("DELETE", url, **kwargs)
 
     # -- the connection -------------------------------------------------------------------
 
@@ -503,21 +479,20 @@ class Client:
                 connect_timeout=self.timeout.connect)
         return connection
 
-    def _watch(self, response: Response) -> None:
-        self._waiting.add(response)
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
-
     def _check_timeouts(self) -> None:
         self._watchdog = None
         now = self._loop.time()
         for response in list(self._waiting):
-            response._check_time(now)
+            waiter = response._stream.waiter
+            if waiter is None or waiter.done():
+                self._waiting.discard(response)  # woken in time, or its reader gave up
+            else:
+                response._check_time(now)
         if self._waiting:
             self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
 
     def _url(self, path: str) -> str:
-        return f"{self.origin}{path}"
+        return self._origin_text + path
 
 
 def header_list(headers: _Headers) -> list[tuple[Any, Any]]:

@@ -62,7 +62,12 @@ class HTTP2Client:
             handler = handler()
         if isinstance(url, bytes):
             url = url.decode("ascii")
-        self.connection.request(handler, method, path_of(url, self.origin), headers, body)
+        connection = self.connection
+        if connection.error is not None:
+            raise connection.error
+        connection.session.request(handler, method,
+                                   url if url.startswith("/") else path_of(url, self.origin),
+                                   headers, body)
         return handler
 
     def close(self) -> None:

@@ -5,11 +5,10 @@ import asyncio
 import logging
 import os
 import ssl as _ssl
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .._nghttp2 import BaseResponseHandler, ClientSession
+from .._nghttp2 import ClientSession
 from ..settings import ServerSettings
 from .errors import (
     ALPNError,
@@ -80,20 +79,21 @@ def path_of(url: str, origin: Origin) -> str:
 class ClientConnection(asyncio.BufferedProtocol):
     """One HTTP/2 connection to ``origin``, opened at once in the background.
 
-    Requests may be sent (:meth:`request`) before it is up: they wait in the
-    session. If connecting fails, or the connection ends, every request
-    still open ends with ``error`` (a :class:`ConnectError`,
-    :class:`GoAwayError` or :class:`ConnectionClosedError`).
+    Requests go straight to its ``session`` (``session.request(handler,
+    method, path, headers, body)``) as long as ``error`` is None, even before
+    it is up: they wait in the session. If connecting fails, or the
+    connection ends, every request still open ends with ``error`` (a
+    :class:`ConnectError`, :class:`GoAwayError` or
+    :class:`ConnectionClosedError`).
     """
 
     def __init__(self, origin: Origin, *, ssl_context: _ssl.SSLContext | None,
                  loop: asyncio.AbstractEventLoop, settings: dict[str, int],
                  connect_timeout: float | None) -> None:
         self.origin = origin
-        self._scheme = origin.scheme
-        self._authority = origin.authority
         self.loop = loop
-        self.session = ClientSession(settings, scheme=origin.scheme.encode(), loop=loop)
+        self.session = ClientSession(settings, scheme=origin.scheme.encode(),
+                                     authority=origin.authority.encode(), loop=loop)
         self.error: BaseException | None = None
         self._transport: asyncio.Transport | None = None
         self._buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
@@ -140,14 +140,6 @@ class ClientConnection(asyncio.BufferedProtocol):
     @property
     def open_streams(self) -> int:
         return self.session.open_streams
-
-    def request(self, handler: BaseResponseHandler, method: str | bytes, path: str | bytes,
-                headers: Iterable[tuple[Any, Any]] | None = None, body: Any = None) -> int:
-        """Send a request; ``handler`` receives the response. Returns its stream id."""
-        if self.error is not None:
-            raise self.error
-        return self.session.submit_request(handler, method, self._scheme, self._authority,
-                                           path, headers, body)
 
     def close(self) -> None:
         """Close gracefully: streams already open finish first."""
