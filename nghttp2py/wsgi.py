@@ -10,7 +10,6 @@ too much is queued), and the iterable's ``close()`` is always called.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import sys
@@ -43,6 +42,74 @@ class ClientGone(OSError):
     """Raised in the app's thread (reading wsgi.input, writing) once the client has gone."""
 
 
+class _Pool:
+    """Requests waiting for a thread, run by at most ``limit`` loops in the executor.
+
+    A loop takes requests until none is left, so a busy server submits to the
+    executor (a ``Future``, a thread wake-up) once per burst, not per request.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        # ThreadPoolExecutor has no public size; more loops than threads would only queue.
+        self.limit: int = getattr(executor, "_max_workers", 32)
+        self.waiting: deque[WSGIHandler] = deque()
+        self.lock = threading.Lock()
+        self.running = 0
+
+    def submit(self, handler: WSGIHandler) -> None:
+        with self.lock:
+            self.waiting.append(handler)
+            if self.running >= self.limit:
+                return
+            self.running += 1
+        try:
+            self.executor.submit(self.work)
+        except BaseException:
+            with self.lock:
+                self.running -= 1
+                self.waiting.remove(handler)
+            raise
+
+    def work(self) -> None:
+        while True:
+            with self.lock:
+                if not self.waiting:
+                    self.running -= 1
+                    return
+                handler = self.waiting.popleft()
+            handler.run()
+
+
+class _Outbox:
+    """Calls from the apps' threads to one loop: one wake-up for all queued since the last."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
+        self.scheduled = False
+
+    def post(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.calls.append((callback, args))
+        if not self.scheduled:
+            self.scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:  # the loop is closed: the server is gone
+                pass
+
+    def drain(self) -> None:
+        # Cleared first: a call posted while draining either is drained here or schedules anew.
+        self.scheduled = False
+        calls = self.calls
+        while calls:
+            callback, args = calls.popleft()
+            try:
+                callback(*args)
+            except Exception:
+                logger.exception("WSGI completion %r failed", callback)
+
+
 def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
                  server: tuple[str, int | None] | None = None,
                  multiprocess: bool = False) -> type[BaseRequestHandler]:
@@ -55,7 +122,8 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
     if not callable(app):
         raise TypeError(f"a WSGI app is a callable, not {type(app).__name__}")
     return type("WSGIApp", (WSGIHandler,), {
-        "wsgi_app": staticmethod(app), "wsgi_executor": executor,
+        "wsgi_app": staticmethod(app), "wsgi_executor": executor, "wsgi_pool": _Pool(executor),
+        "wsgi_outbox": None, "wsgi_hosts": {}, "wsgi_keys": {},
         "wsgi_root_path": root_path.rstrip("/"), "wsgi_server": server,
         "wsgi_multiprocess": multiprocess, "requests": 0, "__module__": __name__})
 
@@ -63,7 +131,7 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
 class RequestBody(io.RawIOBase):
     """``wsgi.input``: the request body, read in the app's thread as it arrives."""
 
-    def __init__(self, handler: WSGIHandler) -> None:
+    def __init__(self, handler: WSGIHandler, ready: threading.Condition) -> None:
         super().__init__()
         self._handler = handler
         self._chunks: deque[bytes] = deque()
@@ -71,7 +139,7 @@ class RequestBody(io.RawIOBase):
         self._eof = False
         self._gone = False
         self._dropping = False
-        self._ready = threading.Condition()
+        self._ready = ready  # the handler's one condition: one lock per request
 
     # -- the loop's side -------------------------------------------------------------
 
@@ -170,24 +238,36 @@ class WSGIHandler(BaseRequestHandler):
 
     wsgi_app: WSGIApp
     wsgi_executor: Executor
+    wsgi_pool: _Pool
+    wsgi_outbox: _Outbox | None  # the loop this class last served, shared by its requests
+    wsgi_hosts: dict[tuple[bytes | None, bytes | None], tuple[str, str, str]]
+    # (scheme, host) -> (host, SERVER_NAME, SERVER_PORT)
+    wsgi_keys: dict[bytes, str]  # header name -> environ key
     wsgi_root_path: str
     wsgi_server: tuple[str, int | None] | None
     wsgi_multiprocess: bool
     requests: int  # requests started, for --max-requests
 
     def on_headers(self) -> None:
-        type(self).requests += 1
-        self.loop = asyncio.get_running_loop()
-        self.input = RequestBody(self)
+        cls = type(self)
+        cls.requests += 1
+        outbox = cls.wsgi_outbox
+        loop = asyncio.get_running_loop()
+        if outbox is None or outbox.loop is not loop:
+            outbox = cls.wsgi_outbox = _Outbox(loop)
+        self.outbox = outbox
+        self.room = threading.Condition()
+        self.input = RequestBody(self, self.room)
         self.gone = False
         self.chunks: deque[bytes] = deque()
         self.queued = 0
         self.finished = False
         self.error: BaseException | None = None
-        self.room = threading.Condition()
-        # Not run_in_executor: its asyncio future would wake the loop once more per
-        # request, for a result nobody awaits (run() answers everything itself).
-        self.wsgi_executor.submit(self.run, self.environ())
+        self.start: tuple[str, list[tuple[str, str]]] | None = None
+        self.response_sent = False
+        self.final: tuple[int, list[tuple[str, str]], bytes] | None = None
+        self.wsgi_environ = self.environ()
+        self.wsgi_pool.submit(self)
 
     def on_data(self, data: bytes) -> None:
         if self.input.feed(data):
@@ -206,25 +286,25 @@ class WSGIHandler(BaseRequestHandler):
 
     def loop_call(self, callback: Callable[..., object], *args: object) -> None:
         """Run ``callback`` on the server's loop (from the app's thread)."""
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
-            self.loop.call_soon_threadsafe(callback, *args)
+        self.outbox.post(callback, args)
 
     # -- the environ ---------------------------------------------------------------
 
     def environ(self) -> dict[str, Any]:
         target = self.path or b"/"
         raw_path, _, query = target.partition(b"?")
-        path = unquote_to_bytes(raw_path).decode("latin-1")
+        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
         script_name = self.wsgi_root_path
         if script_name and (path == script_name or path.startswith(script_name + "/")):
             path = path[len(script_name):]
-        host = (self.host or b"").decode("latin-1")
-        server = self.wsgi_server
-        if server is not None and server[1] is not None:
-            server_name, server_port = server[0], str(server[1])
-        else:
-            server_name, _, server_port = host.rpartition(":") if ":" in host else (host, "", "")
-            server_port = server_port or ("443" if self.scheme == b"https" else "80")
+        cls = type(self)
+        hosts = cls.wsgi_hosts
+        known = hosts.get((self.scheme, self.host))
+        if known is None:
+            known = self.server_of(self.host)
+            if len(hosts) < 64:  # a client inventing hosts gets no cache
+                hosts[self.scheme, self.host] = known
+        host, server_name, server_port = known
         environ: dict[str, Any] = {
             "REQUEST_METHOD": (self.method or b"GET").decode("latin-1"),
             "SCRIPT_NAME": script_name,
@@ -246,42 +326,53 @@ class WSGIHandler(BaseRequestHandler):
         if isinstance(client, tuple) and client:
             environ["REMOTE_ADDR"] = str(client[0])
             environ["REMOTE_PORT"] = str(client[1])
+        keys = cls.wsgi_keys
         for name, value in self.headers:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value.decode("latin-1")
-                continue
-            key = "HTTP_" + key
+            key = keys.get(name)
+            if key is None:
+                key = name.decode("latin-1").upper().replace("-", "_")
+                if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                    key = "HTTP_" + key
+                if len(keys) < 256:  # a client inventing names gets no cache
+                    keys[name] = key
             text = value.decode("latin-1")
-            environ[key] = f"{environ[key]},{text}" if key in environ else text
+            if key in environ and key[0] == "H":
+                text = f"{environ[key]},{text}"
+            environ[key] = text
         if host and "HTTP_HOST" not in environ:
             environ["HTTP_HOST"] = host
         return environ
 
+    def server_of(self, host_bytes: bytes | None) -> tuple[str, str, str]:
+        """``(host, SERVER_NAME, SERVER_PORT)`` for a request's host."""
+        host = (host_bytes or b"").decode("latin-1")
+        server = self.wsgi_server
+        if server is not None and server[1] is not None:
+            return host, server[0], str(server[1])
+        server_name, _, server_port = host.rpartition(":") if ":" in host else (host, "", "")
+        return host, server_name, server_port or ("443" if self.scheme == b"https" else "80")
+
     # -- the app's thread --------------------------------------------------------------
 
-    def run(self, environ: dict[str, Any]) -> None:
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        """The ``start_response`` callable given to the app."""
+        if exc_info is not None:
+            try:
+                if self.response_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.start is not None:
+            raise RuntimeError("start_response() called twice without exc_info")
+        self.start = (status, headers)
+        return self.write
+
+    def run(self) -> None:
         """Call the app and hand its response to the loop, chunk by chunk."""
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
-            if exc_info is not None:
-                try:
-                    if self.response_sent:
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif started:
-                raise RuntimeError("start_response() called twice without exc_info")
-            started[:] = [status, headers]
-            return self.write
-
-        self.response_sent = False
-        self.start = started
         result = None
         try:
-            result = self.wsgi_app(environ, start_response)
+            result = self.wsgi_app(self.wsgi_environ, self.start_response)
             iterator = iter(result)
             first = next(iterator, None)
             if first is None:
@@ -308,10 +399,14 @@ class WSGIHandler(BaseRequestHandler):
                 except Exception as exc:
                     logger.error("closing the WSGI response of stream %d failed",
                                  self.stream_id, exc_info=exc)
-            self.loop_call(self.app_done)
+            self.outbox.post(self.app_done, ())
 
     def app_done(self) -> None:
-        """The app has returned: a client still sending the body is no longer held back."""
+        """The app has returned: its one-piece response goes out, and a client still
+        sending the body is no longer held back."""
+        if self.final is not None:
+            self.respond(*self.final)
+            self.final = None
         self.input.drop()
         if self.reading_paused and not self.gone:
             self.resume_reading()
@@ -324,15 +419,15 @@ class WSGIHandler(BaseRequestHandler):
         """Queue a body chunk for the loop; wait while too much is queued."""
         if self.gone:
             raise ClientGone("the client has gone")
-        if not self.start:
+        if self.start is None:
             raise RuntimeError("the WSGI app sent its body before calling start_response()")
         if not self.response_sent:
             self.response_sent = True
             status, headers = self.start
-            self.loop_call(self.respond, int(status.split(None, 1)[0]), headers,
-                           bytes(chunk) if last else None)
-            if last:
+            if last:  # sent with app_done: one call to the loop for the whole answer
+                self.final = (int(status.split(None, 1)[0]), headers, bytes(chunk))
                 return
+            self.loop_call(self.respond, int(status.split(None, 1)[0]), headers, None)
         if chunk or last:
             with self.room:
                 if chunk:
@@ -351,8 +446,7 @@ class WSGIHandler(BaseRequestHandler):
             self.response_sent = True
             logger.error("WSGI app raised on stream %d from %s", self.stream_id,
                          self.client_address, exc_info=exc)
-            self.loop_call(self.respond, 500,
-                           [("content-type", "text/plain; charset=utf-8")], _ERROR_BODY)
+            self.final = (500, [("content-type", "text/plain; charset=utf-8")], _ERROR_BODY)
             return
         with self.room:
             self.error = exc  # the engine resets the stream when it next pulls
