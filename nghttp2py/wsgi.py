@@ -36,6 +36,7 @@ WRITE_AHEAD = 65536
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding",
                          "upgrade", "te"))
 _ERROR_BODY = b"Internal Server Error\n"
+_PROTOCOLS = {"2": "HTTP/2", "1.1": "HTTP/1.1", "3": "HTTP/3"}
 
 
 class ClientGone(OSError):
@@ -125,7 +126,12 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
         "wsgi_app": staticmethod(app), "wsgi_executor": executor, "wsgi_pool": _Pool(executor),
         "wsgi_outbox": None, "wsgi_hosts": {}, "wsgi_keys": {},
         "wsgi_root_path": root_path.rstrip("/"), "wsgi_server": server,
-        "wsgi_multiprocess": multiprocess, "requests": 0, "__module__": __name__})
+        "wsgi_multiprocess": multiprocess, "requests": 0, "__module__": __name__,
+        "wsgi_template": {
+            "SCRIPT_NAME": root_path.rstrip("/"), "wsgi.version": (1, 0),
+            "wsgi.input_terminated": True, "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False}})
 
 
 class RequestBody(io.RawIOBase):
@@ -154,11 +160,12 @@ class RequestBody(io.RawIOBase):
             return self._buffered >= READ_AHEAD
 
     def drop(self) -> None:
-        """The app is done: what is buffered and what still comes is thrown away."""
-        with self._ready:
-            self._dropping = True
-            self._chunks.clear()
-            self._buffered = 0
+        """The app is done: what is buffered and what still comes is thrown away.
+
+        No lock: the app's thread, the only other reader, has returned."""
+        self._dropping = True
+        self._chunks.clear()
+        self._buffered = 0
 
     def feed_eof(self, gone: bool = False) -> None:
         with self._ready:
@@ -244,6 +251,7 @@ class WSGIHandler(BaseRequestHandler):
     # (scheme, host) -> (host, SERVER_NAME, SERVER_PORT)
     wsgi_keys: dict[bytes, str]  # header name -> environ key
     wsgi_root_path: str
+    wsgi_template: dict[str, Any]  # the environ's keys that are the same for every request
     wsgi_server: tuple[str, int | None] | None
     wsgi_multiprocess: bool
     requests: int  # requests started, for --max-requests
@@ -266,6 +274,7 @@ class WSGIHandler(BaseRequestHandler):
         self.start: tuple[str, list[tuple[str, str]]] | None = None
         self.response_sent = False
         self.final: tuple[int, list[tuple[str, str]], bytes] | None = None
+        self.done = False  # app_done has run: no thread of the app's is left to wake
         self.wsgi_environ = self.environ()
         self.wsgi_pool.submit(self)
 
@@ -280,6 +289,8 @@ class WSGIHandler(BaseRequestHandler):
         if not hasattr(self, "input"):
             return  # refused before on_headers (413, 431...): the app never ran
         self.gone = True
+        if self.done:
+            return
         self.input.feed_eof(gone=True)
         with self.room:
             self.room.notify_all()
@@ -305,23 +316,17 @@ class WSGIHandler(BaseRequestHandler):
             if len(hosts) < 64:  # a client inventing hosts gets no cache
                 hosts[self.scheme, self.host] = known
         host, server_name, server_port = known
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": (self.method or b"GET").decode("latin-1"),
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path,
-            "QUERY_STRING": query.decode("latin-1"),
-            "SERVER_NAME": server_name,
-            "SERVER_PORT": server_port,
-            "SERVER_PROTOCOL": f"HTTP/{self.http_version}",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": (self.scheme or b"http").decode("latin-1"),
-            "wsgi.input": self.input,
-            "wsgi.input_terminated": True,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": self.wsgi_multiprocess,
-            "wsgi.run_once": False,
-        }
+        environ = cls.wsgi_template.copy()
+        environ["REQUEST_METHOD"] = (self.method or b"GET").decode("latin-1")
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["SERVER_NAME"] = server_name
+        environ["SERVER_PORT"] = server_port
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(self.http_version) or (
+            f"HTTP/{self.http_version}")
+        environ["wsgi.url_scheme"] = "https" if self.scheme == b"https" else (
+            (self.scheme or b"http").decode("latin-1"))
+        environ["wsgi.input"] = self.input
         client = self.client_address
         if isinstance(client, tuple) and client:
             environ["REMOTE_ADDR"] = str(client[0])
@@ -404,6 +409,7 @@ class WSGIHandler(BaseRequestHandler):
     def app_done(self) -> None:
         """The app has returned: its one-piece response goes out, and a client still
         sending the body is no longer held back."""
+        self.done = True
         if self.final is not None:
             self.respond(*self.final)
             self.final = None
