@@ -46,8 +46,10 @@ class ClientGone(OSError):
 class _Pool:
     """Requests waiting for a thread, run by at most ``limit`` loops in the executor.
 
-    A loop takes requests until none is left, so a busy server submits to the
-    executor (a ``Future``, a thread wake-up) once per burst, not per request.
+    A loop takes requests until none is left. A new loop is submitted only
+    when a request waits and every running loop is inside an app (checked when
+    a request arrives and when a loop takes one), so a busy server submits to
+    the executor (a ``Future``, a thread wake-up) far less than once per request.
     """
 
     def __init__(self, executor: Executor) -> None:
@@ -56,12 +58,14 @@ class _Pool:
         self.limit: int = getattr(executor, "_max_workers", 32)
         self.waiting: deque[WSGIHandler] = deque()
         self.lock = threading.Lock()
-        self.running = 0
+        self.running = 0  # loops submitted and not yet ended
+        self.busy = 0  # loops inside an app
 
     def submit(self, handler: WSGIHandler) -> None:
         with self.lock:
             self.waiting.append(handler)
-            if self.running >= self.limit:
+            # A running loop outside an app takes a waiting request before it can end.
+            if self.running > self.busy or self.running >= self.limit:
                 return
             self.running += 1
         try:
@@ -69,17 +73,34 @@ class _Pool:
         except BaseException:
             with self.lock:
                 self.running -= 1
+                if handler not in self.waiting:
+                    return  # a loop that just left its app has taken it
                 self.waiting.remove(handler)
             raise
 
     def work(self) -> None:
-        while True:
-            with self.lock:
-                if not self.waiting:
-                    self.running -= 1
-                    return
-                handler = self.waiting.popleft()
-            handler.run()
+        lock, waiting = self.lock, self.waiting
+        lock.acquire()
+        while waiting:
+            handler = waiting.popleft()
+            self.busy += 1
+            more = bool(waiting) and self.running == self.busy and self.running < self.limit
+            if more:
+                self.running += 1
+            lock.release()
+            if more:
+                try:
+                    self.executor.submit(self.work)
+                except RuntimeError:  # shut down: the running loops take the rest
+                    with lock:
+                        self.running -= 1
+            try:
+                handler.run()
+            finally:
+                lock.acquire()
+                self.busy -= 1
+        self.running -= 1
+        lock.release()
 
 
 class _Outbox:
