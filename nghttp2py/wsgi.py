@@ -160,7 +160,7 @@ class RequestBody(io.RawIOBase):
 
     def __init__(self, handler: WSGIHandler, ready: threading.Condition) -> None:
         super().__init__()
-        self._handler = handler
+        self._handler: WSGIHandler | None = handler  # None once the app has returned
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._eof = False
@@ -258,7 +258,9 @@ class RequestBody(io.RawIOBase):
         was_full = self._buffered >= READ_AHEAD
         self._buffered -= length
         if was_full and self._buffered < READ_AHEAD:
-            self._handler.loop_call(self._handler.resume_reading)
+            handler = self._handler
+            if handler is not None:
+                handler.loop_call(handler.resume_reading)
 
 
 class WSGIHandler(BaseRequestHandler):
@@ -398,7 +400,9 @@ class WSGIHandler(BaseRequestHandler):
         """Call the app and hand its response to the loop, chunk by chunk."""
         result = None
         try:
-            result = self.wsgi_app(self.wsgi_environ, self.start_response)
+            environ = self.wsgi_environ
+            del self.wsgi_environ  # environ -> wsgi.input -> self: no cycle left behind
+            result = self.wsgi_app(environ, self.start_response)
             iterator = iter(result)
             first = next(iterator, None)
             if first is None:
@@ -435,6 +439,9 @@ class WSGIHandler(BaseRequestHandler):
             self.respond(*self.final)
             self.final = None
         self.input.drop()
+        # Freed by reference counting, not left to the cyclic GC: it ran every few
+        # hundred requests, a sixth of the instructions.
+        self.input._handler = None
         if self.reading_paused and not self.gone:
             self.resume_reading()
 
