@@ -10,6 +10,7 @@ too much is queued), and the iterable's ``close()`` is always called.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
@@ -41,6 +42,29 @@ _PROTOCOLS = {"2": "HTTP/2", "1.1": "HTTP/1.1", "3": "HTTP/3"}
 
 class ClientGone(OSError):
     """Raised in the app's thread (reading wsgi.input, writing) once the client has gone."""
+
+
+class _Gate:
+    """A request's lock, and a condition on it made only once a thread has to wait.
+
+    Most requests never wait: they pay for a C lock, not for a ``Condition``."""
+
+    __slots__ = ("lock", "_waiting")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._waiting: threading.Condition | None = None
+
+    def wait(self) -> None:
+        """Wait for :meth:`notify_all` (the lock held)."""
+        if self._waiting is None:
+            self._waiting = threading.Condition(self.lock)
+        self._waiting.wait()
+
+    def notify_all(self) -> None:
+        """Wake whoever waits (the lock held)."""
+        if self._waiting is not None:
+            self._waiting.notify_all()
 
 
 class _Pool:
@@ -115,10 +139,8 @@ class _Outbox:
         self.calls.append((callback, args))
         if not self.scheduled:
             self.scheduled = True
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
                 self.loop.call_soon_threadsafe(self.drain)
-            except RuntimeError:  # the loop is closed: the server is gone
-                pass
 
     def drain(self) -> None:
         # Cleared first: a call posted while draining either is drained here or schedules anew.
@@ -158,26 +180,26 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
 class RequestBody(io.RawIOBase):
     """``wsgi.input``: the request body, read in the app's thread as it arrives."""
 
-    def __init__(self, handler: WSGIHandler, ready: threading.Condition) -> None:
-        super().__init__()
+    _buffered = 0
+    _eof = False
+    _gone = False
+    _dropping = False
+
+    def __init__(self, handler: WSGIHandler, gate: _Gate) -> None:
         self._handler: WSGIHandler | None = handler  # None once the app has returned
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._eof = False
-        self._gone = False
-        self._dropping = False
-        self._ready = ready  # the handler's one condition: one lock per request
+        self._gate = gate  # the handler's: one lock per request
 
     # -- the loop's side -------------------------------------------------------------
 
     def feed(self, data: bytes) -> bool:
         """Add a chunk; True once enough is buffered that reading should pause."""
-        with self._ready:
+        with self._gate.lock:
             if self._dropping:
                 return False
             self._chunks.append(data)
             self._buffered += len(data)
-            self._ready.notify()
+            self._gate.notify_all()
             return self._buffered >= READ_AHEAD
 
     def drop(self) -> None:
@@ -189,10 +211,10 @@ class RequestBody(io.RawIOBase):
         self._buffered = 0
 
     def feed_eof(self, gone: bool = False) -> None:
-        with self._ready:
+        with self._gate.lock:
             self._eof = True
             self._gone = self._gone or gone
-            self._ready.notify()
+            self._gate.notify_all()
 
     # -- the app's side ----------------------------------------------------------------
 
@@ -218,7 +240,7 @@ class RequestBody(io.RawIOBase):
     def readline(self, size: int | None = -1) -> bytes:
         line = bytearray()
         while size is None or size < 0 or len(line) < size:
-            with self._ready:
+            with self._gate.lock:
                 self._wait()
                 if not self._chunks:
                     break
@@ -233,7 +255,7 @@ class RequestBody(io.RawIOBase):
         return bytes(line)
 
     def _take(self, size: int) -> bytes:
-        with self._ready:
+        with self._gate.lock:
             self._wait()
             taken = bytearray()
             while self._chunks and len(taken) < size:
@@ -245,7 +267,7 @@ class RequestBody(io.RawIOBase):
 
     def _wait(self) -> None:
         while not self._chunks and not self._eof:
-            self._ready.wait()
+            self._gate.wait()
         if self._gone:
             raise ClientGone("the client has gone")
 
@@ -279,6 +301,17 @@ class WSGIHandler(BaseRequestHandler):
     wsgi_multiprocess: bool
     requests: int  # requests started, for --max-requests
 
+    # Per request; class-level defaults, so that on_headers sets only what differs.
+    gone = False
+    queued = 0
+    finished = False
+    error: BaseException | None = None
+    start: tuple[str, list[tuple[str, str]]] | None = None
+    response_sent = False
+    final: tuple[int, list[tuple[str, str]], bytes] | None = None
+    done = False  # app_done has run: no thread of the app's is left to wake
+    chunks: deque[bytes]  # a streamed body's, made when streaming starts
+
     def on_headers(self) -> None:
         cls = type(self)
         cls.requests += 1
@@ -287,17 +320,8 @@ class WSGIHandler(BaseRequestHandler):
         if outbox is None or outbox.loop is not loop:
             outbox = cls.wsgi_outbox = _Outbox(loop)
         self.outbox = outbox
-        self.room = threading.Condition()
+        self.room = _Gate()
         self.input = RequestBody(self, self.room)
-        self.gone = False
-        self.chunks: deque[bytes] = deque()
-        self.queued = 0
-        self.finished = False
-        self.error: BaseException | None = None
-        self.start: tuple[str, list[tuple[str, str]]] | None = None
-        self.response_sent = False
-        self.final: tuple[int, list[tuple[str, str]], bytes] | None = None
-        self.done = False  # app_done has run: no thread of the app's is left to wake
         self.wsgi_environ = self.environ()
         self.wsgi_pool.submit(self)
 
@@ -315,7 +339,7 @@ class WSGIHandler(BaseRequestHandler):
         if self.done:
             return
         self.input.feed_eof(gone=True)
-        with self.room:
+        with self.room.lock:
             self.room.notify_all()
 
     def loop_call(self, callback: Callable[..., object], *args: object) -> None:
@@ -345,8 +369,8 @@ class WSGIHandler(BaseRequestHandler):
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["SERVER_NAME"] = server_name
         environ["SERVER_PORT"] = server_port
-        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(self.http_version) or (
-            f"HTTP/{self.http_version}")
+        version = self.http_version
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version or "") or f"HTTP/{version}"
         environ["wsgi.url_scheme"] = "https" if self.scheme == b"https" else (
             (self.scheme or b"http").decode("latin-1"))
         environ["wsgi.input"] = self.input
@@ -461,15 +485,16 @@ class WSGIHandler(BaseRequestHandler):
             if last:  # sent with app_done: one call to the loop for the whole answer
                 self.final = (int(status.split(None, 1)[0]), headers, bytes(chunk))
                 return
+            self.chunks = deque()
             self.loop_call(self.respond, int(status.split(None, 1)[0]), headers, None)
         if chunk or last:
-            with self.room:
+            with self.room.lock:
                 if chunk:
                     self.chunks.append(bytes(chunk))
                     self.queued += len(chunk)
                 self.finished = last
             self.loop_call(self.resume)
-        with self.room:
+        with self.room.lock:
             while self.queued > WRITE_AHEAD and not self.gone:
                 self.room.wait()
         if self.gone:
@@ -482,7 +507,7 @@ class WSGIHandler(BaseRequestHandler):
                          self.client_address, exc_info=exc)
             self.final = (500, [("content-type", "text/plain; charset=utf-8")], _ERROR_BODY)
             return
-        with self.room:
+        with self.room.lock:
             self.error = exc  # the engine resets the stream when it next pulls
         self.loop_call(self.resume)
 
@@ -492,7 +517,7 @@ class WSGIHandler(BaseRequestHandler):
         if self.gone:
             return
         if self.method == b"HEAD":
-            with self.room:  # no body goes out: the app's thread stops producing it
+            with self.room.lock:  # no body goes out: the app's thread stops producing it
                 self.gone = True
                 self.room.notify_all()
         fields = []
@@ -504,7 +529,7 @@ class WSGIHandler(BaseRequestHandler):
             self.send_response(status, fields, body if body is not None else self.pull)
         except Exception as exc:  # noqa: BLE001 -- a bad status or header from the app
             logger.error("WSGI app's response on stream %d is invalid: %s", self.stream_id, exc)
-            with self.room:
+            with self.room.lock:
                 self.gone = True
                 self.room.notify_all()
             self.send_response(500, [("content-type", "text/plain; charset=utf-8")],
@@ -512,7 +537,7 @@ class WSGIHandler(BaseRequestHandler):
 
     def pull(self, size: int) -> tuple[bytes, int]:
         """The streamed body, as the engine pulls it: ``(data, flag)``."""
-        with self.room:
+        with self.room.lock:
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
