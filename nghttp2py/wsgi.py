@@ -161,7 +161,8 @@ def wsgi_handler(app: WSGIApp, *, executor: Executor, root_path: str = "",
 
     ``root_path`` becomes ``SCRIPT_NAME``, ``server`` gives ``SERVER_NAME``
     and ``SERVER_PORT`` (else the request's host), ``multiprocess`` is
-    ``wsgi.multiprocess``.
+    ``wsgi.multiprocess``. At most as many requests run at once as a
+    ``ThreadPoolExecutor`` has workers (32 for another kind of executor).
     """
     if not callable(app):
         raise TypeError(f"a WSGI app is a callable, not {type(app).__name__}")
