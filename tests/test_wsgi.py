@@ -10,7 +10,7 @@ import h2.events
 import httpx
 import pytest
 
-from conftest import response_of, run_peer
+from conftest import StreamReader, response_of, run_peer
 from nghttp2py import ErrorCode
 from nghttp2py.wsgi import wsgi_handler
 
@@ -229,3 +229,40 @@ def test_answering_before_reading_an_upload_does_not_stall_the_client(serve_wsgi
     with h2c() as client:
         response = client.post(server.url(), content=b"x" * (5 * MiB))
     assert (response.status_code, response.text) == (413, "too large")
+
+
+def test_a_burst_beyond_the_pool_runs_four_at_once_and_all_are_answered(serve_wsgi, h2_client):
+    """Six requests arrive together on a pool of 4 threads: the first four only finish
+    if they run at the same time, and no more than four ever do. Twice: the second burst
+    finds the pool's threads started (starting one lets the first requests in early)."""
+    together = threading.Barrier(4, timeout=5)
+    lock = threading.Lock()
+    running = [0, 0]  # now, most
+
+    def app(environ, start_response):
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        try:
+            if environ["PATH_INFO"] != "/late":
+                together.wait()
+        finally:
+            with lock:
+                running[0] -= 1
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    server = serve_wsgi(app)
+    client = h2_client(server.port)
+    reader = StreamReader(client)
+    paths = ["/a", "/b", "/c", "/d", "/late", "/late"]
+    for _ in range(2):
+        streams = []
+        for path in paths:  # one write: the server reads them in one go
+            streams.append(client.conn.get_next_available_stream_id())
+            client.conn.send_headers(streams[-1], [
+                (":method", "GET"), (":scheme", "http"), (":authority", client.authority),
+                (":path", path)], end_stream=True)
+        client.flush()
+        assert [reader.response(sid) for sid in streams] == [(200, p.encode()) for p in paths]
+    assert running == [0, 4]
