@@ -488,9 +488,19 @@ cdef class WebSocketOutput(BodySource):
     # The last read found nothing: the protocol waits for resume_body.
     cdef bint deferred
     cdef WebSocket websocket
+    # A large payload sent from the application's own str/bytes, not copied in:
+    # lent_data[lent_offset:lent_size] goes out when the buffer reaches lent_at.
+    cdef object lent
+    cdef const char *lent_data
+    cdef size_t lent_at, lent_offset, lent_size
+    # The NO_COPY read just made was of the lent payload (take() follows).
+    cdef bint taking_lent
 
     cdef int append(self, const uint8_t *head, size_t head_size, const char *payload,
                     size_t size) except -1
+    cdef int lend(self, const uint8_t *head, size_t head_size, object owner,
+                  const char *payload, size_t size) except -1
+    cdef size_t pending(self) noexcept
     cdef void taken(self) noexcept
 
 
@@ -523,6 +533,8 @@ cdef class WebSocket:
     cdef bint message_compressed
     cdef char *message
     cdef size_t message_length, message_capacity
+    # A message in one binary frame is unmasked straight into its bytes (else None).
+    cdef bytes message_bytes
     cdef uint64_t compressed_length
     cdef uint32_t utf8_state
     cdef uint8_t control[125]
@@ -553,6 +565,9 @@ cdef class WebSocket:
     cdef void release_credit(self) noexcept
     cdef int send_frame(self, int opcode, const char *payload, size_t size,
                         bint compressed) except -1
+    cdef int send_lent(self, int opcode, object owner, const char *payload, size_t size,
+                       bint compressed) except -1
+    cdef int queued(self) except -1
     cdef int send_close(self, int code, str reason) except -1
     cdef object new_deflater(self)
     cdef int send_compressed(self, int opcode, object payload) except -1

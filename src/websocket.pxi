@@ -25,6 +25,8 @@ cdef bytes _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 cdef Py_ssize_t COMPRESS_MIN_SIZE = 128
 # A message buffer larger than this is freed after its message, not kept.
 cdef size_t KEEP_BUFFER = 65536
+# A payload this large is sent from the application's str or bytes, not copied.
+cdef size_t LEND_MIN_SIZE = 65536
 cdef str _CLOSE_REASON_TOO_LONG = "a close reason is at most 123 bytes of UTF-8"
 
 
@@ -89,11 +91,28 @@ cdef void unmask(uint8_t *out, const uint8_t *data, size_t length, const uint8_t
     """XOR ``data`` with the 4-byte ``mask``, starting ``offset`` bytes into the payload."""
     cdef uint8_t key[8]
     cdef uint64_t word, key_word
+    cdef uint64_t w0, w1, w2, w3
     cdef size_t i = 0
     cdef int j
     for j in range(8):
         key[j] = mask[(offset + j) & 3]
     memcpy(&key_word, key, 8)
+    # 32 bytes a turn in four words, which the compiler pairs into 16-byte
+    # vector XORs (an array instead would make it go through the stack).
+    while i + 32 <= length:
+        memcpy(&w0, data + i, 8)
+        memcpy(&w1, data + i + 8, 8)
+        memcpy(&w2, data + i + 16, 8)
+        memcpy(&w3, data + i + 24, 8)
+        w0 ^= key_word
+        w1 ^= key_word
+        w2 ^= key_word
+        w3 ^= key_word
+        memcpy(out + i, &w0, 8)
+        memcpy(out + i + 8, &w1, 8)
+        memcpy(out + i + 16, &w2, 8)
+        memcpy(out + i + 24, &w3, 8)
+        i += 32
     while i + 8 <= length:
         memcpy(&word, data + i, 8)
         word ^= key_word
@@ -102,6 +121,24 @@ cdef void unmask(uint8_t *out, const uint8_t *data, size_t length, const uint8_t
     while i < length:
         out[i] = data[i] ^ key[i & 7]
         i += 1
+
+
+cdef size_t frame_head(uint8_t *head, int opcode, size_t size, bint compressed) noexcept:
+    """Write a server frame's header (final, unmasked) into ``head``; its length."""
+    cdef int i
+    head[0] = 0x80 | opcode | (0x40 if compressed else 0)
+    if size < 126:
+        head[1] = <uint8_t>size
+        return 2
+    if size < 65536:
+        head[1] = 126
+        head[2] = <uint8_t>(size >> 8)
+        head[3] = <uint8_t>size
+        return 4
+    head[1] = 127
+    for i in range(8):
+        head[2 + i] = <uint8_t>(<uint64_t>size >> (56 - 8 * i))
+    return 10
 
 
 cdef bint valid_close_code(int code) noexcept:
@@ -120,10 +157,19 @@ cdef _Ready _READY = _Ready()
 
 
 cdef class WebSocketOutput(BodySource):
-    """The frames a WebSocket sends, pulled by its protocol as the peer reads them."""
+    """The frames a WebSocket sends, pulled by its protocol as the peer reads them.
+
+    Frames are copied into one buffer, except the payload of a large message,
+    which is lent: the output keeps a reference to the application's str or
+    bytes and sends from it (one lent payload at a time; another is copied).
+    """
 
     def __dealloc__(self):
         free(self.data)
+
+    cdef size_t pending(self) noexcept:
+        """Bytes not yet taken by the protocol, lent payload included."""
+        return self.end - self.start + self.lent_size - self.lent_offset
 
     cdef int append(self, const uint8_t *head, size_t head_size, const char *payload,
                     size_t size) except -1:
@@ -146,6 +192,8 @@ cdef class WebSocketOutput(BodySource):
                 free(self.data)
                 self.data = grown
                 self.capacity = capacity
+            if self.lent_offset < self.lent_size:
+                self.lent_at -= self.start
             self.start = 0
             self.end = pending
         memcpy(self.data + self.end, head, head_size)
@@ -155,35 +203,67 @@ cdef class WebSocketOutput(BodySource):
             self.end += size
         return 0
 
+    cdef int lend(self, const uint8_t *head, size_t head_size, object owner,
+                  const char *payload, size_t size) except -1:
+        """Queue a frame whose payload stays in ``owner`` (an immutable str or bytes)."""
+        if self.lent_offset < self.lent_size:
+            return self.append(head, head_size, payload, size)
+        self.append(head, head_size, NULL, 0)
+        self.lent = owner
+        self.lent_data = payload
+        self.lent_at = self.end
+        self.lent_offset = 0
+        self.lent_size = size
+        return 0
+
     cdef ssize_t read(self, uint8_t *buf, size_t size, uint32_t *flags) except? -2:
-        cdef size_t pending = self.end - self.start
-        cdef size_t n = pending if pending <= size else size
+        cdef size_t pending = self.pending()
+        cdef size_t ready, n
+        cdef bint lent = self.lent_offset < self.lent_size
+        if lent and self.start == self.lent_at:
+            ready = self.lent_size - self.lent_offset
+        elif lent:
+            ready = self.lent_at - self.start
+        else:
+            if self.lent is not None:
+                self.lent = None  # its last bytes were taken (and copied) already
+                self.lent_data = NULL
+                self.lent_offset = self.lent_size = 0
+            ready = pending
         if pending == 0:
             if self.eof:
                 flags[0] |= NGHTTP2_DATA_FLAG_EOF
                 return 0
             self.deferred = True
             return NGHTTP2_ERR_DEFERRED
+        n = ready if ready <= size else size
         if n == pending and self.eof:
             flags[0] |= NGHTTP2_DATA_FLAG_EOF
+        self.taking_lent = lent and self.start == self.lent_at
         if n >= NO_COPY_THRESHOLD:
             flags[0] |= NGHTTP2_DATA_FLAG_NO_COPY  # take() follows at once
         else:
-            memcpy(buf, self.data + self.start, n)
-            self.start += n
+            memcpy(buf, self.take(n), n)
             self.taken()
         if self.websocket is not None:
             self.websocket.output_drained(pending - n)
         return n
 
     cdef const char *take(self, size_t size):
-        cdef const char *data = self.data + self.start
+        cdef const char *data
+        if self.taking_lent:
+            data = self.lent_data + self.lent_offset
+            self.lent_offset += size
+            return data
+        data = self.data + self.start
         self.start += size
         return data
 
     cdef void taken(self) noexcept:
         """After a copy out: an empty buffer starts again at 0, and a large one is freed."""
         if self.start == self.end:
+            if self.lent_offset < self.lent_size:
+                self.lent_at = 0
             self.start = self.end = 0
             if self.capacity > KEEP_BUFFER:
                 free(self.data)
@@ -194,6 +274,9 @@ cdef class WebSocketOutput(BodySource):
         free(self.data)
         self.data = NULL
         self.start = self.end = self.capacity = 0
+        self.lent = None
+        self.lent_data = NULL
+        self.lent_at = self.lent_offset = self.lent_size = 0
         self.eof = True
         self.websocket = None
 
@@ -253,7 +336,7 @@ cdef class WebSocket:
     @property
     def buffered_amount(self):
         """Bytes of frames sent but not yet taken by the peer's flow control."""
-        return self.output.end - self.output.start if self.output is not None else 0
+        return self.output.pending() if self.output is not None else 0
 
     @property
     def request(self):
@@ -351,13 +434,13 @@ cdef class WebSocket:
             if self.deflater is not None and size >= COMPRESS_MIN_SIZE:
                 self.send_compressed(opcode, PyBytes_FromStringAndSize(data, size))
             else:
-                self.send_frame(opcode, data, size, False)
+                self.send_lent(opcode, message, data, size, False)
         elif isinstance(message, bytes):
             if self.deflater is not None and PyBytes_GET_SIZE(message) >= COMPRESS_MIN_SIZE:
                 self.send_compressed(WS_BINARY, message)
             else:
-                self.send_frame(WS_BINARY, PyBytes_AS_STRING(message),
-                                PyBytes_GET_SIZE(message), False)
+                self.send_lent(WS_BINARY, message, PyBytes_AS_STRING(message),
+                               PyBytes_GET_SIZE(message), False)
         else:
             PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
             try:
@@ -367,7 +450,7 @@ cdef class WebSocket:
                     self.send_frame(WS_BINARY, <const char *>view.buf, view.len, False)
             finally:
                 PyBuffer_Release(&view)
-        if <size_t>(self.output.end - self.output.start) <= self.write_limit:
+        if self.output.pending() <= <size_t>self.write_limit:
             return _READY
         waiter = self.stream.protocol.loop.create_future()
         self.drain_waiters.append(waiter)
@@ -439,7 +522,7 @@ cdef class WebSocket:
 
     async def drain(self):
         """Wait until less than ``write_limit`` bytes of output wait for the client."""
-        if self.output is not None and self.output.end - self.output.start > self.write_limit \
+        if self.output is not None and self.output.pending() > <size_t>self.write_limit \
                 and self.state != WS_CLOSED:
             waiter = self.stream.protocol.loop.create_future()
             self.drain_waiters.append(waiter)
@@ -537,6 +620,10 @@ cdef class WebSocket:
             return 0
         if self.message_length + length > <uint64_t>self.max_message_size:
             return self.fail(1009, "message too big")
+        if self.fin and self.opcode == WS_BINARY:
+            # The whole message is this frame: no buffer, no copy into a bytes at the end.
+            self.message_bytes = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>length)
+            return 0
         self.reserve(self.message_length + <size_t>length)
         return 0
 
@@ -568,7 +655,9 @@ cdef class WebSocket:
                    self.frame_offset)
             self.inflate(chunk)
         else:
-            target = <uint8_t *>self.message + self.message_length
+            target = <uint8_t *>(PyBytes_AS_STRING(self.message_bytes)
+                                 if self.message_bytes is not None else self.message)
+            target += self.message_length
             unmask(target, data, length, self.mask, self.frame_offset)
             self.message_length += length
             if self.message_opcode == WS_TEXT \
@@ -616,6 +705,8 @@ cdef class WebSocket:
             if self.utf8_state != 0:
                 return self.fail(1007, "text message ends inside a UTF-8 sequence")
             message = PyUnicode_DecodeUTF8(self.message, self.message_length, NULL)
+        elif self.message_bytes is not None:
+            message, self.message_bytes = self.message_bytes, None
         else:
             message = PyBytes_FromStringAndSize(self.message, self.message_length)
         self.message_opcode = WS_CONTINUATION
@@ -733,29 +824,26 @@ cdef class WebSocket:
         if self.reset_deflater:
             self.deflater = self.new_deflater()
         # The sync flush ends with the 4-byte tail the receiver puts back.
-        return self.send_frame(opcode, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data) - 4,
-                               True)
+        return self.send_lent(opcode, data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data) - 4,
+                              True)
 
     cdef int send_frame(self, int opcode, const char *payload, size_t size,
                         bint compressed) except -1:
         cdef uint8_t head[10]
-        cdef size_t head_size
-        cdef int i
-        head[0] = 0x80 | opcode | (0x40 if compressed else 0)
-        if size < 126:
-            head[1] = <uint8_t>size
-            head_size = 2
-        elif size < 65536:
-            head[1] = 126
-            head[2] = <uint8_t>(size >> 8)
-            head[3] = <uint8_t>size
-            head_size = 4
-        else:
-            head[1] = 127
-            for i in range(8):
-                head[2 + i] = <uint8_t>(<uint64_t>size >> (56 - 8 * i))
-            head_size = 10
-        self.output.append(head, head_size, payload, size)
+        self.output.append(head, frame_head(head, opcode, size, compressed), payload, size)
+        return self.queued()
+
+    cdef int send_lent(self, int opcode, object owner, const char *payload, size_t size,
+                       bint compressed) except -1:
+        """A data frame whose payload, when large, is sent from ``owner`` (immutable)."""
+        cdef uint8_t head[10]
+        if size < LEND_MIN_SIZE:
+            return self.send_frame(opcode, payload, size, compressed)
+        self.output.lend(head, frame_head(head, opcode, size, compressed), owner, payload, size)
+        return self.queued()
+
+    cdef int queued(self) except -1:
+        """A frame was queued: wake the protocol if it waits for output."""
         if self.output.deferred:
             self.output.deferred = False
             self.stream.protocol.resume_body(self.stream)
@@ -783,6 +871,7 @@ cdef class WebSocket:
     cdef void finish(self) except *:
         """Both close frames are sent or given up on: end our side of the stream."""
         self.state = WS_CLOSED
+        self.message_bytes = None
         self.reading = False
         if self.ping_timer is not None:
             self.ping_timer.cancel()

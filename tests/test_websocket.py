@@ -5,6 +5,7 @@ multiplexing and flow control both ways."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 
@@ -435,3 +436,43 @@ def test_a_client_that_does_not_read_pauses_send(serve, client):
         ws.acked = ws.received_bytes
     assert len(progress) == 100
     assert len(ws.messages) == 100
+
+
+# Small frames around large messages, whose payloads the server sends from the
+# application's own str/bytes (one at a time; the next large one is copied).
+BURST = ["a", bytes(range(256)) * 800, "é€" * 30000, b"C" * 100_000, b"d",
+         bytearray(b"E" * 70_000), "f" * 70_000, random.Random(11).randbytes(90_000),
+         bytes(range(255, -1, -1)) * 300]
+
+
+class Burst(BaseRequestHandler):
+    """Answers any message with BURST and a ping, then closes with 4001."""
+
+    def on_headers(self):
+        self.accept_websocket(compression=getattr(type(self), "compression", False))
+
+    def on_message(self, message):
+        for m in BURST:
+            self.websocket.send(m)
+        self.websocket.ping(b"p")
+        self.websocket.close(4001, "done")
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_large_messages_among_small_frames_through_a_small_window(serve, client, compression):
+    """Large payloads (sent without a copy) keep their place among the other frames,
+    however the client's flow control cuts them."""
+    server = serve(type("Handler", (Burst,), {"compression": compression}))
+    c = client(server.port, window=20000, auto_window=False)
+    ws = c.open("/", deflate=PerMessageDeflate() if compression else None)
+    ws.send("go")
+    acked = 0
+    deadline = time.monotonic() + 30
+    while ws.closed is None and time.monotonic() < deadline:
+        c.read_once(0.05)
+        if ws.received_bytes > acked:
+            c.acknowledge(ws.stream_id, ws.received_bytes - acked)
+            acked = ws.received_bytes
+    assert ws.messages == [bytes(m) if isinstance(m, bytearray) else m for m in BURST]
+    assert ws.pings == [b"p"]
+    assert (ws.closed.code, ws.closed.reason) == (4001, "done")

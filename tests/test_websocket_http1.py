@@ -18,7 +18,7 @@ import time
 import pytest
 from rawh1 import RawH1
 from test_leaks import live
-from test_websocket import AsyncHookEcho, ReceiveLoopEcho, SyncEcho
+from test_websocket import BURST, AsyncHookEcho, Burst, ReceiveLoopEcho, SyncEcho
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from wsh1 import H1WebSocketClient
@@ -540,3 +540,17 @@ def test_bytes_before_the_101_are_held_within_the_read_limit(serve, client):
     c.wait(lambda: len(ws.messages) == total, timeout=60)
     sender.join(10)
     assert ws.messages == [b"f" * 16000] * total
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_large_messages_among_small_frames(serve, compression):
+    """Large payloads (sent without a copy) keep their place among the other frames."""
+    server = serve(type("Handler", (Burst,), {"compression": compression is not None}))
+    with ws_connect(server.port, compression=compression, max_size=None) as ws:
+        ws.send("go")
+        for expected in BURST:
+            assert ws.recv(timeout=10) == (bytes(expected) if isinstance(expected, bytearray)
+                                           else expected)
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+    assert (ws.close_code, ws.close_reason) == (4001, "done")
