@@ -21,6 +21,8 @@ from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, StreamReset
+from wsh2 import raw_frame
+from wsproto.frame_protocol import FrameProtocol
 
 # RFC 9114 section 7.2.6 and 6.2.1.
 GOAWAY = 0x7
@@ -164,3 +166,23 @@ async def h3_connect(port: int, host: str = "127.0.0.1", **options) -> AsyncIter
     async with connect(host, port, configuration=configuration,
                        create_protocol=H3Client) as client:
         yield client  # type: ignore[misc]
+
+
+async def websocket_echo(client, path: str = "/echo") -> tuple[list, object]:
+    """Open a WebSocket with extended CONNECT, send one text message and a close;
+    the frames the server sent back, and the stream's response."""
+    stream_id = client.start_request(
+        "CONNECT", path, headers=[(b":protocol", b"websocket"),
+                                  (b"sec-websocket-version", b"13")], end=False)
+    response = client.responses[stream_id]
+    while response.status is None and not response.done.done():
+        await asyncio.sleep(0.01)
+    assert response.status == 200, response
+    client.send_body(stream_id, raw_frame(0x1, "héllo €".encode()))
+    while not response.body:
+        await asyncio.sleep(0.01)
+    client.send_body(stream_id, raw_frame(0x8, (1000).to_bytes(2, "big")), end=True)
+    await client.response(stream_id)
+    frames = FrameProtocol(client=True, extensions=[])
+    frames.receive_bytes(bytes(response.body))
+    return [(frame.opcode, frame.payload) for frame in frames.received_frames()], response

@@ -75,7 +75,8 @@ class ServedProgram:
         return line.decode().rstrip("\n")
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:  # kill() closes it
+            self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def stop(self, signum: int = signal.SIGINT) -> None:

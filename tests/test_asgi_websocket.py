@@ -742,3 +742,35 @@ def test_fastapi_websocket_endpoint(serve_app, client):
     with websockets_client(f"ws://127.0.0.1:{server.port}/rooms/attic?token=secret") as ws:
         ws.send("up here")
         assert json.loads(ws.recv()) == {"room": "attic", "text": "up here"}
+
+
+def test_seed_quart_echo_over_h3_h2_and_http1_at_once(program, certificate):
+    """Seed 001 as the article serves it, with ``--quic-bind`` beside the TCP bind: the same
+    echo over HTTP/3 (RFC 9220, aioquic's client), HTTP/2 (RFC 8441) and HTTP/1.1."""
+    h3client = pytest.importorskip("h3client", reason="HTTP/3 needs aioquic")
+    from h3peers import free_udp_port
+
+    quic_port = free_udp_port()
+    site = program(["-m", "nghttp2py", "--certfile", str(certificate[0]), "--keyfile",
+                    str(certificate[1]), "--quic-bind", f"127.0.0.1:{quic_port}",
+                    "ws_run:app", "--access-log"], env=APPS_ENV, cwd=TESTS / "apps")
+    port = int(site.url.rsplit(":", 1)[1].strip("/"))
+
+    async def over_h3():
+        async with h3client.h3_connect(quic_port) as client:
+            return await h3client.websocket_echo(client, "/ws")
+    frames, _ = asyncio.run(over_h3())
+    assert frames[0] == (0x1, "héllo €") and frames[1][0] == 0x8
+    c = H2WebSocketClient(port, tls=True)
+    ws = c.open("/ws")
+    ws.send("over h2")
+    assert ws.receive() == ["over h2"]
+    c.close()
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    with websockets_client(f"wss://localhost:{port}/ws", ssl=context) as h1:
+        h1.send("over http/1.1")
+        assert h1.recv() == "over http/1.1"
+    site.stop()
+    log = site.stderr()
+    for line in ('"CONNECT /ws HTTP/3" 200', '"CONNECT /ws HTTP/2" 200', '"GET /ws HTTP/1.1" 101'):
+        assert line in log, log

@@ -21,8 +21,7 @@ import time
 import pytest
 from appserver import AppServerThread
 from served import EXAMPLES, PEER_ENV, ServedPrograms
-from wsh2 import raw_frame
-from wsproto.frame_protocol import FrameProtocol, Opcode
+from wsproto.frame_protocol import Opcode
 
 from conftest import ServerThread, run_peer, wait_for
 from nghttp2py import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, ServerSettings, Timeouts
@@ -30,6 +29,7 @@ from nghttp2py._nghttp2 import HTTP3Connection
 
 pytest.importorskip("aioquic", reason="HTTP/3 needs aioquic (pip install nghttp2py[h3])")
 h3_connect = importlib.import_module("h3client").h3_connect
+websocket_echo = importlib.import_module("h3client").websocket_echo
 encode_uint_var = importlib.import_module("aioquic.buffer").encode_uint_var
 QuicConfiguration = importlib.import_module("aioquic.quic.configuration").QuicConfiguration
 QuicConnection = importlib.import_module("aioquic.quic.connection").QuicConnection
@@ -682,26 +682,6 @@ def test_the_example_serves_http3_http2_and_http1_from_the_command_line(tmp_path
 
 
 # -- WebSockets over HTTP/3 (RFC 9220) ------------------------------------------------------
-
-
-async def websocket_echo(client, path: str = "/echo") -> tuple[list, object]:
-    """Open a WebSocket with extended CONNECT, send one text message and a close;
-    the frames the server sent back, and the stream's response."""
-    stream_id = client.start_request(
-        "CONNECT", path, headers=[(b":protocol", b"websocket"),
-                                  (b"sec-websocket-version", b"13")], end=False)
-    response = client.responses[stream_id]
-    while response.status is None and not response.done.done():
-        await asyncio.sleep(0.01)
-    assert response.status == 200, response
-    client.send_body(stream_id, raw_frame(0x1, "héllo €".encode()))
-    while not response.body:
-        await asyncio.sleep(0.01)
-    client.send_body(stream_id, raw_frame(0x8, (1000).to_bytes(2, "big")), end=True)
-    await client.response(stream_id)
-    frames = FrameProtocol(client=True, extensions=[])
-    frames.receive_bytes(bytes(response.body))
-    return [(frame.opcode, frame.payload) for frame in frames.received_frames()], response
 
 
 def test_a_websocket_handler_over_http3(h3):
