@@ -20,7 +20,7 @@ from served import ServedPrograms
 from test_cli_apps import APPS_ENV, TESTS
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
-from wsh1 import H1WebSocketClient
+from wsh1 import H1WebSocketClient, send_until_stalled
 from wsh2 import H2WebSocketClient, PerMessageDeflate, raw_frame
 
 from nghttp2py import ServerSettings, Timeouts
@@ -528,20 +528,7 @@ def test_http1_an_app_that_does_not_receive_stops_reading_only_its_socket(served
     try:
         slow, fast = c.open("/wait"), c.open("/echo")
         frame, total = raw_frame(0x2, b"z" * 16000), 2000  # 32 MB
-        sent: list[int] = []
-
-        def send_all() -> None:
-            for i in range(total):
-                slow.send_raw(frame)
-                sent.append(i)
-
-        sender = threading.Thread(target=send_all, daemon=True)
-        sender.start()
-        last, stalled_since = -1, time.monotonic()
-        while time.monotonic() - stalled_since < 0.5:
-            if len(sent) != last:
-                last, stalled_since = len(sent), time.monotonic()
-            time.sleep(0.05)
+        sent, sender = send_until_stalled(lambda: slow.send_raw(frame), total)
         assert len(sent) < total // 2, len(sent)
         for n in range(20):
             fast.send(f"still going {n}")

@@ -21,7 +21,7 @@ from test_leaks import live
 from test_websocket import BURST, AsyncHookEcho, Burst, ReceiveLoopEcho, SyncEcho
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-from wsh1 import H1WebSocketClient
+from wsh1 import H1WebSocketClient, send_until_stalled
 from wsh2 import PerMessageDeflate, raw_frame
 
 from conftest import wait_for
@@ -388,20 +388,7 @@ def test_an_app_that_does_not_receive_stops_reading_the_socket(serve, client):
     c = client(server.port)
     ws = c.open("/")
     frame, total = raw_frame(BINARY, b"z" * 16000), 2000  # 32 MB
-    sent: list[int] = []
-
-    def send_all() -> None:
-        for i in range(total):
-            ws.send_raw(frame)
-            sent.append(i)
-
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
-    last, stalled_since = -1, time.monotonic()
-    while time.monotonic() - stalled_since < 0.5:
-        if len(sent) != last:
-            last, stalled_since = len(sent), time.monotonic()
-        time.sleep(0.05)
+    sent, sender = send_until_stalled(lambda: ws.send_raw(frame), total)
     # Stalled: what the server holds is bounded by its read limit; the rest of
     # what was sent sits in the kernel's socket buffers.
     assert len(sent) < total // 2, len(sent)
@@ -521,20 +508,7 @@ def test_bytes_before_the_101_are_held_within_the_read_limit(serve, client):
     c = client(server.port)
     ws = c.open("/", wait=False)
     frame, total = raw_frame(BINARY, b"f" * 16000), 2000  # 32 MB
-    sent: list[int] = []
-
-    def send_all() -> None:
-        for i in range(total):
-            c.sockets[ws.stream_id].sendall(frame)
-            sent.append(i)
-
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
-    last, stalled_since = -1, time.monotonic()
-    while time.monotonic() - stalled_since < 0.5:
-        if len(sent) != last:
-            last, stalled_since = len(sent), time.monotonic()
-        time.sleep(0.05)
+    sent, sender = send_until_stalled(lambda: c.sockets[ws.stream_id].sendall(frame), total)
     assert len(sent) < total // 2, len(sent)
     decide.set()
     c.wait(lambda: len(ws.messages) == total, timeout=60)

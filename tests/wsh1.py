@@ -13,7 +13,9 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Callable
 
 from wsh2 import TIMEOUT, ClientWebSocket, PerMessageDeflate
 from wsproto.connection import ConnectionType
@@ -133,3 +135,23 @@ class H1WebSocketClient:
 
 
 __all__ = ["H1WebSocketClient"]
+
+
+def send_until_stalled(send: Callable[[], None], total: int) -> tuple[list[int], threading.Thread]:
+    """Call ``send`` ``total`` times from a thread until the sends stop progressing for
+    0.5 s (the server no longer reads); the indexes sent so far, and the thread."""
+    sent: list[int] = []
+
+    def send_all() -> None:
+        for i in range(total):
+            send()
+            sent.append(i)
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    last, stalled_since = -1, time.monotonic()
+    while time.monotonic() - stalled_since < 0.5:
+        if len(sent) != last:
+            last, stalled_since = len(sent), time.monotonic()
+        time.sleep(0.05)
+    return sent, sender

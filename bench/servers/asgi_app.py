@@ -19,17 +19,23 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+async def lifespan_naming_loop(receive: Receive, send: Send) -> None:
+    """The lifespan protocol, announcing the event loop at start-up for the harness."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            announce_loop(asyncio.get_running_loop())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """Serve hello world, 1 MiB on /1m, and drain POST bodies first."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                announce_loop(asyncio.get_running_loop())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan_naming_loop(receive, send)
+        return
     if scope["type"] == "websocket":
         await websocket_echo(receive, send)
         return

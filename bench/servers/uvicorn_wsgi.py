@@ -8,14 +8,12 @@ Loaded by Uvicorn only (it imports uvicorn, which only bench/.venv has).
 """
 from __future__ import annotations
 
-import asyncio
 import warnings
 from typing import Any
 
 from uvicorn.middleware.wsgi import WSGIMiddleware
 
-from .asgi_app import Receive, Send
-from .common import announce_loop
+from .asgi_app import Receive, Send, lifespan_naming_loop
 from .wsgi_app import app as wsgi_app
 
 with warnings.catch_warnings():  # its native WSGI support is deprecated, not gone
@@ -29,11 +27,4 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await _wsgi(scope, receive, send)  # type: ignore[arg-type]
         return
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                announce_loop(asyncio.get_running_loop())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan_naming_loop(receive, send)
