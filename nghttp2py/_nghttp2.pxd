@@ -16,12 +16,14 @@
 # connection's state, a handler its stream's: each changes its own fields.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
-from libc.time cimport time, time_t
+from libc.time cimport time, time_t, tm
 from posix.mman cimport (MADV_DONTNEED, MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ,
                          PROT_WRITE, madvise, mmap, munmap)
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
                                 PyByteArray_GET_SIZE, PyByteArray_Resize)
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITE, PyBuffer_Release,
@@ -32,6 +34,7 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject, PyTypeObject
+from cpython.type cimport PyType_IsSubtype
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
 
@@ -40,6 +43,10 @@ from nghttp2 cimport *
 
 from cpython.exc cimport PyErr_Clear
 from cpython.ref cimport Py_XDECREF
+
+cdef extern from "<time.h>" nogil:
+    # POSIX: the thread-safe gmtime.
+    tm *gmtime_r(const time_t *timep, tm *result)
 
 cdef extern from "Python.h":
     # The output buffer is a bytes object filled in place before anyone else
@@ -724,18 +731,6 @@ cdef enum:
     PHASE_DONE = 2
 
 
-cdef class BufferedResponseHandler(BaseResponseHandler):
-    cdef public int phase
-    cdef public object waiter
-    cdef public list chunks
-    cdef public Py_ssize_t buffered
-    # read() wants the whole body: the high-water mark no longer pauses reading.
-    cdef public bint reading_all
-    cdef public long long close_code
-
-    cpdef void wake(self) except *
-
-
 cdef class PushPromise:
     cdef readonly BaseResponseHandler parent
     cdef readonly int stream_id
@@ -751,7 +746,14 @@ cdef class AsyncRequestBody(AsyncIterBody):
     cdef BaseResponseHandler response
 
 
+cdef class StreamWaiter
+
+
 cdef class ClientSession(Session):
+    # Streams whose waiting task is to be woken: one loop callback wakes them all.
+    cdef list ready
+    # The timer that checks the timeouts of the responses being waited for.
+    cdef object watchdog
     # Promised streams whose PUSH_PROMISE is still being received, by id.
     cdef dict promises
     cdef readonly object goaway
@@ -767,8 +769,85 @@ cdef class ClientSession(Session):
                          object authority, object path, object headers,
                          object body) except -1
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
+    cdef bint accepting(self) noexcept
+    cdef void queue_wakeup(self, StreamWaiter waiter) except *
+    cdef void watch(self) except *
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept
+
+
+# Where the task awaiting a BufferedResponseHandler is: not waiting, waiting
+# (its wake-up registered), woken (its wake-up queued), or cancelled.
+cdef enum:
+    WAIT_IDLE = 0
+    WAIT_ARMED = 1
+    WAIT_WOKEN = 2
+    WAIT_CANCELLED = 3
+
+
+cdef class StreamWaiter:
+    cdef ClientSession session
+    cdef int state
+    # The waiting task's wake-up (from add_done_callback), and its context.
+    cdef object wakeup
+    cdef object wakeup_context
+    cdef object cancel_message
+    # Its handler has a timeout: when the wait started, for the watchdog.
+    cdef bint timed
+    cdef double started
+    cdef public bint _asyncio_future_blocking
+
+    cdef void wake(self) except *
+    cdef void run_wakeup(self) except *
+
+
+cdef class BufferedResponseHandler(BaseResponseHandler):
+    cdef public int phase
+    cdef public list chunks
+    cdef public Py_ssize_t buffered
+    # read() wants the whole body: the high-water mark no longer pauses reading.
+    cdef public bint reading_all
+    cdef public long long close_code
+    # The Response, when the client accepts push (its promises go there).
+    cdef public object response
+    cdef StreamWaiter _waiter
+    # Timeouts, in seconds (0: none); the deadline is on the monotonic clock.
+    cdef public double read_timeout
+    cdef public double total_timeout
+    cdef double deadline
+    # The timeout that ended the response, once one has.
+    cdef public object timeout_error
+
+    cpdef void wake(self) except *
+    cdef object take_all_chunks(self)
+    cdef bint check_time(self, double now) except -1
+    cdef str request_line(self)
+
+
+cdef class ResponseBase:
+    cdef public object _client
+    cdef public str method
+    cdef public str _path
+    cdef public BufferedResponseHandler _stream
+    cdef public object _connection
+    cdef public object _timeout
+    cdef public object _error
+    cdef public object _body
+    cdef public bint _streaming
+    cdef public object _headers
+    cdef public list _pushed_responses
+
+    cdef StreamWaiter wait(self)
+
+
+cdef class ClientBase:
+    cdef readonly object connection
+    cdef readonly ClientSession session
+    cdef public list headers
+    cdef public bint push
+    cdef object _timeout
+    cdef double read_timeout
+    cdef double total_timeout
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+)
+from typing import Any, TypeVar
 
 from typing_extensions import disjoint_base
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
            "WebSocket",
            "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
+           "ClientBase", "ResponseBase", "new_response", "client_request",
            "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION", "GuardBudgets"]
@@ -261,18 +270,87 @@ class BaseResponseHandler:
     def cancel(self, error_code: int = 8) -> None: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
+class StreamWaiter:
+    """What a task awaits for a BufferedResponseHandler's next event (an asyncio future)."""
+
+    _asyncio_future_blocking: bool
+    def __await__(self) -> Generator[Any]: ...
+    def __iter__(self) -> StreamWaiter: ...
+    def __next__(self) -> StreamWaiter: ...
+    def get_loop(self) -> asyncio.AbstractEventLoop: ...
+    def add_done_callback(self, fn: Callable[[StreamWaiter], object], *,
+                          context: contextvars.Context | None = None) -> None: ...
+    def remove_done_callback(self, fn: Callable[[StreamWaiter], object]) -> int: ...
+    def done(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def cancel(self, msg: Any | None = None) -> bool: ...
+    def result(self) -> None: ...
+    def exception(self) -> None: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
 class BufferedResponseHandler(BaseResponseHandler):
-    """Keeps a response for a reader that awaits it (the async Client's side of a stream)."""
+    """Keeps a response for a task that awaits it (the async Client's side of a stream)."""
 
     phase: int
-    waiter: asyncio.Future[None] | None
     chunks: list[bytes]
     buffered: int
     reading_all: bool
     close_code: int
+    response: Any
+    read_timeout: float
+    total_timeout: float
+    timeout_error: BaseException | None
+    def waiter(self) -> StreamWaiter: ...
     def wake(self) -> None: ...
     def take(self) -> bytes | None: ...
     def take_all(self) -> bytes: ...
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class ResponseBase:
+    """The part of :class:`nghttp2py.Response` that every request runs, in C."""
+
+    _client: Any
+    method: str
+    _path: str
+    _stream: BufferedResponseHandler
+    _connection: Any
+    _timeout: Any
+    _error: BaseException | None
+    _body: bytes | None
+    _streaming: bool
+    _headers: Any
+    _pushed_responses: list[Any] | None
+    def _wait(self) -> StreamWaiter: ...
+    async def read(self) -> bytes:
+        """The whole body."""
+
+@disjoint_base  # a cdef class: no class can derive from it and another
+class ClientBase:
+    """The part of :class:`nghttp2py.Client` that every request reads, in C."""
+
+    headers: list[tuple[Any, Any]]
+    push: bool
+    # Read-only:
+    connection: Any
+    session: ClientSession | None
+    @property
+    def _connection(self) -> Any: ...
+    @_connection.setter
+    def _connection(self, connection: Any) -> None: ...
+    @property
+    def timeout(self) -> Any: ...
+    @timeout.setter
+    def timeout(self, timeout: Any) -> None: ...
+
+_R = TypeVar("_R", bound=ResponseBase)
+
+def new_response(cls: type[_R], client: ClientBase, method: str, path: str, timeout: Any,
+                 connection: Any) -> _R:
+    """A ``cls`` (a ResponseBase) for a request on ``connection``, its stream not sent yet."""
+
+async def client_request(client: ClientBase, response_class: type[_R], method: str, url: str,
+                         headers: Any, body: Any, timeout: Any) -> _R:
+    """What ``Client.request()`` returns: send the request, return its Response."""
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class PushPromise:

@@ -21,6 +21,7 @@ include "http2.pxi"       # Session: HTTP/2 over libnghttp2
 include "http1.pxi"       # HTTP1Connection: HTTP/1.1 over llhttp (httptools)
 include "http3.pxi"       # HTTP3Connection: HTTP/3 over an engine (nghttp2py.quic)
 include "client.pxi"      # ClientSession, BaseResponseHandler: the client side of HTTP/2
+include "aclient.pxi"     # the async client's streams, Response's hot half, its requests
 include "asgi.pxi"        # ASGIHandler: ASGI 3 applications on the stream interface
 include "hpack.pxi"       # HDDeflater, HDInflater, HDTableEntry
 
@@ -30,6 +31,7 @@ __all__ = [
     "BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
     "WebSocket",
     "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
+    "ClientBase", "ResponseBase", "new_response", "client_request",
     "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
     "NGHTTP2_LIB_VERSION", "GuardBudgets",

@@ -251,85 +251,6 @@ cdef int response_hooks(type cls) except -1:
     return hooks
 
 
-# A BufferedResponseHandler stops giving the server credit for a body nobody
-# reads once this much is buffered, and gives it again below the low mark.
-cdef enum:
-    BUFFER_HIGH_WATER = 1 << 20
-    BUFFER_LOW_WATER = 256 << 10
-
-
-cdef class BufferedResponseHandler(BaseResponseHandler):
-    """Keeps a response for a reader that awaits it (the async Client's side of a stream).
-
-    ``phase`` is how far the response has come: 0 (waiting), 1 (the final
-    header block is in), 2 (all of it is). The body's chunks wait in
-    ``chunks`` until taken; ``close_code`` is the stream's error code once it
-    has closed (else -1). ``waiter``, a future the reader sets, is woken
-    (and cleared) at the next event: the header block, a chunk, the end of
-    the response or of the stream. The events are handled here, in C: a
-    response costs no Python call until it is read.
-    """
-
-    def __cinit__(self):
-        self.chunks = []
-        self.close_code = -1
-
-    cpdef void wake(self) except *:
-        """Wake the reader's ``waiter``, if there is one."""
-        cdef object waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def take(self):
-        """The oldest chunk not taken yet, or ``None``; reading resumes below the low mark."""
-        if not self.chunks:
-            return None
-        chunk = self.chunks.pop(0)
-        self.buffered -= len(chunk)
-        if self.buffered < BUFFER_LOW_WATER and self.state & READING_PAUSED:
-            self.resume_reading()
-        return chunk
-
-    def take_all(self):
-        """Every chunk not taken yet, joined."""
-        cdef list chunks = self.chunks
-        self.chunks = []
-        self.buffered = 0
-        if len(chunks) == 1:
-            return chunks[0]
-        return b"".join(chunks)
-
-    cdef int header_block_received(self) except -1:
-        BaseResponseHandler.header_block_received(self)
-        if self.state & FINAL_HEADERS and self.phase == PHASE_WAITING:
-            self.phase = PHASE_HEADERS
-            self.wake()
-        return 0
-
-    cdef int data_received(self, const uint8_t *data, size_t length) except -1:
-        self.chunks.append(PyBytes_FromStringAndSize(<const char *>data, length))
-        self.buffered += length
-        if self.buffered >= BUFFER_HIGH_WATER and not self.reading_all:
-            self.state |= READING_PAUSED
-        BaseResponseHandler.data_received(self, data, length)
-        self.wake()
-        return 0
-
-    cdef int response_received(self) except -1:
-        BaseResponseHandler.response_received(self)
-        self.phase = PHASE_DONE
-        self.wake()
-        return 0
-
-    cdef int closed(self, uint32_t error_code) except -1:
-        self.close_code = error_code
-        BaseResponseHandler.closed(self, error_code)
-        self.wake()
-        return 0
-
-
 cdef class PushPromise:
     """A response the server promises to push, and the request it answers.
 
@@ -398,6 +319,7 @@ cdef class ClientSession(Session):
         self.streams = {}
         self.failures = []
         self.promises = {}
+        self.ready = []
         self.scheme = scheme
         self.authority = authority
         self.max_header_list_size = settings["max_header_list_size"]
@@ -426,6 +348,9 @@ cdef class ClientSession(Session):
         for handler in self.streams.values():
             if handler.error is None:
                 handler.error = error
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         Session.connection_lost(self)
 
     def shutdown(self):
@@ -439,6 +364,9 @@ cdef class ClientSession(Session):
     @property
     def accepting_requests(self):
         """Whether new requests may go on this connection (no GOAWAY either way, not closed)."""
+        return self.accepting()
+
+    cdef bint accepting(self) noexcept:
         return self.session != NULL and self.goaway is None and not self.shutting_down
 
     def request(self, BaseResponseHandler handler not None, method, path, headers=None,
@@ -504,6 +432,35 @@ cdef class ClientSession(Session):
         self.streams[stream_id] = handler
         self.request_flush()
         return stream_id
+
+    # -- the tasks that await responses (aclient.pxi) ----------------------------------
+
+    cdef void queue_wakeup(self, StreamWaiter waiter) except *:
+        """Wake the task awaiting ``waiter`` soon, in one loop callback with the others."""
+        if not self.ready:
+            self.loop.call_soon(self._run_wakeups)
+        self.ready.append(waiter)
+
+    def _run_wakeups(self):
+        cdef StreamWaiter waiter
+        ready, self.ready = self.ready, []
+        for waiter in ready:
+            waiter.run_wakeup()
+
+    cdef void watch(self) except *:
+        """A wait with a timeout began: check the timeouts while there are such waits."""
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self._check_timeouts)
+
+    def _check_timeouts(self):
+        cdef double now = monotonic()
+        cdef bint watching = False
+        self.watchdog = None
+        for handler in list(self.streams.values()):
+            if isinstance(handler, BufferedResponseHandler):
+                watching |= (<BufferedResponseHandler>handler).check_time(now)
+        if watching:
+            self.watch()
 
     # -- what handlers ask for ---------------------------------------------------------
 

@@ -1,8 +1,6 @@
 # Response header blocks: validation of application headers and the
 # nghttp2_nv array that nghttp2_submit_* copies.
 
-from email.utils import formatdate as _formatdate
-
 from nghttp2py.errors import InvalidHeaderError
 
 
@@ -26,14 +24,25 @@ cdef bytes _SERVER_VALUE = b"nghttp2py"
 
 cdef time_t _date_second = 0
 cdef bytes _date_value = b""
+# IMF-fixdate's names (RFC 9110 section 5.6.7), not the C locale's.
+cdef const char *_DAY_NAMES = b"SunMonTueWedThuFriSat"
+cdef const char *_MONTH_NAMES = b"JanFebMarAprMayJunJulAugSepOctNovDec"
 
 
 cdef bytes http_date():
     """The IMF-fixdate of now, formatted at most once a second."""
     global _date_second, _date_value
     cdef time_t now = time(NULL)
+    cdef tm fields
+    cdef char text[40]
+    cdef int length
     if now != _date_second:
-        _date_value = _formatdate(now, usegmt=True).encode("ascii")
+        gmtime_r(&now, &fields)
+        length = snprintf(text, sizeof(text), "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+                          _DAY_NAMES + 3 * fields.tm_wday, fields.tm_mday,
+                          _MONTH_NAMES + 3 * fields.tm_mon, fields.tm_year + 1900,
+                          fields.tm_hour, fields.tm_min, fields.tm_sec)
+        _date_value = PyBytes_FromStringAndSize(text, length)
         _date_second = now
     return _date_value
 

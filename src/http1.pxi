@@ -46,12 +46,10 @@ cdef enum:
 cdef list _status_texts(str form):
     """``form`` filled with each status 100-599 and its reason phrase, as bytes."""
     cdef list texts = [None] * 600
+    cdef dict phrases = {status.value: status.phrase for status in _HTTPStatus}
     for code in range(100, 600):
-        try:
-            phrase = _HTTPStatus(code).phrase
-        except ValueError:
-            phrase = ""  # no reason phrase: allowed (RFC 9112 section 4)
-        texts[code] = form.format(code=code, phrase=phrase).encode("latin-1")
+        # No reason phrase for a code HTTPStatus does not name: allowed (RFC 9112 4).
+        texts[code] = form.format(code=code, phrase=phrases.get(code, "")).encode("latin-1")
     return texts
 
 

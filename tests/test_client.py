@@ -433,6 +433,65 @@ def test_connect_timeout_covers_the_tls_handshake():
         run(main(port))
 
 
+def test_a_cancelled_wait_resets_its_stream_and_the_connection_goes_on(serve):
+    class Slow(BaseRequestHandler):
+        """``/SECONDS``: answers after that long; ``/trickle``: a body that takes 3 s."""
+
+        async def on_headers(self):
+            if self.path == b"/trickle":
+                self.send_response(200, body=self.trickle())
+                return
+            await asyncio.sleep(float(self.path.decode()[1:]))
+            self.send_response(200, body=b"done")
+
+        async def trickle(self):
+            for _ in range(30):
+                await asyncio.sleep(0.1)
+                yield b"."
+
+    server = serve(Slow)
+
+    async def main():
+        async with Client(server.url()) as client:
+            answered = asyncio.create_task(client.get("/0.3"))
+            waiting = asyncio.create_task(client.get("/5"))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.get("/5"), 0.1)
+            response = await client.get("/trickle")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(response.read(), 0.3)
+            # The three given up on are reset; the other request is untouched.
+            assert await (await answered).read() == b"done"
+            await response.aclose()
+            await asyncio.sleep(0.1)
+            assert client._connection.open_streams == 0
+            assert await (await client.get("/0")).read() == b"done"
+    run(main())
+
+
+def test_timeout_errors_name_the_request(serve):
+    class Silent(BaseRequestHandler):
+        async def on_headers(self):
+            await asyncio.sleep(3)
+
+    server = serve(Silent)
+
+    async def main():
+        origin = server.url("")
+        async with Client(origin) as client:
+            with pytest.raises(ReadTimeoutError,
+                               match=rf"GET {origin}/a\?b=1: nothing from the server for 0.2 s"):
+                await client.get("/a?b=1", timeout=Timeout(read=0.2))
+            with pytest.raises(TotalTimeoutError,
+                               match=rf"POST {origin}/ took longer than 0.3 s"):
+                await client.post("/", b"x", timeout=Timeout(total=0.3))
+    run(main())
+
+
 def test_read_and_total_timeouts(serve):
     class Dawdler(BaseRequestHandler):
         async def on_headers(self):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from .._nghttp2 import BufferedResponseHandler, PushPromise
+from .._nghttp2 import ClientBase, PushPromise, ResponseBase, client_request, new_response
 from ..errors import ErrorCode
 from .connection import (
     ClientConnection,
@@ -24,13 +24,7 @@ from .connection import (
     client_ssl_context,
     path_of,
 )
-from .errors import (
-    GoAwayError,
-    IncompleteResponseError,
-    ReadTimeoutError,
-    StreamResetError,
-    TotalTimeoutError,
-)
+from .errors import GoAwayError, IncompleteResponseError, StreamResetError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -38,10 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Client", "Headers", "Response", "Timeout"]
 
 _USER_AGENT = ("user-agent", "nghttp2py")
-
-# How often the read and total timeouts of the responses being waited for are
-# checked: timeouts are this precise.
-_WATCHDOG_INTERVAL = 0.05
 
 _Text = Union[str, bytes]
 _Headers = Union[Mapping[_Text, _Text], Iterable[tuple[_Text, _Text]], None]
@@ -105,27 +95,11 @@ class Headers(Mapping[str, str]):
         return f"Headers({self.raw!r})"
 
 
-class _ResponseStream(BufferedResponseHandler):
-    """The engine's side of a Response: it keeps the response's parts (in C).
-
-    It points back at its Response only when the client accepts push (for
-    the promises): without that cycle, a Response and its stream are freed
-    as soon as the application drops them, not by the garbage collector.
-    """
-
-    __slots__ = ("response",)
-    response: Response | None
-
-    def on_push_promise(self, push_promise: PushPromise) -> None:
-        if self.response is not None:
-            self.response._promised(push_promise)
-
-
-# The phases of a _ResponseStream: waiting, the header block is in, all of it is.
+# The phases of a response's stream: waiting, the header block is in, all of it is.
 _WAITING, _HEADERS, _DONE = 0, 1, 2
 
 
-class Response:
+class Response(ResponseBase):
     """The response to one request; returned once its header block has arrived.
 
     ``status``, ``headers`` (:class:`Headers`) and, after the body,
@@ -135,28 +109,12 @@ class Response:
     raises from whichever of them is waiting. :meth:`aclose` (or ``async
     with response``) gives up on an unread body. ``pushed`` lists the
     responses the server pushed with this one (when the client accepts push).
+
+    What every request runs (waiting for the stream's events, :meth:`read`)
+    is in C, in :class:`~nghttp2py._nghttp2.ResponseBase`.
     """
 
-    __slots__ = ("_body", "_client", "_connection", "_deadline", "_error", "_headers",
-                 "_last_event", "_path", "_pushed_responses", "_stream", "_streaming",
-                 "_timeout", "method")
-
-    def __init__(self, client: Client, method: str, path: str, timeout: Timeout) -> None:
-        self._client = client
-        self.method = method
-        self._path = path
-        self._pushed_responses: list[Response] | None = None
-        stream = self._stream = _ResponseStream()
-        stream.response = self if client.push else None
-        self._timeout = timeout
-        self._deadline = (client._loop.time() + timeout.total if timeout.total is not None
-                          else None)
-        self._last_event = 0.0
-        self._error: BaseException | None = None
-        self._streaming = False
-        self._body: bytes | None = None
-        self._headers: Headers | None = None
-        self._connection: ClientConnection | None = None
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status}] {self.method} {self.url}>"
@@ -173,7 +131,8 @@ class Response:
     @property
     def url(self) -> str:
         """The URL requested."""
-        return self._client._url(self._path)
+        client: Client = self._client
+        return client._url(self._path)
 
     @property
     def status(self) -> int:
@@ -198,22 +157,6 @@ class Response:
     @property
     def http_version(self) -> str:
         return "2"
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        if self._body is not None:
-            return self._body
-        if self._streaming:
-            raise RuntimeError("the body was read with stream() already")
-        stream = self._stream
-        if stream.phase != _DONE:
-            stream.reading_all = True
-            if stream.reading_paused:
-                stream.resume_reading()
-            while stream.phase != _DONE:
-                await self._wait()
-        self._body = stream.take_all()
-        return self._body
 
     async def text(self, encoding: str | None = None) -> str:
         """The body decoded with ``encoding``, else the content-type's charset, else UTF-8."""
@@ -260,53 +203,13 @@ class Response:
 
     # -- sending, and the events of its stream ------------------------------------------------
 
-    def _wait(self) -> asyncio.Future[None]:
-        """A future that the stream's next event sets (await it); raises the stream's error.
-
-        Callers wait in a loop for a phase: once it is reached, an error that
-        came after it is raised only by whoever waits for more.
-        """
-        stream = self._stream
-        if self._error is None and stream.close_code >= 0:
-            self._error = self._stream_error(stream.close_code)
-        if self._error is not None:
-            raise self._error
-        client = self._client
-        loop = client._loop
-        waiter: asyncio.Future[None] = loop.create_future()
-        stream.waiter = waiter
-        if self._timeout.read is not None or self._deadline is not None:
-            # The watchdog forgets it once the waiter is done.
-            self._last_event = loop.time()
-            client._waiting.add(self)
-            if client._watchdog is None:
-                client._watchdog = loop.call_later(_WATCHDOG_INTERVAL, client._check_timeouts)
-        return waiter
-
-    def _check_time(self, now: float) -> None:
-        """Fail the stream if a timeout has passed (the client's watchdog calls this)."""
-        if self._connection is not None and not self._connection.connected:
-            self._last_event = now  # while connecting, the connect timeout counts
-        if self._deadline is not None and now >= self._deadline:
-            self._fail(TotalTimeoutError(
-                f"{self.method} {self.url} took longer than {self._timeout.total} s"))
-        elif self._timeout.read is not None and now >= self._last_event + self._timeout.read:
-            self._fail(ReadTimeoutError(
-                f"{self.method} {self.url}: nothing from the server for {self._timeout.read} s"))
-
-    def _fail(self, error: BaseException) -> None:
-        if self._error is None and self._stream.phase != _DONE:
-            self._error = error
-            self._stream.cancel()
-            self._stream.wake()
-
     def _promised(self, promise: PushPromise) -> None:
         if not self._client.push:
             return  # rejected
         path = promise.path.decode("latin-1") if promise.path else "/"
-        pushed = Response(self._client, (promise.method or b"GET").decode("latin-1"), path,
-                          self._timeout)
-        pushed._connection = self._connection
+        pushed = new_response(Response, self._client,
+                              (promise.method or b"GET").decode("latin-1"), path,
+                              self._timeout, self._connection)
         self._stream.accept_push(promise, pushed._stream)
         self.pushed.append(pushed)
         self._client._pushed[path] = pushed
@@ -325,7 +228,7 @@ class Response:
             f"stream {stream.stream_id} closed before the end of the response")
 
 
-class Client:
+class Client(ClientBase):
     """An HTTP/2 client for one origin (``https://host:port`` or ``http://host:port``).
 
     ::
@@ -368,12 +271,8 @@ class Client:
         self.headers = [_USER_AGENT, *header_list(headers)]
         self.push = push
         self._settings = client_settings(push)
-        self._connection: ClientConnection | None = None
+        self._connection = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        # The responses being waited for, and one timer that checks their
-        # timeouts while there are any (not a timer per request).
-        self._waiting: set[Response] = set()
-        self._watchdog: asyncio.TimerHandle | None = None
         # Pushed responses by path, until pushed_response() claims them.
         self._pushed: dict[str, Response] = {}
 
@@ -410,86 +309,72 @@ class Client:
 
     # -- requests ----------------------------------------------------------------------
 
-    async def request(self, method: str, url: str, *,
-                      headers: _Headers = None, body: Any = None,
-                      timeout: Any = ...) -> Response:
+    def request(self, method: str, url: str, *, headers: _Headers = None, body: Any = None,
+                timeout: Any = ...) -> Coroutine[Any, Any, Response]:
         """Send a request and return its :class:`Response` once its headers have arrived.
 
         ``url`` is a path or a URL on this client's origin. ``body`` is
         ``None``, ``str`` (UTF-8), bytes-like, a binary file or an async
         iterable of bytes; it is sent as the server's flow control allows,
         with a ``content-length`` when its length is known. ``timeout``
-        overrides the client's.
+        overrides the client's. A request the server did not process (a
+        GOAWAY above its stream, a REFUSED_STREAM) is sent again, up to three
+        times, if its body can be.
         """
-        path = url if url.startswith("/") else path_of(url, self.origin)
-        all_headers = self.headers if headers is None else [*self.headers, *header_list(headers)]
-        request_timeout = self.timeout if timeout is ... else Timeout.of(timeout)
-        # A request the server did not process (a GOAWAY above its stream, a
-        # REFUSED_STREAM) is sent again, a few times, if its body can be.
-        retries = 3 if body is None or isinstance(body, (bytes, str)) else 0
-        while True:
-            connection = self._connection
-            if connection is None or not connection.accepting_requests:
-                connection = self._current_connection()
-            response = Response(self, method, path, request_timeout)
-            response._connection = connection
-            stream = response._stream
-            # accepting_requests has checked the connection's error.
-            connection.session.request(stream, method, path, all_headers, body)
-            try:
-                while stream.phase == _WAITING:
-                    await response._wait()
-            except (GoAwayError, StreamResetError) as exc:
-                if exc.retryable and retries:
-                    retries -= 1
-                    continue
-                raise
-            except BaseException:
-                await response.aclose()
-                raise
-            return response
+        # The coroutine is in C (nghttp2py._nghttp2.client_request).
+        coroutine: Coroutine[Any, Any, Response] = client_request(
+            self, Response, method, url, headers, body, timeout)
+        return coroutine
 
-    # The shortcuts return request()'s coroutine (one coroutine per request, not two).
+    # The shortcuts return request()'s coroutine themselves: one Python call per request.
 
-    def get(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("GET", url, **kwargs)
+    def get(self, url: str, *, headers: _Headers = None,
+            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A GET request: see :meth:`request`."""
+        coroutine: Coroutine[Any, Any, Response] = client_request(
+            self, Response, "GET", url, headers, None, timeout)
+        return coroutine
 
-    def head(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("HEAD", url, **kwargs)
+    def head(self, url: str, *, headers: _Headers = None,
+             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A HEAD request: see :meth:`request`."""
+        return self.request("HEAD", url, headers=headers, timeout=timeout)
 
-    def post(self, url: str, body: Any = None, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("POST", url, body=body, **kwargs)
+    def post(self, url: str, body: Any = None, *, headers: _Headers = None,
+             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A POST request: see :meth:`request`."""
+        return self.request("POST", url, headers=headers, body=body, timeout=timeout)
 
-    def put(self, url: str, body: Any = None, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("PUT", url, body=body, **kwargs)
+    def put(self, url: str, body: Any = None, *, headers: _Headers = None,
+            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A PUT request: see :meth:`request`."""
+        return self.request("PUT", url, headers=headers, body=body, timeout=timeout)
 
-    def delete(self, url: str, **kwargs: Any) -> Coroutine[Any, Any, Response]:
-        return self.request("DELETE", url, **kwargs)
+    def delete(self, url: str, *, headers: _Headers = None,
+               timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A DELETE request: see :meth:`request`."""
+        return self.request("DELETE", url, headers=headers, timeout=timeout)
 
     # -- the connection -------------------------------------------------------------------
 
     def _current_connection(self) -> ClientConnection:
-        connection = self._connection
+        connection: ClientConnection | None = self._connection
         if connection is None or not connection.accepting_requests:
             self._loop = asyncio.get_running_loop()
             if connection is not None:
                 connection.close()
-            connection = self._connection = ClientConnection(
+            connection = ClientConnection(
                 self.origin, ssl_context=self._ssl, loop=self._loop, settings=self._settings,
                 connect_timeout=self.timeout.connect)
+            self._connection = connection
         return connection
 
-    def _check_timeouts(self) -> None:
-        self._watchdog = None
-        now = self._loop.time()
-        for response in list(self._waiting):
-            waiter = response._stream.waiter
-            if waiter is None or waiter.done():
-                self._waiting.discard(response)  # woken in time, or its reader gave up
-            else:
-                response._check_time(now)
-        if self._waiting:
-            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL, self._check_timeouts)
+    def _request_parts(self, url: str, headers: _Headers,
+                       timeout: Any) -> tuple[str, list[tuple[Any, Any]], Timeout]:
+        """A request's path, header fields and Timeout, from what request() was given."""
+        path = url if url.startswith("/") else path_of(url, self.origin)
+        all_headers = self.headers if headers is None else [*self.headers, *header_list(headers)]
+        return path, all_headers, self.timeout if timeout is ... else Timeout.of(timeout)
 
     def _url(self, path: str) -> str:
         return self._origin_text + path
