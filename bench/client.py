@@ -12,7 +12,9 @@ event loop named by ``--server-loop``; every client pinned to CPU 1):
 2. CPU time (user + system, start-up included) per request of a whole
    process making ``--requests`` requests with 100 streams in flight on one
    connection: h2load, nghttp2py's Client (async/await) and HTTP2Client
-   (callbacks), on each event loop of ``--loops``.
+   (callbacks), on each event loop of ``--loops``. Each round runs h2load
+   and then every client, and a client's ratio to h2load is the median of
+   its rounds' ratios.
 
 Every Python client runs on the loop its row names (nghttp2py.loops.run) and
 reports the loop class it ran on; the run stops if that is not the loop
@@ -194,9 +196,9 @@ def run_client(argv: list[str], loop: str | None) -> tuple[float, float]:
     return wall, cpu
 
 
-def _median(argv: list[str], loop: str | None, rounds: int, cpu: bool) -> tuple[float, list]:
-    """The median wall (or CPU) seconds of ``rounds`` runs, and each of them."""
-    values = [run_client(argv, loop)[1 if cpu else 0] for _ in range(rounds)]
+def _median_wall(argv: list[str], loop: str | None, rounds: int) -> tuple[float, list]:
+    """The median wall seconds of ``rounds`` runs, and each of them."""
+    values = [run_client(argv, loop)[0] for _ in range(rounds)]
     return statistics.median(values), values
 
 
@@ -229,23 +231,33 @@ def measure(requests: int = 100_000, streams: int = 100, rounds: int = 3,
                  [python, "-c", HTTPX_BOOKS, url, books_loop], books_loop),
                 ("3000 books: sequential HTTP/1.1 (http.client, keep-alive)", "—",
                  [python, "-c", SEQUENTIAL_BOOKS, url], None)):
-            wall, values = _median(argv, reported, rounds, cpu=False)
+            wall, values = _median_wall(argv, reported, rounds)
             rows.append(Row(name, loop, wall, "s wall", values, argv[:2]))
         book = f"/book?id={_first_book(url)}"
         h2load_argv = ["h2load", "-n", str(requests), "-c", "1", "-m", str(streams), url + book[1:]]
-        cpu, values = _median(h2load_argv, None, rounds, cpu=True)
-        h2load_us = cpu / requests * 1e6
+        clients = [(f"{name} on {loop}", name, loop,
+                    [python, "-c", script, url, str(requests), str(streams), book, loop])
+                   for loop in loops
+                   for name, script in (("nghttp2py.Client", CLIENT_REQUESTS),
+                                        ("nghttp2py.HTTP2Client", CALLBACK_REQUESTS))]
+        # Rounds interleave h2load and every client, and each client's ratio is
+        # the median of its ratios to h2load in the same round: the machine's
+        # speed drifts between rounds more than within one.
+        h2load_cpu: list[float] = []
+        client_cpu: dict[str, list[float]] = {key: [] for key, *_ in clients}
+        for _ in range(rounds):
+            h2load_cpu.append(run_client(h2load_argv, None)[1])
+            for key, _name, loop, argv in clients:
+                client_cpu[key].append(run_client(argv, loop)[1])
+        h2load_us = statistics.median(h2load_cpu) / requests * 1e6
         rows.append(Row(f"{requests:,} requests, {streams} in flight: h2load", "—", h2load_us,
-                        "µs CPU/request", values, h2load_argv))
-        for loop in loops:
-            for name, script in (("nghttp2py.Client", CLIENT_REQUESTS),
-                                 ("nghttp2py.HTTP2Client", CALLBACK_REQUESTS)):
-                argv = [python, "-c", script, url, str(requests), str(streams), book, loop]
-                cpu, values = _median(argv, loop, rounds, cpu=True)
-                us = cpu / requests * 1e6
-                rows.append(Row(f"{requests:,} requests, {streams} in flight: {name}", loop,
-                                us, "µs CPU/request", values, [python, "-c", name]))
-                ratios[f"{name} on {loop}"] = us / h2load_us
+                        "µs CPU/request", h2load_cpu, h2load_argv))
+        for key, name, loop, _argv in clients:
+            us = statistics.median(client_cpu[key]) / requests * 1e6
+            rows.append(Row(f"{requests:,} requests, {streams} in flight: {name}", loop,
+                            us, "µs CPU/request", client_cpu[key], [python, "-c", name]))
+            ratios[key] = statistics.median(
+                cpu / base for cpu, base in zip(client_cpu[key], h2load_cpu))
     finally:
         server.terminate()
         server.wait(10)
@@ -280,7 +292,8 @@ def markdown(results: ClientResults) -> str:
     lines = ["### Client (bench/client.py)", "",
              (f"examples/bookstore.py on `{settings['server_loop']}` pinned to CPU {SERVER_CPU}, "
               f"each client pinned to CPU {H2LOAD_CPU}; whole processes, start-up included; "
-              f"median of {settings['rounds']} round(s)."), "",
+              f"median of {settings['rounds']} round(s), each running h2load and every client "
+              "in turn (a ratio is the median of the rounds' ratios)."), "",
              "| measurement | client loop | result |", "| --- | --- | --- |"]
     for row in results.rows:
         value = f"{row.value:.3f}" if row.unit == "s wall" else f"{row.value:.2f}"

@@ -776,29 +776,13 @@ cdef class ClientSession(Session):
                                        size_t length, uint32_t *flags) noexcept
 
 
-# Where the task awaiting a BufferedResponseHandler is: not waiting, waiting
-# (its wake-up registered), woken (its wake-up queued), or cancelled.
+# Where the task waiting on a StreamWaiter is: not waiting, waiting (for the
+# stream's next event), woken (its wake-up queued), or cancelled.
 cdef enum:
     WAIT_IDLE = 0
     WAIT_ARMED = 1
     WAIT_WOKEN = 2
     WAIT_CANCELLED = 3
-
-
-cdef class StreamWaiter:
-    cdef ClientSession session
-    cdef int state
-    # The waiting task's wake-up (from add_done_callback), and its context.
-    cdef object wakeup
-    cdef object wakeup_context
-    cdef object cancel_message
-    # Its handler has a timeout: when the wait started, for the watchdog.
-    cdef bint timed
-    cdef double started
-    cdef public bint _asyncio_future_blocking
-
-    cdef void wake(self) except *
-    cdef void run_wakeup(self) except *
 
 
 cdef class BufferedResponseHandler(BaseResponseHandler):
@@ -810,6 +794,7 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef public long long close_code
     # The Response, when the client accepts push (its promises go there).
     cdef public object response
+    # The future a task waits on for the stream's next event.
     cdef StreamWaiter _waiter
     # Timeouts, in seconds (0: none); the deadline is on the monotonic clock.
     cdef public double read_timeout
@@ -819,6 +804,7 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef public object timeout_error
 
     cpdef void wake(self) except *
+    cdef StreamWaiter get_waiter(self)
     cdef object take_all_chunks(self)
     cdef bint check_time(self, double now) except -1
     cdef str request_line(self)
@@ -837,7 +823,51 @@ cdef class ResponseBase:
     cdef public object _headers
     cdef public list _pushed_responses
 
-    cdef StreamWaiter wait(self)
+    cdef BufferedResponseHandler check(self)
+
+
+cdef class StreamWaiter:
+    cdef ClientSession session
+    # Where the waiting task is: not waiting, waiting, woken, or cancelled.
+    cdef int state
+    # The waiting task's wake-up (from add_done_callback), and its context.
+    cdef object wakeup
+    cdef object wakeup_context
+    cdef object cancel_message
+    # When the wait began (monotonic), for the timeouts.
+    cdef double started
+    cdef public bint _asyncio_future_blocking
+
+    cdef void arm(self, bint timed) except *
+    cdef void wake(self) except *
+    cdef void run_wakeup(self) except *
+
+
+cdef class CAwaitable:
+    cdef bint finished
+    # What the await returns, once done.
+    cdef object value
+    # The waiter given to the task, until the next step.
+    cdef StreamWaiter waiter
+
+    cdef bint resume(self) except -1
+    cdef void forget_waiter(self) noexcept
+    cdef void give_up(self) except *
+    cdef object take_value(self)
+    cdef BufferedResponseHandler step(self)
+    cdef void abandon(self) except *
+
+
+cdef class Ready(CAwaitable):
+    pass
+
+
+cdef class NextEvent(CAwaitable):
+    cdef BufferedResponseHandler stream
+
+
+cdef class PendingBody(CAwaitable):
+    cdef ResponseBase response
 
 
 cdef class ClientBase:
@@ -845,9 +875,28 @@ cdef class ClientBase:
     cdef readonly ClientSession session
     cdef public list headers
     cdef public bint push
+    cdef public type response_class
     cdef object _timeout
     cdef double read_timeout
     cdef double total_timeout
+
+
+cdef class PendingRequest(CAwaitable):
+    cdef ClientBase client
+    cdef str method
+    cdef str url
+    cdef str path
+    cdef object headers
+    cdef object body
+    cdef object timeout
+    cdef double read_timeout
+    cdef double total_timeout
+    cdef int retries
+    # The Response being waited for (until its header block is in).
+    cdef ResponseBase response
+
+    cdef void prepare(self) except *
+    cdef ResponseBase submit(self)
 
 
 # -- HPACK (hpack.pxi) -------------------------------------------------------------

@@ -4,22 +4,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
-from collections.abc import (
-    AsyncIterable,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterable,
-    Mapping,
-)
-from typing import Any, TypeVar
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import disjoint_base
+
+if TYPE_CHECKING:
+    from nghttp2py.client.aio import Response
 
 __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
            "WebSocket",
            "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
-           "ClientBase", "ResponseBase", "new_response", "client_request",
+           "ClientBase", "ResponseBase", "new_response",
            "ASGIConfig", "ASGIHandler",
            "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
            "NGHTTP2_LIB_VERSION", "GuardBudgets"]
@@ -27,6 +23,7 @@ __all__ = ["BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "
 _Text = str | bytes
 _Headers = Iterable[tuple[_Text, _Text]]
 _BodyGenerator = Callable[[int], tuple[bytes | str | None, int]]
+_RequestHeaders = Mapping[_Text, _Text] | Iterable[tuple[_Text, _Text]] | None
 _Body = (None | str | bytes | bytearray | memoryview | io.IOBase | _BodyGenerator
          | AsyncIterable[bytes | str])
 
@@ -271,12 +268,9 @@ class BaseResponseHandler:
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class StreamWaiter:
-    """What a task awaits for a BufferedResponseHandler's next event (an asyncio future)."""
+    """The future a task waits on for a stream's next event (one per stream)."""
 
     _asyncio_future_blocking: bool
-    def __await__(self) -> Generator[Any]: ...
-    def __iter__(self) -> StreamWaiter: ...
-    def __next__(self) -> StreamWaiter: ...
     def get_loop(self) -> asyncio.AbstractEventLoop: ...
     def add_done_callback(self, fn: Callable[[StreamWaiter], object], *,
                           context: contextvars.Context | None = None) -> None: ...
@@ -300,7 +294,6 @@ class BufferedResponseHandler(BaseResponseHandler):
     read_timeout: float
     total_timeout: float
     timeout_error: BaseException | None
-    def waiter(self) -> StreamWaiter: ...
     def wake(self) -> None: ...
     def take(self) -> bytes | None: ...
     def take_all(self) -> bytes: ...
@@ -320,9 +313,9 @@ class ResponseBase:
     _streaming: bool
     _headers: Any
     _pushed_responses: list[Any] | None
-    def _wait(self) -> StreamWaiter: ...
-    async def read(self) -> bytes:
-        """The whole body."""
+    def _wait(self) -> Awaitable[None]: ...
+    def read(self) -> Coroutine[Any, Any, bytes]:
+        """The whole body (an awaitable)."""
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class ClientBase:
@@ -330,6 +323,7 @@ class ClientBase:
 
     headers: list[tuple[Any, Any]]
     push: bool
+    response_class: type[Response]
     # Read-only:
     connection: Any
     session: ClientSession | None
@@ -341,6 +335,24 @@ class ClientBase:
     def timeout(self) -> Any: ...
     @timeout.setter
     def timeout(self, timeout: Any) -> None: ...
+    def request(self, method: str, url: str, *, headers: _RequestHeaders = None,
+                body: Any = None, timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """Send a request; awaiting it returns its Response once its headers have arrived."""
+    def get(self, url: str, *, headers: _RequestHeaders = None,
+            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A GET request: see :meth:`request`."""
+    def head(self, url: str, *, headers: _RequestHeaders = None,
+             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A HEAD request: see :meth:`request`."""
+    def post(self, url: str, body: Any = None, *, headers: _RequestHeaders = None,
+             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A POST request: see :meth:`request`."""
+    def put(self, url: str, body: Any = None, *, headers: _RequestHeaders = None,
+            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A PUT request: see :meth:`request`."""
+    def delete(self, url: str, *, headers: _RequestHeaders = None,
+               timeout: Any = ...) -> Coroutine[Any, Any, Response]:
+        """A DELETE request: see :meth:`request`."""
 
 _R = TypeVar("_R", bound=ResponseBase)
 
@@ -348,9 +360,6 @@ def new_response(cls: type[_R], client: ClientBase, method: str, path: str, time
                  connection: Any) -> _R:
     """A ``cls`` (a ResponseBase) for a request on ``connection``, its stream not sent yet."""
 
-async def client_request(client: ClientBase, response_class: type[_R], method: str, url: str,
-                         headers: Any, body: Any, timeout: Any) -> _R:
-    """What ``Client.request()`` returns: send the request, return its Response."""
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class PushPromise:

@@ -31,7 +31,7 @@ __all__ = [
     "BaseRequestHandler", "HTTPProtocol", "Session", "HTTP1Connection", "HTTP3Connection",
     "WebSocket",
     "BaseResponseHandler", "BufferedResponseHandler", "ClientSession", "PushPromise",
-    "ClientBase", "ResponseBase", "new_response", "client_request",
+    "ClientBase", "ResponseBase", "new_response",
     "ASGIConfig", "ASGIHandler",
     "HDDeflater", "HDInflater", "HDTableEntry", "DATA_OK", "DATA_EOF", "DATA_DEFERRED",
     "NGHTTP2_LIB_VERSION", "GuardBudgets",

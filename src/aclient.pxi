@@ -2,11 +2,13 @@
 # keeps a response for the task that awaits it, ResponseBase is the hot half of
 # nghttp2py.Response, and client_request() sends a request and awaits its headers.
 #
-# A response costs no asyncio future and no loop callback of its own. The task
-# awaits the stream itself, which speaks asyncio's future protocol (the task
-# registers its wake-up with add_done_callback) and is armed again at each wait.
-# Wake-ups are queued on the session and run together, one loop callback per
-# batch (a read, a timeout check). Timeouts are checked by one timer per
+# A response costs no coroutine, no asyncio future and no loop callback of its
+# own. What client.get() and response.read() return is a CAwaitable: its own
+# iterator, and the future its task waits on (asyncio's future protocol: the
+# task registers its wake-up with add_done_callback). Each step either waits on
+# the stream (the stream wakes it at its next event) or ends the await with a
+# value. Wake-ups are queued on the session and run together, one loop callback
+# per batch (a read, a timeout check). Timeouts are checked by one timer per
 # session, on the monotonic clock, while a wait with a timeout is in progress.
 
 # A BufferedResponseHandler stops giving the server credit for a body nobody
@@ -31,55 +33,31 @@ cdef object client_errors():
     return _client_errors
 
 
-cdef class StreamWaiter:
-    """What a task awaits for a BufferedResponseHandler's next event.
+cdef extern from "Python.h":
+    void PyErr_SetObject(object type, object value)
 
-    ``await waiter`` returns at the handler's next event. For the awaiting
-    task the waiter is an asyncio future, armed again at each wait; its
-    wake-up runs in one loop callback with the others of the same batch.
+
+cdef inline void set_await_result(object value) noexcept:
+    """Set the StopIteration that ends an await with ``value`` (never a tuple here).
+
+    ``__next__`` calls it right before a bare ``raise StopIteration``, which
+    Cython compiles to returning NULL without touching the error set and
+    without a traceback: the awaiting coroutine takes ``value`` from the
+    error as from any C iterator's, and CPython 3.11 makes no exception
+    instance for it.
     """
+    PyErr_SetObject(StopIteration, value)
 
-    def __await__(self):
-        self.state = WAIT_IDLE
-        return self
 
-    def __iter__(self):
-        return self
+cdef class StreamWaiter:
+    """The future a task waits on for a stream's next event (one per stream).
 
-    def __next__(self):
-        if self.state != WAIT_IDLE:
-            self.state = WAIT_IDLE
-            raise StopIteration
-        self.state = WAIT_ARMED
-        self._asyncio_future_blocking = True
-        if self.timed:
-            self.started = monotonic()
-            self.session.watch()
-        return self
-
-    cdef void wake(self) except *:
-        if self.state == WAIT_ARMED:
-            self.state = WAIT_WOKEN
-            if self.wakeup is not None:
-                self.session.queue_wakeup(self)
-
-    cdef void run_wakeup(self) except *:
-        cdef object wakeup = self.wakeup
-        cdef object context = self.wakeup_context
-        if wakeup is None:
-            return
-        self.wakeup = self.wakeup_context = None
-        try:
-            if context is None:
-                wakeup(self)
-            else:
-                context.run(wakeup, self)
-        except Exception as exc:
-            self.session.loop.call_exception_handler({
-                "message": "waking the task that awaits a response failed",
-                "exception": exc})
-
-    # -- asyncio's future protocol, as the awaiting task uses it -------------------------
+    asyncio's future protocol, as the waiting task uses it: the task
+    registers its wake-up with ``add_done_callback``; the stream's next
+    event (or a timeout, or the task's cancellation) queues it, to run in
+    one loop callback with the others of the same batch. Armed again at
+    each wait.
+    """
 
     def get_loop(self):
         return self.session.loop
@@ -103,7 +81,7 @@ cdef class StreamWaiter:
         return self.state == WAIT_CANCELLED
 
     def cancel(self, msg=None):
-        """Cancel the wait (not the stream: the task's ``CancelledError`` does that)."""
+        """Cancel the wait: the task gets ``CancelledError`` (and throws it in)."""
         if self.state != WAIT_ARMED:
             return False
         self.state = WAIT_CANCELLED
@@ -123,6 +101,152 @@ cdef class StreamWaiter:
         self.result()
         return None
 
+    cdef void arm(self, bint timed) except *:
+        """A task is about to wait: the stream's next event (or a timeout) wakes it."""
+        self.state = WAIT_ARMED
+        self._asyncio_future_blocking = True
+        if timed:
+            self.started = monotonic()
+            self.session.watch()
+
+    cdef void wake(self) except *:
+        if self.state == WAIT_ARMED:
+            self.state = WAIT_WOKEN
+            if self.wakeup is not None:
+                self.session.queue_wakeup(self)
+
+    cdef void run_wakeup(self) except *:
+        cdef object wakeup = self.wakeup
+        cdef object context = self.wakeup_context
+        if wakeup is None:
+            return
+        self.wakeup = self.wakeup_context = None
+        try:
+            if context is None:
+                wakeup(self)
+            else:
+                context.run(wakeup, self)
+        except Exception as exc:
+            self.session.loop.call_exception_handler({
+                "message": "waking the task that awaits a response failed",
+                "exception": exc})
+
+
+cdef class CAwaitable:
+    """An await in C, over ``step()``: its own iterator, and a coroutine to asyncio.
+
+    ``step()`` returns the stream to wait on, or None once ``value`` is set.
+    To wait, the task is given the stream's StreamWaiter; when the stream's
+    next event wakes the task, the next step follows. ``send``, ``throw``
+    and ``close`` make it a coroutine to asyncio (``create_task``, ``gather``).
+    """
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.resume():
+            return self.waiter
+        set_await_result(self.take_value())
+        raise StopIteration
+
+    def send(self, value):
+        if self.resume():
+            return self.waiter
+        raise StopIteration(self.take_value())
+
+    def throw(self, typ, value=None, traceback=None):
+        self.give_up()
+        if value is None:
+            value = typ() if isinstance(typ, type) else typ
+        raise value.with_traceback(traceback) if traceback is not None else value
+
+    def close(self):
+        if not self.finished:
+            self.give_up()
+
+    cdef bint resume(self) except -1:
+        """Take the next step: whether it waits (its waiter armed) or is done (``value`` set)."""
+        cdef BufferedResponseHandler stream
+        if self.finished:
+            raise RuntimeError("cannot reuse an awaitable that is done")
+        self.forget_waiter()
+        try:
+            stream = self.step()
+        except BaseException:
+            self.finished = True
+            raise
+        if stream is None:
+            self.finished = True
+            return False
+        self.waiter = stream.get_waiter()
+        self.waiter.arm(stream.read_timeout > 0 or stream.deadline > 0)
+        return True
+
+    cdef void forget_waiter(self) noexcept:
+        if self.waiter is not None:
+            self.waiter.state = WAIT_IDLE
+            self.waiter = None
+
+    cdef void give_up(self) except *:
+        self.finished = True
+        self.forget_waiter()
+        self.abandon()
+
+    cdef object take_value(self):
+        value, self.value = self.value, None
+        return value
+
+    cdef BufferedResponseHandler step(self):
+        """The stream to wait on, or None with ``value`` (the await's result) set."""
+        return None
+
+    cdef void abandon(self) except *:
+        """The await was given up (an exception thrown in, or closed)."""
+
+
+cdef class Ready(CAwaitable):
+    """An await that ends at once with a value."""
+
+
+cdef Ready ready(object value):
+    cdef Ready awaitable = Ready.__new__(Ready)
+    awaitable.value = value
+    return awaitable
+
+
+cdef class NextEvent(CAwaitable):
+    """What ``Response._wait()`` returns: the stream's next event ends it."""
+
+    cdef BufferedResponseHandler step(self):
+        cdef BufferedResponseHandler stream = self.stream
+        self.stream = None
+        return stream
+
+
+cdef class PendingBody(CAwaitable):
+    """What ``Response.read()`` returns while the body is still arriving."""
+
+    cdef BufferedResponseHandler step(self):
+        cdef ResponseBase response = self.response
+        cdef BufferedResponseHandler stream = response._stream
+        if response._body is None:
+            if response._streaming:
+                raise RuntimeError("the body was read with stream() already")
+            if stream.phase != PHASE_DONE:
+                if not stream.reading_all:
+                    stream.reading_all = True
+                    if stream.state & READING_PAUSED:
+                        stream.resume_reading()
+                return response.check()
+            response._body = stream.take_all_chunks()
+        self.value = response._body
+        self.response = None
+        return None
+
 
 cdef class BufferedResponseHandler(BaseResponseHandler):
     """Keeps a response for a task that awaits it (the async Client's side of a stream).
@@ -130,29 +254,28 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     ``phase`` is how far the response has come: 0 (waiting), 1 (the final
     header block is in), 2 (all of it is). The body's chunks wait in
     ``chunks`` until taken; ``close_code`` is the stream's error code once it
-    has closed (else -1). ``await handler.waiter()`` returns at the next
-    event: the header block, a chunk, the end of the response or of the
-    stream. The events are handled here, in C: a response costs no Python
-    call until it is read. ``read_timeout`` and ``total_timeout`` (seconds,
-    0: none) fail a wait that lasts too long: ``timeout_error`` says which.
+    has closed (else -1). An event (the header block, a chunk, the end of
+    the response or of the stream) wakes the task waiting on it. The
+    events are handled here, in C: a response costs no Python call until it
+    is read. ``read_timeout`` and ``total_timeout`` (seconds, 0: none) fail
+    a wait that lasts too long: ``timeout_error`` says which.
     """
 
     def __cinit__(self):
         self.chunks = []
         self.close_code = -1
 
-    def waiter(self):
-        """The StreamWaiter to await for the next event (one per handler)."""
-        if self._waiter is None:
-            self._waiter = StreamWaiter.__new__(StreamWaiter)
-            self._waiter.session = self.session
-            self._waiter.timed = self.read_timeout > 0 or self.deadline > 0
-        return self._waiter
-
     cpdef void wake(self) except *:
-        """Wake the task awaiting the handler, if there is one."""
+        """Wake the task waiting on the stream, if there is one."""
         if self._waiter is not None:
             self._waiter.wake()
+
+    cdef StreamWaiter get_waiter(self):
+        cdef StreamWaiter waiter = self._waiter
+        if waiter is None:
+            waiter = self._waiter = StreamWaiter.__new__(StreamWaiter)
+            waiter.session = self.session
+        return waiter
 
     def take(self):
         """The oldest chunk not taken yet, or ``None``; reading resumes below the low mark."""
@@ -183,7 +306,8 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef bint check_time(self, double now) except -1:
         """Fail the wait if a timeout has passed; whether the wait goes on."""
         cdef StreamWaiter waiter = self._waiter
-        if waiter is None or waiter.state != WAIT_ARMED or not waiter.timed:
+        if waiter is None or waiter.state != WAIT_ARMED \
+                or (self.read_timeout <= 0 and self.deadline <= 0):
             return False
         if self.session.transport is None:
             waiter.started = now  # while connecting, the connect timeout counts
@@ -247,9 +371,12 @@ cdef class ResponseBase:
         Callers wait in a loop for a phase: once it is reached, an error that
         came after it is raised only by whoever waits for more.
         """
-        return self.wait()
+        cdef NextEvent event = NextEvent.__new__(NextEvent)
+        event.stream = self.check()
+        return event
 
-    cdef StreamWaiter wait(self):
+    cdef BufferedResponseHandler check(self):
+        """The stream, to wait on; raises the error that ended it, if one has."""
         cdef BufferedResponseHandler stream = self._stream
         if self._error is None:
             if stream.timeout_error is not None:
@@ -258,25 +385,17 @@ cdef class ResponseBase:
                 self._error = self._stream_error(stream.close_code)
         if self._error is not None:
             raise self._error
-        if stream._waiter is None:
-            stream.waiter()
-        return stream._waiter
+        return stream
 
-    async def read(self):
-        """The whole body."""
-        cdef BufferedResponseHandler stream = self._stream
+    def read(self):
+        """The whole body (an awaitable)."""
+        if self._body is None and not self._streaming and self._stream.phase == PHASE_DONE:
+            self._body = self._stream.take_all_chunks()
         if self._body is not None:
-            return self._body
-        if self._streaming:
-            raise RuntimeError("the body was read with stream() already")
-        if stream.phase != PHASE_DONE:
-            stream.reading_all = True
-            if stream.state & READING_PAUSED:
-                stream.resume_reading()
-            while stream.phase != PHASE_DONE:
-                await self.wait()
-        self._body = stream.take_all_chunks()
-        return self._body
+            return ready(self._body)
+        cdef PendingBody pending = PendingBody.__new__(PendingBody)
+        pending.response = self
+        return pending
 
 
 cdef class ClientBase:
@@ -285,7 +404,8 @@ cdef class ClientBase:
     nghttp2py.Client subclasses it with the rest; see its documentation.
     ``_connection`` is the connection requests go on (its session is kept
     beside it), ``headers`` go with every request, ``push`` says whether
-    pushed responses are accepted, ``timeout`` is the requests' Timeout.
+    pushed responses are accepted, ``timeout`` is the requests' Timeout,
+    ``response_class`` the class of the responses (a ResponseBase).
     """
 
     @property
@@ -309,6 +429,42 @@ cdef class ClientBase:
         self.total_timeout = total if total is not None else 0.0
         self._timeout = timeout
 
+    # -- requests: each returns an awaitable (a coroutine to asyncio) ----------------------
+
+    def request(self, str method not None, str url not None, *, headers=None, body=None,
+                timeout=Ellipsis):
+        """Send a request; awaiting it returns its Response once its headers have arrived.
+
+        ``url`` is a path or a URL on this client's origin. ``body`` is
+        ``None``, ``str`` (UTF-8), bytes-like, a binary file or an async
+        iterable of bytes; it is sent as the server's flow control allows,
+        with a ``content-length`` when its length is known. ``timeout``
+        overrides the client's. A request the server did not process (a
+        GOAWAY above its stream, a REFUSED_STREAM) is sent again, up to three
+        times, if its body can be.
+        """
+        return pending_request(self, method, url, headers, body, timeout)
+
+    def get(self, str url not None, *, headers=None, timeout=Ellipsis):
+        """A GET request: see :meth:`request`."""
+        return pending_request(self, "GET", url, headers, None, timeout)
+
+    def head(self, str url not None, *, headers=None, timeout=Ellipsis):
+        """A HEAD request: see :meth:`request`."""
+        return pending_request(self, "HEAD", url, headers, None, timeout)
+
+    def post(self, str url not None, body=None, *, headers=None, timeout=Ellipsis):
+        """A POST request: see :meth:`request`."""
+        return pending_request(self, "POST", url, headers, body, timeout)
+
+    def put(self, str url not None, body=None, *, headers=None, timeout=Ellipsis):
+        """A PUT request: see :meth:`request`."""
+        return pending_request(self, "PUT", url, headers, body, timeout)
+
+    def delete(self, str url not None, *, headers=None, timeout=Ellipsis):
+        """A DELETE request: see :meth:`request`."""
+        return pending_request(self, "DELETE", url, headers, None, timeout)
+
 
 def new_response(type cls, ClientBase client not None, str method, str path, timeout,
                  connection):
@@ -324,7 +480,7 @@ cdef tuple _EMPTY_ARGS = ()
 cdef ResponseBase make_response(type cls, ClientBase client, str method, str path,
                                 object timeout, double read_timeout, double total_timeout,
                                 object connection):
-    if not PyType_IsSubtype(cls, ResponseBase):
+    if cls is None or not PyType_IsSubtype(cls, ResponseBase):
         raise TypeError(f"{cls!r} is not a ResponseBase")
     # cls.__new__(cls), without looking __new__ up.
     cdef ResponseBase response = (<PyTypeObject *>cls).tp_new(
@@ -346,43 +502,77 @@ cdef ResponseBase make_response(type cls, ClientBase client, str method, str pat
     return response
 
 
-async def client_request(ClientBase client not None, type response_class, str method,
-                         str url, headers, body, timeout):
-    """What ``Client.request()`` returns: send the request, return its Response once its
-    headers are in.
+cdef PendingRequest pending_request(ClientBase client, str method, str url, object headers,
+                                    object body, object timeout):
+    cdef PendingRequest request = PendingRequest.__new__(PendingRequest)
+    request.client = client
+    request.method = method
+    request.url = url
+    request.headers = headers
+    request.body = body
+    request.timeout = timeout
+    return request
+
+
+cdef class PendingRequest(CAwaitable):
+    """A request: the first step sends it, the last returns its Response.
 
     A request the server did not process (a GOAWAY above its stream, a
     REFUSED_STREAM) is sent again, a few times, if its body can be.
     """
-    cdef ResponseBase response
-    cdef BufferedResponseHandler stream
-    cdef ClientSession session
-    cdef double read_timeout, total_timeout
-    cdef int retries = 3 if body is None or isinstance(body, (bytes, str)) else 0
-    if headers is None and timeout is Ellipsis and url.startswith("/"):
-        path, all_headers, timeout = url, client.headers, client._timeout
-        read_timeout, total_timeout = client.read_timeout, client.total_timeout
-    else:
-        path, all_headers, timeout = client._request_parts(url, headers, timeout)
-        read, total = timeout.read, timeout.total
-        read_timeout, total_timeout = read or 0.0, total or 0.0
-    while True:
-        session = client.session
+
+    cdef BufferedResponseHandler step(self):
+        cdef ResponseBase response = self.response
+        if response is None:
+            self.prepare()
+            response = self.submit()
+        while True:
+            if response._stream.phase != PHASE_WAITING:
+                self.value = response
+                self.response = None
+                return None
+            try:
+                return response.check()
+            except BaseException as exc:
+                if not (self.retries and getattr(exc, "retryable", False)):
+                    self.abandon()
+                    raise
+                self.retries -= 1
+                response = self.submit()
+
+    cdef void prepare(self) except *:
+        """Resolve the path, the header fields and the timeouts."""
+        cdef ClientBase client = self.client
+        self.retries = 3 if self.body is None or isinstance(self.body, (bytes, str)) else 0
+        if self.headers is None and self.timeout is Ellipsis and self.url.startswith("/"):
+            self.path, self.headers, self.timeout = self.url, client.headers, client._timeout
+            self.read_timeout, self.total_timeout = client.read_timeout, client.total_timeout
+        else:
+            self.path, self.headers, self.timeout = client._request_parts(
+                self.url, self.headers, self.timeout)
+            read, total = self.timeout.read, self.timeout.total
+            self.read_timeout, self.total_timeout = read or 0.0, total or 0.0
+
+    cdef ResponseBase submit(self):
+        """Send the request (again) on the client's connection: its new Response."""
+        cdef ClientBase client = self.client
+        cdef ClientSession session = client.session
         if session is None or not session.accepting():
             client._current_connection()
             session = client.session
-        response = make_response(response_class, client, method, path, timeout, read_timeout,
-                                 total_timeout, client.connection)
-        stream = response._stream
-        session._submit(stream, method, session.scheme, session.authority, path, all_headers,
-                        body)
-        try:
-            while stream.phase == PHASE_WAITING:
-                await response.wait()
-        except BaseException as exc:
-            if retries and getattr(exc, "retryable", False):
-                retries -= 1
-                continue
-            await response.aclose()
-            raise
+        cdef ResponseBase response = make_response(
+            client.response_class, client, self.method, self.path, self.timeout,
+            self.read_timeout, self.total_timeout, client.connection)
+        self.response = response
+        session._submit(response._stream, self.method, session.scheme, session.authority,
+                        self.path, self.headers, self.body)
         return response
+
+    cdef void abandon(self) except *:
+        """Reset the stream (CANCEL) of a request given up on."""
+        cdef ResponseBase response = self.response
+        self.response = None
+        if response is not None:
+            if response._stream.phase != PHASE_DONE:
+                response._stream.cancel()
+            response._stream.chunks.clear()

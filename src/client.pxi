@@ -436,7 +436,7 @@ cdef class ClientSession(Session):
     # -- the tasks that await responses (aclient.pxi) ----------------------------------
 
     cdef void queue_wakeup(self, StreamWaiter waiter) except *:
-        """Wake the task awaiting ``waiter`` soon, in one loop callback with the others."""
+        """Wake the task waiting on ``waiter`` soon, in one loop callback with the others."""
         if not self.ready:
             self.loop.call_soon(self._run_wakeups)
         self.ready.append(waiter)

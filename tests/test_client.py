@@ -433,6 +433,30 @@ def test_connect_timeout_covers_the_tls_handshake():
         run(main(port))
 
 
+def test_requests_and_reads_are_coroutines_to_asyncio(server):
+    async def main():
+        async with Client(server.url()) as client:
+            request = client.get("/bytes/10")
+            assert asyncio.iscoroutine(request) and not asyncio.isfuture(request)
+            response = await asyncio.create_task(request)
+            with pytest.raises(RuntimeError, match="cannot reuse"):
+                await request
+            # A body that is in already, and one still on its way.
+            assert await asyncio.ensure_future(response.read()) == payload(10)
+            big = await client.get(f"/bytes/{4 * MiB}")
+            read = big.read()
+            assert asyncio.iscoroutine(read)
+            assert await asyncio.wait_for(read, 10) == payload(4 * MiB)
+            responses = await asyncio.gather(*(client.post("/digest", payload(n))
+                                               for n in (0, 1, 100_000)))
+            assert [await r.text() for r in responses] == [
+                digest(payload(n)) for n in (0, 1, 100_000)]
+            # A request never awaited sends nothing and costs nothing.
+            client.get("/bytes/1").close()
+            assert client._connection.open_streams == 0
+    run(main())
+
+
 def test_a_cancelled_wait_resets_its_stream_and_the_connection_goes_on(serve):
     class Slow(BaseRequestHandler):
         """``/SECONDS``: answers after that long; ``/trickle``: a body that takes 3 s."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json as _json
 import ssl as _ssl
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-from .._nghttp2 import ClientBase, PushPromise, ResponseBase, client_request, new_response
+from .._nghttp2 import ClientBase, PushPromise, ResponseBase, new_response
 from ..errors import ErrorCode
 from .connection import (
     ClientConnection,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "Headers", "Response", "Timeout"]
 
-_USER_AGENT = ("user-agent", "nghttp2py")
+_USER_AGENT = (b"user-agent", b"nghttp2py")
 
 _Text = Union[str, bytes]
 _Headers = Union[Mapping[_Text, _Text], Iterable[tuple[_Text, _Text]], None]
@@ -270,6 +270,7 @@ class Client(ClientBase):
         self.timeout = Timeout.of(timeout)
         self.headers = [_USER_AGENT, *header_list(headers)]
         self.push = push
+        self.response_class = Response
         self._settings = client_settings(push)
         self._connection = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
@@ -309,51 +310,7 @@ class Client(ClientBase):
 
     # -- requests ----------------------------------------------------------------------
 
-    def request(self, method: str, url: str, *, headers: _Headers = None, body: Any = None,
-                timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """Send a request and return its :class:`Response` once its headers have arrived.
-
-        ``url`` is a path or a URL on this client's origin. ``body`` is
-        ``None``, ``str`` (UTF-8), bytes-like, a binary file or an async
-        iterable of bytes; it is sent as the server's flow control allows,
-        with a ``content-length`` when its length is known. ``timeout``
-        overrides the client's. A request the server did not process (a
-        GOAWAY above its stream, a REFUSED_STREAM) is sent again, up to three
-        times, if its body can be.
-        """
-        # The coroutine is in C (nghttp2py._nghttp2.client_request).
-        coroutine: Coroutine[Any, Any, Response] = client_request(
-            self, Response, method, url, headers, body, timeout)
-        return coroutine
-
-    # The shortcuts return request()'s coroutine themselves: one Python call per request.
-
-    def get(self, url: str, *, headers: _Headers = None,
-            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """A GET request: see :meth:`request`."""
-        coroutine: Coroutine[Any, Any, Response] = client_request(
-            self, Response, "GET", url, headers, None, timeout)
-        return coroutine
-
-    def head(self, url: str, *, headers: _Headers = None,
-             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """A HEAD request: see :meth:`request`."""
-        return self.request("HEAD", url, headers=headers, timeout=timeout)
-
-    def post(self, url: str, body: Any = None, *, headers: _Headers = None,
-             timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """A POST request: see :meth:`request`."""
-        return self.request("POST", url, headers=headers, body=body, timeout=timeout)
-
-    def put(self, url: str, body: Any = None, *, headers: _Headers = None,
-            timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """A PUT request: see :meth:`request`."""
-        return self.request("PUT", url, headers=headers, body=body, timeout=timeout)
-
-    def delete(self, url: str, *, headers: _Headers = None,
-               timeout: Any = ...) -> Coroutine[Any, Any, Response]:
-        """A DELETE request: see :meth:`request`."""
-        return self.request("DELETE", url, headers=headers, timeout=timeout)
+    # request(), get(), head(), post(), put() and delete() are ClientBase's (in C).
 
     # -- the connection -------------------------------------------------------------------
 
