@@ -85,6 +85,13 @@ def server(serve):
     return serve(Handler)
 
 
+async def trickle(interval: float):
+    """A body of 30 dots, one every ``interval`` seconds."""
+    for _ in range(30):
+        await asyncio.sleep(interval)
+        yield b"."
+
+
 def test_get_status_headers_text_and_json(server):
     async def main():
         async with Client(server.url()) as client:
@@ -463,15 +470,10 @@ def test_a_cancelled_wait_resets_its_stream_and_the_connection_goes_on(serve):
 
         async def on_headers(self):
             if self.path == b"/trickle":
-                self.send_response(200, body=self.trickle())
+                self.send_response(200, body=trickle(0.1))
                 return
             await asyncio.sleep(float(self.path.decode()[1:]))
             self.send_response(200, body=b"done")
-
-        async def trickle(self):
-            for _ in range(30):
-                await asyncio.sleep(0.1)
-                yield b"."
 
     server = serve(Slow)
 
@@ -521,12 +523,7 @@ def test_read_and_total_timeouts(serve):
         async def on_headers(self):
             if self.path == b"/headers-late":
                 await asyncio.sleep(3)
-            self.send_response(200, body=self.trickle())
-
-        async def trickle(self):
-            for _ in range(30):
-                await asyncio.sleep(0.05)
-                yield b"."
+            self.send_response(200, body=trickle(0.05))
 
     server = serve(Dawdler)
 
