@@ -1,15 +1,17 @@
 # The async client's side of a stream (nghttp2py.Client): BufferedResponseHandler
-# keeps a response for the task that awaits it, ResponseBase is the hot half of
-# nghttp2py.Response, and client_request() sends a request and awaits its headers.
+# keeps a response for the task that awaits it, ResponseBase and ClientBase are
+# the hot halves of nghttp2py.Response and nghttp2py.Client, and PendingRequest
+# sends a request and awaits its headers.
 #
 # A response costs no coroutine, no asyncio future and no loop callback of its
-# own. What client.get() and response.read() return is a CAwaitable: its own
-# iterator, and the future its task waits on (asyncio's future protocol: the
-# task registers its wake-up with add_done_callback). Each step either waits on
-# the stream (the stream wakes it at its next event) or ends the await with a
-# value. Wake-ups are queued on the session and run together, one loop callback
-# per batch (a read, a timeout check). Timeouts are checked by one timer per
-# session, on the monotonic clock, while a wait with a timeout is in progress.
+# own. What client.get() and response.read() return is a CAwaitable, its own
+# iterator: each step either ends the await with a value, or gives the task the
+# stream's StreamWaiter to wait on, an object that speaks asyncio's future
+# protocol (the task registers its wake-up with add_done_callback) and is armed
+# again at each wait. The stream's next event wakes it. Wake-ups are queued on
+# the session and run together, one loop callback per batch (a read, a timeout
+# check). Timeouts are checked by one timer per session, on the monotonic clock,
+# while a wait with a timeout is in progress.
 
 # A BufferedResponseHandler stops giving the server credit for a body nobody
 # reads once this much is buffered, and gives it again below the low mark.
