@@ -803,9 +803,10 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     # The timeout that ended the response, once one has.
     cdef public object timeout_error
 
-    cpdef void wake(self) except *
+    cdef bint timed(self) noexcept
+    cdef void wake(self) except *
     cdef StreamWaiter get_waiter(self)
-    cdef object take_all_chunks(self)
+    cdef object take_all(self)
     cdef bint check_time(self, double now) except -1
     cdef str request_line(self)
 
@@ -840,6 +841,7 @@ cdef class StreamWaiter:
 
     cdef void arm(self, bint timed) except *
     cdef void wake(self) except *
+    cdef void end(self, int state) except *
     cdef void run_wakeup(self) except *
 
 

@@ -294,9 +294,7 @@ class BufferedResponseHandler(BaseResponseHandler):
     read_timeout: float
     total_timeout: float
     timeout_error: BaseException | None
-    def wake(self) -> None: ...
     def take(self) -> bytes | None: ...
-    def take_all(self) -> bytes: ...
 
 @disjoint_base  # a cdef class: no class can derive from it and another
 class ResponseBase:

@@ -68,7 +68,7 @@ cdef class StreamWaiter:
         self.wakeup = fn
         self.wakeup_context = context
         if self.state >= WAIT_WOKEN:
-            self.session.queue_wakeup(self)
+            self.session.queue_wakeup(self)  # over already: the task goes on soon
 
     def remove_done_callback(self, fn):
         if self.wakeup is fn:
@@ -86,10 +86,8 @@ cdef class StreamWaiter:
         """Cancel the wait: the task gets ``CancelledError`` (and throws it in)."""
         if self.state != WAIT_ARMED:
             return False
-        self.state = WAIT_CANCELLED
         self.cancel_message = msg
-        if self.wakeup is not None:
-            self.session.queue_wakeup(self)
+        self.end(WAIT_CANCELLED)
         return True
 
     def result(self):
@@ -113,9 +111,13 @@ cdef class StreamWaiter:
 
     cdef void wake(self) except *:
         if self.state == WAIT_ARMED:
-            self.state = WAIT_WOKEN
-            if self.wakeup is not None:
-                self.session.queue_wakeup(self)
+            self.end(WAIT_WOKEN)
+
+    cdef void end(self, int state) except *:
+        """The wait is over (woken or cancelled): the task's wake-up is queued."""
+        self.state = state
+        if self.wakeup is not None:
+            self.session.queue_wakeup(self)
 
     cdef void run_wakeup(self) except *:
         cdef object wakeup = self.wakeup
@@ -185,7 +187,7 @@ cdef class CAwaitable:
             self.finished = True
             return False
         self.waiter = stream.get_waiter()
-        self.waiter.arm(stream.read_timeout > 0 or stream.deadline > 0)
+        self.waiter.arm(stream.timed())
         return True
 
     cdef void forget_waiter(self) noexcept:
@@ -244,7 +246,7 @@ cdef class PendingBody(CAwaitable):
                     if stream.state & READING_PAUSED:
                         stream.resume_reading()
                 return response.check()
-            response._body = stream.take_all_chunks()
+            response._body = stream.take_all()
         self.value = response._body
         self.response = None
         return None
@@ -267,7 +269,11 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
         self.chunks = []
         self.close_code = -1
 
-    cpdef void wake(self) except *:
+    cdef bint timed(self) noexcept:
+        """Whether a wait on the stream can time out."""
+        return self.read_timeout > 0 or self.deadline > 0
+
+    cdef void wake(self) except *:
         """Wake the task waiting on the stream, if there is one."""
         if self._waiter is not None:
             self._waiter.wake()
@@ -289,11 +295,8 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
             self.resume_reading()
         return chunk
 
-    def take_all(self):
+    cdef object take_all(self):
         """Every chunk not taken yet, joined."""
-        return self.take_all_chunks()
-
-    cdef object take_all_chunks(self):
         cdef list chunks = self.chunks
         self.chunks = []
         self.buffered = 0
@@ -308,8 +311,7 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef bint check_time(self, double now) except -1:
         """Fail the wait if a timeout has passed; whether the wait goes on."""
         cdef StreamWaiter waiter = self._waiter
-        if waiter is None or waiter.state != WAIT_ARMED \
-                or (self.read_timeout <= 0 and self.deadline <= 0):
+        if waiter is None or waiter.state != WAIT_ARMED or not self.timed():
             return False
         if self.session.transport is None:
             waiter.started = now  # while connecting, the connect timeout counts
@@ -392,12 +394,17 @@ cdef class ResponseBase:
     def read(self):
         """The whole body (an awaitable)."""
         if self._body is None and not self._streaming and self._stream.phase == PHASE_DONE:
-            self._body = self._stream.take_all_chunks()
+            self._body = self._stream.take_all()
         if self._body is not None:
             return ready(self._body)
         cdef PendingBody pending = PendingBody.__new__(PendingBody)
         pending.response = self
         return pending
+
+
+cdef inline double seconds(object limit) except? -1:
+    """One of a Timeout's limits in seconds, 0 for None (no limit)."""
+    return 0.0 if limit is None else limit
 
 
 cdef class ClientBase:
@@ -426,9 +433,8 @@ cdef class ClientBase:
 
     @timeout.setter
     def timeout(self, timeout):
-        read, total = timeout.read, timeout.total
-        self.read_timeout = read if read is not None else 0.0
-        self.total_timeout = total if total is not None else 0.0
+        self.read_timeout = seconds(timeout.read)
+        self.total_timeout = seconds(timeout.total)
         self._timeout = timeout
 
     # -- requests: each returns an awaitable (a coroutine to asyncio) ----------------------
@@ -471,9 +477,8 @@ cdef class ClientBase:
 def new_response(type cls, ClientBase client not None, str method, str path, timeout,
                  connection):
     """A ``cls`` (a ResponseBase) for a request on ``connection``, its stream not sent yet."""
-    read, total = timeout.read, timeout.total
-    return make_response(cls, client, method, path, timeout, read or 0.0, total or 0.0,
-                         connection)
+    return make_response(cls, client, method, path, timeout, seconds(timeout.read),
+                         seconds(timeout.total), connection)
 
 
 cdef tuple _EMPTY_ARGS = ()
@@ -552,8 +557,8 @@ cdef class PendingRequest(CAwaitable):
         else:
             self.path, self.headers, self.timeout = client._request_parts(
                 self.url, self.headers, self.timeout)
-            read, total = self.timeout.read, self.timeout.total
-            self.read_timeout, self.total_timeout = read or 0.0, total or 0.0
+            self.read_timeout = seconds(self.timeout.read)
+            self.total_timeout = seconds(self.timeout.total)
 
     cdef ResponseBase submit(self):
         """Send the request (again) on the client's connection: its new Response."""
