@@ -752,6 +752,8 @@ cdef class StreamWaiter
 cdef class ClientSession(Session):
     # Streams whose waiting task is to be woken: one loop callback wakes them all.
     cdef list ready
+    # A future of the loop's, done: the woken tasks are handed it (see run_wakeup).
+    cdef object _done_future
     # The timer that checks the timeouts of the responses being waited for.
     cdef object watchdog
     # Promised streams whose PUSH_PROMISE is still being received, by id.
@@ -771,6 +773,7 @@ cdef class ClientSession(Session):
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
     cdef bint accepting(self) noexcept
     cdef void queue_wakeup(self, StreamWaiter waiter) except *
+    cdef object done_future(self)
     cdef void watch(self) except *
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept

@@ -37,6 +37,8 @@ cdef object client_errors():
 
 cdef extern from "Python.h":
     void PyErr_SetObject(object type, object value)
+    int PyContext_Enter(object context) except -1
+    int PyContext_Exit(object context) except -1
 
 
 cdef inline void set_await_result(object value) noexcept:
@@ -122,14 +124,23 @@ cdef class StreamWaiter:
     cdef void run_wakeup(self) except *:
         cdef object wakeup = self.wakeup
         cdef object context = self.wakeup_context
+        cdef object future
         if wakeup is None:
             return
         self.wakeup = self.wakeup_context = None
+        # A task reads an asyncio.Future's result in C but calls anything
+        # else's result() by name: a woken task is handed a future that is
+        # done, a cancelled one this waiter (its result() raises).
+        future = self if self.state == WAIT_CANCELLED else self.session.done_future()
         try:
             if context is None:
-                wakeup(self)
+                wakeup(future)
             else:
-                context.run(wakeup, self)
+                PyContext_Enter(context)
+                try:
+                    wakeup(future)
+                finally:
+                    PyContext_Exit(context)
         except Exception as exc:
             self.session.loop.call_exception_handler({
                 "message": "waking the task that awaits a response failed",

@@ -441,6 +441,13 @@ cdef class ClientSession(Session):
             self.loop.call_soon(self._run_wakeups)
         self.ready.append(waiter)
 
+    cdef object done_future(self):
+        """A future of the loop's that is done (result ``None``): what woken tasks are handed."""
+        if self._done_future is None:
+            self._done_future = self.loop.create_future()
+            self._done_future.set_result(None)
+        return self._done_future
+
     def _run_wakeups(self):
         cdef StreamWaiter waiter
         ready, self.ready = self.ready, []
