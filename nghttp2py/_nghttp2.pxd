@@ -42,7 +42,7 @@ from nghttp2 cimport *
 
 
 from cpython.exc cimport PyErr_Clear
-from cpython.ref cimport Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef extern from "<time.h>" nogil:
     # POSIX: the thread-safe gmtime.
@@ -754,6 +754,7 @@ cdef class ClientSession(Session):
     cdef list ready
     # A future of the loop's, done: the woken tasks are handed it (see run_wakeup).
     cdef object _done_future
+    cdef object _loop_getter
     # The timer that checks the timeouts of the responses being waited for.
     cdef object watchdog
     # Promised streams whose PUSH_PROMISE is still being received, by id.
@@ -774,6 +775,7 @@ cdef class ClientSession(Session):
     cdef bint accepting(self) noexcept
     cdef void queue_wakeup(self, StreamWaiter waiter) except *
     cdef object done_future(self)
+    cdef object loop_getter(self)
     cdef void watch(self) except *
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept
@@ -840,7 +842,8 @@ cdef class StreamWaiter:
     cdef object cancel_message
     # When the wait began (monotonic), for the timeouts.
     cdef double started
-    cdef public bint _asyncio_future_blocking
+    # asyncio's _asyncio_future_blocking: a task waits on it.
+    cdef bint blocking
 
     cdef void arm(self, bint timed) except *
     cdef void wake(self) except *

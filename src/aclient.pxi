@@ -37,8 +37,23 @@ cdef object client_errors():
 
 cdef extern from "Python.h":
     void PyErr_SetObject(object type, object value)
+    object PyObject_GenericGetAttr(object obj, object name)
+    int PyObject_GenericSetAttr(object obj, object name, object value) except -1
     int PyContext_Enter(object context) except -1
     int PyContext_Exit(object context) except -1
+
+
+cdef extern from *:
+    """
+    /* CAwaitable's am_send: PyIter_Send (an await's every step) calls it
+       directly, with no StopIteration to raise and fetch at the end. */
+    typedef int (*nghttp2py_send_step)(PyObject *, PyObject *, PyObject **);
+    static void nghttp2py_set_am_send(PyTypeObject *type, nghttp2py_send_step send) {
+        type->tp_as_async->am_send = (sendfunc)send;
+    }
+    """
+    ctypedef int (*nghttp2py_send_step)(PyObject *, PyObject *, PyObject **) except -1
+    void nghttp2py_set_am_send(PyTypeObject *type, nghttp2py_send_step send)
 
 
 cdef inline void set_await_result(object value) noexcept:
@@ -62,6 +77,21 @@ cdef class StreamWaiter:
     one loop callback with the others of the same batch. Armed again at
     each wait.
     """
+
+    # asyncio's task asks for these three by name at every wait: they are
+    # answered here, without a lookup in the type or a new bound method.
+    def __getattribute__(self, name):
+        if name is "_asyncio_future_blocking":
+            return self.blocking
+        if name is "get_loop":
+            return self.session.loop_getter()
+        return PyObject_GenericGetAttr(self, name)
+
+    def __setattr__(self, name, value):
+        if name is "_asyncio_future_blocking":
+            self.blocking = value
+        else:
+            PyObject_GenericSetAttr(self, name, value)
 
     def get_loop(self):
         return self.session.loop
@@ -106,7 +136,7 @@ cdef class StreamWaiter:
     cdef void arm(self, bint timed) except *:
         """A task is about to wait: the stream's next event (or a timeout) wakes it."""
         self.state = WAIT_ARMED
-        self._asyncio_future_blocking = True
+        self.blocking = True
         if timed:
             self.started = monotonic()
             self.session.watch()
@@ -221,6 +251,20 @@ cdef class CAwaitable:
 
     cdef void abandon(self) except *:
         """The await was given up (an exception thrown in, or closed)."""
+
+
+cdef int await_send(PyObject *awaitable, PyObject *value, PyObject **result) except -1:
+    """CAwaitable's am_send: 1 (``result`` is the waiter to wait on) or 0 (the await's value)."""
+    cdef CAwaitable self = <CAwaitable>awaitable
+    cdef object out
+    cdef int waiting = self.resume()
+    out = self.waiter if waiting else self.take_value()
+    Py_INCREF(out)
+    result[0] = <PyObject *>out
+    return waiting
+
+
+nghttp2py_set_am_send(<PyTypeObject *>CAwaitable, await_send)
 
 
 cdef class Ready(CAwaitable):

@@ -441,6 +441,16 @@ cdef class ClientSession(Session):
             self.loop.call_soon(self._run_wakeups)
         self.ready.append(waiter)
 
+    def get_loop(self):
+        """The event loop the session runs on."""
+        return self.loop
+
+    cdef object loop_getter(self):
+        """``self.get_loop``, made once: what a StreamWaiter's ``get_loop`` is."""
+        if self._loop_getter is None:
+            self._loop_getter = self.get_loop
+        return self._loop_getter
+
     cdef object done_future(self):
         """A future of the loop's that is done (result ``None``): what woken tasks are handed."""
         if self._done_future is None:
