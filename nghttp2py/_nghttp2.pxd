@@ -190,6 +190,7 @@ cdef class HeaderBlock:
     cdef void add(self, const char *name, Py_ssize_t name_size, const char *value,
                   Py_ssize_t value_size) noexcept
     cdef void add_bytes(self, bytes name, bytes value) noexcept
+    cdef int add_text(self, bytes name, object value) except -1
     cdef int add_user_headers(self, list headers) except -1
 
 
@@ -698,9 +699,11 @@ cdef class BaseResponseHandler:
     cdef RawFields raw_headers
     cdef public list trailers
     cdef public bytes scheme
-    cdef public bytes method
+    # The request's method and path as given (str or bytes): `method` and
+    # `path` are their bytes.
+    cdef object _method
     cdef public bytes host
-    cdef public bytes path
+    cdef object _path
     cdef readonly bint pushed
     cdef public object error
     cdef int state
@@ -881,7 +884,9 @@ cdef class PendingBody(CAwaitable):
 cdef class ClientBase:
     cdef readonly object connection
     cdef readonly ClientSession session
-    cdef public list headers
+    cdef tuple _headers
+    # _headers, validated: what each request copies.
+    cdef HeaderBlock header_fields
     cdef public bint push
     cdef public type response_class
     cdef object _timeout

@@ -319,7 +319,10 @@ class ResponseBase:
 class ClientBase:
     """The part of :class:`nghttp2py.Client` that every request reads, in C."""
 
-    headers: list[tuple[Any, Any]]
+    @property
+    def headers(self) -> tuple[tuple[Any, Any], ...]: ...
+    @headers.setter
+    def headers(self, headers: Iterable[tuple[Any, Any]]) -> None: ...
     push: bool
     response_class: type[Response]
     # Read-only:
@@ -381,6 +384,8 @@ class ClientSession(Session):
                  ) -> None: ...
     def connection_made(self, transport: asyncio.Transport, server_address: Any = None) -> None: ...
     def connection_lost(self, error: BaseException | None = None) -> None: ...
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the session runs on."""
     def request(self, handler: BaseResponseHandler, method: _Text, path: _Text,
                 headers: _Headers | None = None, body: _Body = None) -> int: ...
     def submit_request(self, handler: BaseResponseHandler, method: _Text, scheme: _Text,

@@ -385,7 +385,7 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef str request_line(self):
         """The request's method and URL, for error messages."""
         return (self.method + b" " + self.session.scheme + b"://" + self.session.authority
-                + self.path).decode("latin-1")
+                + self.path).decode("utf-8", "replace")
 
     # -- told by the session -----------------------------------------------------------
 
@@ -480,6 +480,17 @@ cdef class ClientBase:
     def _connection(self, connection):
         self.session = connection.session if connection is not None else None
         self.connection = connection
+
+    @property
+    def headers(self):
+        """The header fields that go with every request: a tuple of ``(name, value)`` pairs."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers):
+        headers = tuple(headers)
+        self.header_fields = request_fields(headers)
+        self._headers = headers
 
     @property
     def timeout(self):
@@ -607,7 +618,7 @@ cdef class PendingRequest(CAwaitable):
         cdef ClientBase client = self.client
         self.retries = 3 if self.body is None or isinstance(self.body, (bytes, str)) else 0
         if self.headers is None and self.timeout is Ellipsis and self.url.startswith("/"):
-            self.path, self.headers, self.timeout = self.url, client.headers, client._timeout
+            self.path, self.headers, self.timeout = self.url, client.header_fields, client._timeout
             self.read_timeout, self.total_timeout = client.read_timeout, client.total_timeout
         else:
             self.path, self.headers, self.timeout = client._request_parts(

@@ -60,6 +60,24 @@ cdef class BaseResponseHandler:
         self._headers = value
 
     @property
+    def method(self):
+        """The request's method (``bytes``)."""
+        return header_bytes(self._method) if self._method is not None else None
+
+    @method.setter
+    def method(self, bytes value):
+        self._method = value
+
+    @property
+    def path(self):
+        """The request's path (``bytes``)."""
+        return header_bytes(self._path) if self._path is not None else None
+
+    @path.setter
+    def path(self, bytes value):
+        self._path = value
+
+    @property
     def server_address(self):
         """The address of the server the request went to (``None`` before connecting)."""
         return self.session.client_address if self.session is not None else None
@@ -394,19 +412,22 @@ cdef class ClientSession(Session):
             raise ConnectionError("the connection is closed")
         if handler.session is not None:
             raise ResponseStateError("a response handler receives one response only")
-        cdef bytes method_bytes = header_bytes(method)
         cdef bytes scheme_bytes = header_bytes(scheme)
         cdef bytes authority_bytes = header_bytes(authority)
-        cdef bytes path_bytes = header_bytes(path)
+        if type(method) is not str:
+            method = header_bytes(method)
+        if type(path) is not str:
+            path = header_bytes(path)
         cdef BodySource source = request_body_source(body, handler)
         if source is not None and source.length >= 0:
+            if type(headers) is HeaderBlock:
+                headers = (<HeaderBlock>headers).headers
             headers = list(headers) if headers is not None else []
             if not has_field(headers, b"content-length"):
                 headers.append((b"content-length", str(source.length).encode("ascii")))
         cdef HeaderBlock block
         try:
-            block = request_header_block(method_bytes, scheme_bytes, authority_bytes,
-                                         path_bytes, headers)
+            block = request_header_block(method, scheme_bytes, authority_bytes, path, headers)
         except BaseException:
             if source is not None:
                 source.close()
@@ -425,10 +446,10 @@ cdef class ClientSession(Session):
             check(stream_id)
         handler.attach(self, stream_id)
         handler.body = source
-        handler.method = method_bytes
+        handler._method = method
         handler.scheme = scheme_bytes
         handler.host = authority_bytes
-        handler.path = path_bytes
+        handler._path = path
         self.streams[stream_id] = handler
         self.request_flush()
         return stream_id
@@ -506,10 +527,10 @@ cdef class ClientSession(Session):
         promise.decided = True
         handler.attach(self, promise.stream_id)
         handler.pushed = True
-        handler.method = promise.method
+        handler._method = promise.method
         handler.scheme = promise.scheme
         handler.host = promise.host
-        handler.path = promise.path
+        handler._path = promise.path
         self.streams[promise.stream_id] = handler
         nghttp2_session_set_stream_user_data(self.session, promise.stream_id, <void *>handler)
         return 0

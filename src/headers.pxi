@@ -173,6 +173,13 @@ cdef class HeaderBlock:
         self.add(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
                  PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
 
+    cdef int add_text(self, bytes name, object value) except -1:
+        """``name`` (a module constant) and ``value``, str or bytes."""
+        cdef Py_ssize_t size
+        cdef const char *text = header_text(value, &size, self)
+        self.add(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), text, size)
+        return 0
+
     cdef int add_user_headers(self, list headers) except -1:
         """Validate and add the application's (name, value) pairs."""
         cdef object item
@@ -254,17 +261,32 @@ cdef HeaderBlock response_header_block(int status, object headers, Py_ssize_t bo
     return block
 
 
-cdef HeaderBlock request_header_block(bytes method, bytes scheme, bytes authority,
-                                      bytes path, object headers):
+cdef HeaderBlock request_header_block(object method, bytes scheme, bytes authority,
+                                      object path, object headers):
     """A request's header block, sent or promised (PUSH_PROMISE).
 
-    The caller keeps the bytes alive until the block is submitted.
+    ``method`` and ``path`` are str or bytes; ``headers`` the application's
+    pairs, or a block of them validated already (request_fields). The caller
+    keeps every object alive until the block is submitted.
     """
-    cdef HeaderBlock block = new_header_block(headers, 4)
-    block.add_bytes(b":method", method)
+    cdef HeaderBlock fields = headers if type(headers) is HeaderBlock else None
+    cdef HeaderBlock block = new_header_block(
+        None if fields is not None else headers, 4 + (fields.length if fields is not None else 0))
+    block.add_text(b":method", method)
     block.add_bytes(b":scheme", scheme)
     block.add_bytes(b":authority", authority)
-    block.add_bytes(b":path", path)
+    block.add_text(b":path", path)
+    if fields is not None:
+        memcpy(&block.nva[block.length], fields.nva, fields.length * sizeof(nghttp2_nv))
+        block.length += fields.length
+    elif headers is not None:
+        block.add_user_headers(block.headers)
+    return block
+
+
+cdef HeaderBlock request_fields(object headers):
+    """The application's request header fields, validated once for many requests."""
+    cdef HeaderBlock block = new_header_block(headers, 0)
     if headers is not None:
         block.add_user_headers(block.headers)
     return block

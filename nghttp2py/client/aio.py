@@ -327,7 +327,7 @@ class Client(ClientBase):
         return connection
 
     def _request_parts(self, url: str, headers: _Headers,
-                       timeout: Any) -> tuple[str, list[tuple[Any, Any]], Timeout]:
+                       timeout: Any) -> tuple[str, Iterable[tuple[Any, Any]], Timeout]:
         """A request's path, header fields and Timeout, from what request() was given."""
         path = url if url.startswith("/") else path_of(url, self.origin)
         all_headers = self.headers if headers is None else [*self.headers, *header_list(headers)]
