@@ -571,6 +571,7 @@ cdef class WebSocket:
     cdef void deliver(self, object message) except *
     cdef void run_hook(self, object message) except *
     cdef void release_credit(self) noexcept
+    cdef object closed_error(self)
     cdef int send_frame(self, int opcode, const char *payload, size_t size,
                         bint compressed) except -1
     cdef int send_lent(self, int opcode, object owner, const char *payload, size_t size,

@@ -21,7 +21,6 @@ from asyncio import Task as _Task
 from urllib.parse import unquote_to_bytes as _unquote_to_bytes
 
 from nghttp2py.errors import InvalidHeaderError as _InvalidHeaderError
-from nghttp2py.websocket import offered_subprotocols as _offered_subprotocols
 
 
 class ClientDisconnected(OSError):
@@ -102,8 +101,9 @@ cdef class ASGIHandler(BaseRequestHandler):
         config.requests += 1
         if self.upgrade_protocol is not None and self.websocket is not None:
             try:
-                _handshake(self.protocol.http_version, self.method, self.headers, None, False)
-            except _HandshakeError:
+                websocket_api().handshake(self.protocol.http_version, self.method, self.headers,
+                                          None, False)
+            except websocket_api().HandshakeError:
                 # Not a valid opening handshake: answered (400/426) without the app.
                 self._websocket.accept()
                 return
@@ -170,7 +170,7 @@ cdef class ASGIHandler(BaseRequestHandler):
         cdef dict scope = config.websocket_scope_template().copy()
         scope["scheme"] = "wss" if self.scheme == b"https" or self.scheme == b"wss" else "ws"
         self.fill_scope(scope, config)
-        scope["subprotocols"] = _offered_subprotocols(scope["headers"])
+        scope["subprotocols"] = websocket_api().offered_subprotocols(scope["headers"])
         return scope
 
     cdef void fill_scope(self, dict scope, ASGIConfig config) except *:
@@ -458,7 +458,7 @@ cdef class ASGIHandler(BaseRequestHandler):
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
         try:
             message = await ws.receive()
-        except _WebSocketClosed as closed:
+        except websocket_api().WebSocketClosed as closed:
             return {"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason}
         if type(message) is str:
             return {"type": "websocket.receive", "bytes": None, "text": message}

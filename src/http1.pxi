@@ -24,11 +24,6 @@
 
 import base64 as _base64
 import binascii as _binascii
-from http import HTTPStatus as _HTTPStatus
-
-from httptools import HttpParserError as _HttpParserError
-from httptools import HttpParserUpgrade as _HttpParserUpgrade
-from httptools import HttpRequestParser as _HttpRequestParser
 
 # A chunk of a chunked response body: at most 0xffff bytes, so that its size
 # line is at most 4 hex digits and CRLF; then the body's CRLF.
@@ -45,17 +40,31 @@ cdef enum:
 
 cdef list _status_texts(str form):
     """``form`` filled with each status 100-599 and its reason phrase, as bytes."""
+    from http import HTTPStatus
     cdef list texts = [None] * 600
-    cdef dict phrases = {status.value: status.phrase for status in _HTTPStatus}
+    cdef dict phrases = {status.value: status.phrase for status in HTTPStatus}
     for code in range(100, 600):
         # No reason phrase for a code HTTPStatus does not name: allowed (RFC 9112 4).
         texts[code] = form.format(code=code, phrase=phrases.get(code, "")).encode("latin-1")
     return texts
 
 
-# "HTTP/1.1 404 Not Found\r\n", and the body of an error the server answers itself.
-cdef list _STATUS_LINES = _status_texts("HTTP/1.1 {code} {phrase}\r\n")
-cdef list _ERROR_BODIES = _status_texts("{phrase}\n")
+# httptools; "HTTP/1.1 404 Not Found\r\n", and the body of an error the server
+# answers itself: made with the first HTTP/1.1 connection (a client never needs them).
+cdef object _httptools = None
+cdef list _STATUS_LINES = None
+cdef list _ERROR_BODIES = None
+
+
+cdef object load_http1():
+    """httptools, once the status lines are made."""
+    global _httptools, _STATUS_LINES, _ERROR_BODIES
+    if _httptools is None:
+        import httptools
+        _STATUS_LINES = _status_texts("HTTP/1.1 {code} {phrase}\r\n")
+        _ERROR_BODIES = _status_texts("{phrase}\n")
+        _httptools = httptools
+    return _httptools
 
 cdef bytes _CHUNKED = b"transfer-encoding: chunked\r\n"
 cdef bytes _CLOSE = b"connection: close\r\n"
@@ -101,7 +110,7 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.settings = settings
         self.max_unconsumed = settings["initial_window_size"]
         self.max_waiting = max(settings["max_concurrent_streams"], 1)
-        self.parser = _HttpRequestParser(self)
+        self.parser = load_http1().HttpRequestParser(self)
         self.next_stream_id = 1
         self.waiting = _deque()
         self.content_length = -1
@@ -138,10 +147,10 @@ cdef class HTTP1Connection(HTTPProtocol):
         self.in_feed = True
         try:
             self.parser.feed_data(view)
-        except _HttpParserUpgrade as upgrade:
+        except _httptools.HttpParserUpgrade as upgrade:
             self.in_feed = False
             session = self.take_upgrade(bytes(view[upgrade.args[0]:]))
-        except _HttpParserError as exc:
+        except _httptools.HttpParserError as exc:
             self.in_feed = False
             self.parse_failed(exc)
         finally:

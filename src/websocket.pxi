@@ -14,9 +14,16 @@
 
 import zlib as _zlib
 
-from nghttp2py.websocket import HandshakeError as _HandshakeError
-from nghttp2py.websocket import WebSocketClosed as _WebSocketClosed
-from nghttp2py.websocket import handshake as _handshake
+# nghttp2py.websocket, imported with the first WebSocket (a client never needs it).
+cdef object _websocket_api = None
+
+
+cdef object websocket_api():
+    global _websocket_api
+    if _websocket_api is None:
+        from nghttp2py import websocket
+        _websocket_api = websocket
+    return _websocket_api
 
 # The deflate tail a sender strips from each compressed message (RFC 7692 7.2.1).
 cdef bytes _DEFLATE_TAIL = b"\x00\x00\xff\xff"
@@ -374,9 +381,9 @@ cdef class WebSocket:
         if stream.state & RESPONSE_STARTED:
             raise ResponseStateError("a response was already sent on this stream")
         try:
-            status, response, deflate = _handshake(
+            status, response, deflate = websocket_api().handshake(
                 stream.http_version, stream.method, stream.headers, subprotocol, compression)
-        except _HandshakeError as error:
+        except websocket_api().HandshakeError as error:
             self.state = WS_CLOSED
             self._close_code = 1002
             self._close_reason = str(error)
@@ -427,7 +434,7 @@ cdef class WebSocket:
         cdef int opcode
         cdef Py_buffer view
         if self.state != WS_OPEN:
-            raise _WebSocketClosed(self._close_code or 1006, self._close_reason or "")
+            raise self.closed_error()
         if isinstance(message, str):
             data = PyUnicode_AsUTF8AndSize(message, &size)
             opcode = WS_TEXT
@@ -462,7 +469,7 @@ cdef class WebSocket:
         if len(payload) > 125:
             raise ValueError("a ping carries at most 125 bytes")
         if self.state != WS_OPEN:
-            raise _WebSocketClosed(self._close_code or 1006, self._close_reason or "")
+            raise self.closed_error()
         self.send_frame(WS_PING, PyBytes_AS_STRING(payload), len(payload), False)
 
     def close(self, int code=1000, str reason=""):
@@ -500,7 +507,7 @@ cdef class WebSocket:
             if self.state == WS_CONNECTING:
                 raise ResponseStateError("accept() the WebSocket before receiving")
             if not self.reading or self.state == WS_CLOSED:
-                raise _WebSocketClosed(self._close_code or 1006, self._close_reason or "")
+                raise self.closed_error()
             if self.waiter is None or self.waiter.done():
                 self.waiter = self.stream.protocol.loop.create_future()
             await self.waiter
@@ -517,7 +524,7 @@ cdef class WebSocket:
         """The next message; the iteration ends when the WebSocket closes."""
         try:
             return await self.receive()
-        except _WebSocketClosed:
+        except websocket_api().WebSocketClosed:
             raise StopAsyncIteration from None
 
     async def drain(self):
@@ -786,7 +793,7 @@ cdef class WebSocket:
             return
         self.hook_task = None
         exception = _task_failure(task)
-        if exception is not None and not isinstance(exception, _WebSocketClosed):
+        if exception is not None and not isinstance(exception, websocket_api().WebSocketClosed):
             self._hook_failed(exception)
         while self.messages and self.hook_task is None and self.state != WS_CLOSED:
             self.run_hook(self.messages.popleft())
@@ -797,7 +804,7 @@ cdef class WebSocket:
             self.stream = None  # see stream_closed
 
     def _hook_failed(self, exc):
-        if isinstance(exc, _WebSocketClosed):
+        if isinstance(exc, websocket_api().WebSocketClosed):
             return
         _logger.error("%s.on_message raised on stream %d from %s", type(self.stream).__name__,
                       self.stream.stream_id, self.stream.client_address, exc_info=exc)
@@ -826,6 +833,10 @@ cdef class WebSocket:
         # The sync flush ends with the 4-byte tail the receiver puts back.
         return self.send_lent(opcode, data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data) - 4,
                               True)
+
+    cdef object closed_error(self):
+        """The WebSocketClosed to raise at a use of the closed WebSocket."""
+        return websocket_api().WebSocketClosed(self._close_code or 1006, self._close_reason or "")
 
     cdef int send_frame(self, int opcode, const char *payload, size_t size,
                         bint compressed) except -1:
@@ -978,6 +989,7 @@ cdef WebSocket new_websocket(BaseRequestHandler stream):
 def _websocket_task_done(task):
     """Done-callback of a hook that outlived its WebSocket's stream: log a failure."""
     exception = _task_failure(task)
-    if exception is not None and not isinstance(exception, (_WebSocketClosed, _CancelledError)):
+    if exception is not None and not isinstance(
+            exception, (websocket_api().WebSocketClosed, _CancelledError)):
         _logger.error("a WebSocket hook failed after its stream closed: %r", exception,
                       exc_info=exception)

@@ -9,7 +9,6 @@ it, under flow control (an unread body holds back only its own stream).
 from __future__ import annotations
 
 import asyncio
-import json as _json
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -165,7 +164,8 @@ class Response(ResponseBase):
 
     async def json(self) -> Any:
         """The body parsed as JSON."""
-        return _json.loads(await self.read())
+        import json  # here: a client that never decodes JSON never imports it
+        return json.loads(await self.read())
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk as it arrives (each chunk read once)."""
