@@ -42,7 +42,7 @@ from nghttp2 cimport *
 
 
 from cpython.exc cimport PyErr_Clear
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 cdef extern from "<time.h>" nogil:
     # POSIX: the thread-safe gmtime.
@@ -309,7 +309,8 @@ cdef class HTTPProtocol:
     cdef type handler_class
     cdef int handler_callbacks
     # The open streams; a stream's user data in the C library is a borrowed
-    # pointer to the handler owned here.
+    # pointer to the handler owned here (ClientSession keeps a list of its own
+    # instead: open_stream_count() counts either).
     cdef dict streams
     cdef readonly object client_address
     cdef object client_certificate
@@ -366,6 +367,7 @@ cdef class HTTPProtocol:
     cdef void after_app_work(self) except *
     cdef void log_access(self, BaseRequestHandler stream)
     cdef void raise_escape(self) except *
+    cdef Py_ssize_t open_stream_count(self) noexcept
 
 
 # -- HTTP/2 (http2.pxi, memory.pxi) ------------------------------------------------
@@ -461,6 +463,7 @@ cdef class Session(HTTPProtocol):
     cdef int _on_data_chunk_recv(self, int32_t stream_id, const uint8_t *data,
                                  size_t length) except -1
     cdef int _on_stream_close(self, int32_t stream_id, uint32_t error_code) except -1
+    cdef void close_open_streams(self) except *
     cdef ssize_t _on_data_source_read(self, BaseRequestHandler stream, uint8_t *buf,
                                       size_t length, uint32_t *flags) noexcept
     cdef int _on_send_data(self, BodySource body, const uint8_t *framehd,
@@ -715,6 +718,11 @@ cdef class BaseResponseHandler:
     cdef size_t unconsumed
     # The request body, pulled as the server's window allows.
     cdef BodySource body
+    # Its neighbours in its session's list of open streams (borrowed: the
+    # session owns one reference to each stream in the list).
+    cdef PyObject *prev_open
+    cdef PyObject *next_open
+    cdef bint is_open
 
     # A hook or the request body raised: reset the stream after the C call.
     cdef void fail(self, str where, object exc)
@@ -754,6 +762,10 @@ cdef class StreamWaiter
 
 
 cdef class ClientSession(Session):
+    # The open streams, in a list through the handlers (see BaseResponseHandler):
+    # no dict, no int object per stream. `streams` stays empty.
+    cdef PyObject *first_open
+    cdef Py_ssize_t open_count
     # Streams whose waiting task is to be woken: one loop callback wakes them all.
     cdef list ready
     # A future of the loop's, done: the woken tasks are handed it (see run_wakeup).
@@ -778,6 +790,10 @@ cdef class ClientSession(Session):
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
     cdef bint accepting(self) noexcept
     cdef void queue_wakeup(self, StreamWaiter waiter) except *
+    cdef void add_open(self, BaseResponseHandler handler) noexcept
+    cdef void remove_open(self, BaseResponseHandler handler) noexcept
+    cdef list open_handlers(self)
+    cdef int close_handler(self, BaseResponseHandler handler, uint32_t error_code) except -1
     cdef object done_future(self)
     cdef object loop_getter(self)
     cdef void watch(self) except *

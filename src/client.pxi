@@ -328,7 +328,8 @@ cdef class ClientSession(Session):
     ``SETTINGS_MAX_CONCURRENT_STREAMS``, and go out from
     :meth:`connection_made` on. ``settings`` is a mapping as for
     :class:`Session`, plus ``enable_push``; ``scheme`` and ``authority`` are
-    those of :meth:`request`.
+    those of :meth:`request`. The handler of each open stream is kept until
+    the stream closes or :meth:`connection_lost` closes it.
     """
 
     def __init__(self, dict settings, *, bytes scheme=b"https", bytes authority=b"",
@@ -363,7 +364,7 @@ cdef class ClientSession(Session):
     def connection_lost(self, error=None):
         """The transport is gone: every open stream closes (``CANCEL``) with ``error``."""
         cdef BaseResponseHandler handler
-        for handler in self.streams.values():
+        for handler in self.open_handlers():
             if handler.error is None:
                 handler.error = error
         if self.watchdog is not None:
@@ -376,7 +377,7 @@ cdef class ClientSession(Session):
         if self.session == NULL or self.shutting_down:
             return
         self.shutting_down = True
-        if not self.streams:
+        if not self.open_count:
             self.terminate()
 
     @property
@@ -450,7 +451,7 @@ cdef class ClientSession(Session):
         handler.scheme = scheme_bytes
         handler.host = authority_bytes
         handler._path = path
-        self.streams[stream_id] = handler
+        self.add_open(handler)
         self.request_flush()
         return stream_id
 
@@ -494,7 +495,7 @@ cdef class ClientSession(Session):
         cdef double now = monotonic()
         cdef bint watching = False
         self.watchdog = None
-        for handler in list(self.streams.values()):
+        for handler in self.open_handlers():
             if isinstance(handler, BufferedResponseHandler):
                 watching |= (<BufferedResponseHandler>handler).check_time(now)
         if watching:
@@ -531,7 +532,7 @@ cdef class ClientSession(Session):
         handler.scheme = promise.scheme
         handler.host = promise.host
         handler._path = promise.path
-        self.streams[promise.stream_id] = handler
+        self.add_open(handler)
         nghttp2_session_set_stream_user_data(self.session, promise.stream_id, <void *>handler)
         return 0
 
@@ -637,12 +638,64 @@ cdef class ClientSession(Session):
         return 0
 
     cdef int _on_stream_close(self, int32_t stream_id, uint32_t error_code) except -1:
-        cdef object handler = self.streams.pop(stream_id, None)
-        if handler is not None:
-            (<BaseResponseHandler>handler).closed(error_code)
-        if self.shutting_down and not self.streams and self.session != NULL:
+        cdef void *user_data = nghttp2_session_get_stream_user_data(self.session, stream_id)
+        if user_data != NULL:
+            self.close_handler(<BaseResponseHandler>user_data, error_code)
+        if self.shutting_down and not self.open_count and self.session != NULL:
             nghttp2_session_terminate_session(self.session, NGHTTP2_NO_ERROR)
         return 0
+
+    cdef void close_open_streams(self) except *:
+        cdef BaseResponseHandler handler
+        for handler in self.open_handlers():
+            self.close_handler(handler, NGHTTP2_CANCEL)
+
+    cdef int close_handler(self, BaseResponseHandler handler, uint32_t error_code) except -1:
+        """``handler``'s stream has closed: out of the open list, then told."""
+        if handler.is_open:
+            self.remove_open(handler)
+            try:
+                handler.closed(error_code)
+            finally:
+                Py_DECREF(handler)  # the open list's reference
+        return 0
+
+    # -- the open streams: a list through their handlers ---------------------------------
+
+    cdef Py_ssize_t open_stream_count(self) noexcept:
+        return self.open_count
+
+    cdef void add_open(self, BaseResponseHandler handler) noexcept:
+        """Put ``handler`` in the open list, which holds a reference to it."""
+        Py_INCREF(handler)
+        handler.is_open = True
+        handler.prev_open = NULL
+        handler.next_open = self.first_open
+        if self.first_open != NULL:
+            (<BaseResponseHandler>self.first_open).prev_open = <PyObject *>handler
+        self.first_open = <PyObject *>handler
+        self.open_count += 1
+
+    cdef void remove_open(self, BaseResponseHandler handler) noexcept:
+        """Take ``handler`` out of the open list; the caller drops the list's reference."""
+        if handler.prev_open != NULL:
+            (<BaseResponseHandler>handler.prev_open).next_open = handler.next_open
+        else:
+            self.first_open = handler.next_open
+        if handler.next_open != NULL:
+            (<BaseResponseHandler>handler.next_open).prev_open = handler.prev_open
+        handler.prev_open = handler.next_open = NULL
+        handler.is_open = False
+        self.open_count -= 1
+
+    cdef list open_handlers(self):
+        """The open streams' handlers, as a list (closing one does not change it)."""
+        cdef list handlers = []
+        cdef PyObject *item = self.first_open
+        while item != NULL:
+            handlers.append(<BaseResponseHandler>item)
+            item = (<BaseResponseHandler>item).next_open
+        return handlers
 
     cdef ssize_t _on_request_body_read(self, BaseResponseHandler stream, uint8_t *buf,
                                        size_t length, uint32_t *flags) noexcept:

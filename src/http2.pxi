@@ -292,7 +292,7 @@ cdef class Session(HTTPProtocol):
         if self.session == NULL or self.shutting_down:
             return
         self.shutting_down = True
-        if not self.preface_received or not self.streams:
+        if not self.preface_received or not self.open_stream_count():
             # Idle: a request racing this GOAWAY is reported unprocessed, so the
             # client can retry it; no need to wait for a PING round trip.
             self.finish_shutdown()
@@ -313,7 +313,7 @@ cdef class Session(HTTPProtocol):
             self.session, NGHTTP2_FLAG_NONE,
             nghttp2_session_get_last_proc_stream_id(self.session), NGHTTP2_NO_ERROR, NULL, 0)
         self.flush()
-        if self.transport is not None and not self.streams and not self.received_data:
+        if self.transport is not None and not self.open_stream_count() and not self.received_data:
             self.transport.close()
 
     def ping(self):
@@ -334,8 +334,7 @@ cdef class Session(HTTPProtocol):
             nghttp2_session_del(self.session)
             self.session = NULL
         self.transport = None
-        for stream_id in list(self.streams):
-            self._on_stream_close(stream_id, NGHTTP2_CANCEL)
+        self.close_open_streams()
         try:
             if self.failures:
                 self.process_failures()
@@ -377,7 +376,7 @@ cdef class Session(HTTPProtocol):
         if not nghttp2_session_want_read(self.session) \
                 and not nghttp2_session_want_write(self.session):
             self.transport.close()
-        elif not self.streams:
+        elif not self.open_stream_count():
             self.release_output()
 
     cdef void request_flush(self):
@@ -635,6 +634,11 @@ cdef class Session(HTTPProtocol):
         if handler is not None:
             (<BaseRequestHandler>handler).closed(error_code)
         return 0
+
+    cdef void close_open_streams(self) except *:
+        """The connection is gone: every stream still open closes (``CANCEL``)."""
+        for stream_id in list(self.streams):
+            self._on_stream_close(stream_id, NGHTTP2_CANCEL)
 
     cdef ssize_t _on_data_source_read(self, BaseRequestHandler stream, uint8_t *buf,
                                       size_t length, uint32_t *flags) noexcept:

@@ -52,6 +52,9 @@ cdef class HTTPProtocol:
     @property
     def open_streams(self):
         """How many streams are open."""
+        return self.open_stream_count()
+
+    cdef Py_ssize_t open_stream_count(self) noexcept:
         return len(self.streams)
 
     # -- the stream interface: what a protocol implements ------------------------------

@@ -36,6 +36,7 @@ from nghttp2py.client import (
     StreamResetError,
     TotalTimeoutError,
 )
+from nghttp2py._nghttp2 import ClientSession
 
 MiB = 1 << 20
 BLOCK = os.urandom(MiB)
@@ -187,6 +188,54 @@ def test_a_response_is_freed_without_the_garbage_collector(server):
                 gc.garbage.clear()
                 gc.enable()
     assert run(main()) == []
+
+
+def test_streams_that_end_early_leave_nothing_behind(serve):
+    """A stream reset by the server, one given up on, and three cut off with their
+    connection: the connection's list of open streams lets go of each."""
+    async def failing_body():
+        yield b"x" * 100
+        raise RuntimeError("the body failed (on purpose)")
+
+    class Ends(BaseRequestHandler):
+        def on_headers(self):
+            if self.path == b"/reset":
+                self.send_response(200, body=failing_body())
+            elif self.path != b"/never":
+                self.send_response(200, body=b"ok")
+
+    server = serve(Ends)
+
+    def alive():
+        return sum(isinstance(o, (Response, BaseResponseHandler, ClientSession))
+                   for o in gc.get_objects())
+
+    async def main():
+        async with Client(server.url()) as client:
+            assert await (await client.get("/")).read() == b"ok"
+            reset = await client.get("/reset")
+            with pytest.raises(StreamResetError):
+                await reset.read()
+            given_up = asyncio.create_task(client.get("/never"))
+            await asyncio.sleep(0.1)
+            given_up.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await given_up
+            cut = [asyncio.create_task(client.get("/never")) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            connection = client._connection
+            assert connection.open_streams == 3
+            connection.abort()
+            ends = await asyncio.gather(*cut, return_exceptions=True)
+            assert [type(end) for end in ends] == [ConnectionClosedError] * 3
+            assert connection.open_streams == 0
+            del reset, given_up, cut, ends, connection
+
+    gc.collect()
+    before = alive()
+    run(main())
+    gc.collect()
+    assert alive() == before
 
 
 def test_1000_concurrent_requests_queue_beyond_max_concurrent_streams(serve):
