@@ -758,7 +758,7 @@ cdef class AsyncRequestBody(AsyncIterBody):
     cdef BaseResponseHandler response
 
 
-cdef class StreamWaiter
+cdef class CAwaitable
 
 
 cdef class ClientSession(Session):
@@ -789,7 +789,7 @@ cdef class ClientSession(Session):
                          object body) except -1
     cdef int _on_push_promise(self, const nghttp2_frame *frame) except -1
     cdef bint accepting(self) noexcept
-    cdef void queue_wakeup(self, StreamWaiter waiter) except *
+    cdef void queue_wakeup(self, CAwaitable awaitable) except *
     cdef void add_open(self, BaseResponseHandler handler) noexcept
     cdef void remove_open(self, BaseResponseHandler handler) noexcept
     cdef list open_handlers(self)
@@ -801,7 +801,7 @@ cdef class ClientSession(Session):
                                        size_t length, uint32_t *flags) noexcept
 
 
-# Where the task waiting on a StreamWaiter is: not waiting, waiting (for the
+# Where the task waiting on a CAwaitable is: not waiting, waiting (for the
 # stream's next event), woken (its wake-up queued), or cancelled.
 cdef enum:
     WAIT_IDLE = 0
@@ -819,8 +819,8 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
     cdef public long long close_code
     # The Response, when the client accepts push (its promises go there).
     cdef public object response
-    # The future a task waits on for the stream's next event.
-    cdef StreamWaiter _waiter
+    # The awaitable a task waits on for the stream's next event, if one does.
+    cdef CAwaitable _waiter
     # Timeouts, in seconds (0: none); the deadline is on the monotonic clock.
     cdef public double read_timeout
     cdef public double total_timeout
@@ -830,7 +830,6 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
 
     cdef bint timed(self) noexcept
     cdef void wake(self) except *
-    cdef StreamWaiter get_waiter(self)
     cdef object take_all(self)
     cdef bint check_time(self, double now) except -1
     cdef str request_line(self)
@@ -852,7 +851,12 @@ cdef class ResponseBase:
     cdef BufferedResponseHandler check(self)
 
 
-cdef class StreamWaiter:
+cdef class CAwaitable:
+    cdef bint finished
+    # What the await returns, once done.
+    cdef object value
+    # While the task waits on it: the stream waited on, and its session.
+    cdef BufferedResponseHandler waiting_on
     cdef ClientSession session
     # Where the waiting task is: not waiting, waiting, woken, or cancelled.
     cdef int state
@@ -865,21 +869,12 @@ cdef class StreamWaiter:
     # asyncio's _asyncio_future_blocking: a task waits on it.
     cdef bint blocking
 
-    cdef void arm(self, bint timed) except *
+    cdef void wait_on(self, BufferedResponseHandler stream) except *
     cdef void wake(self) except *
     cdef void end(self, int state) except *
+    cdef void stop_waiting(self) noexcept
     cdef void run_wakeup(self) except *
-
-
-cdef class CAwaitable:
-    cdef bint finished
-    # What the await returns, once done.
-    cdef object value
-    # The waiter given to the task, until the next step.
-    cdef StreamWaiter waiter
-
     cdef bint resume(self) except -1
-    cdef void forget_waiter(self) noexcept
     cdef void give_up(self) except *
     cdef object take_value(self)
     cdef BufferedResponseHandler step(self)

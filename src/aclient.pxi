@@ -5,10 +5,10 @@
 #
 # A response costs no coroutine, no asyncio future and no loop callback of its
 # own. What client.get() and response.read() return is a CAwaitable, its own
-# iterator: each step either ends the await with a value, or gives the task the
-# stream's StreamWaiter to wait on, an object that speaks asyncio's future
-# protocol (the task registers its wake-up with add_done_callback) and is armed
-# again at each wait. The stream's next event wakes it. Wake-ups are queued on
+# iterator and, like an asyncio future, what the task waits on: each step either
+# ends the await with a value, or hands the task the awaitable itself, which
+# speaks asyncio's future protocol (the task registers its wake-up with
+# add_done_callback). The stream's next event wakes it. Wake-ups are queued on
 # the session and run together, one loop callback per batch (a read, a timeout
 # check). Timeouts are checked by one timer per session, on the monotonic clock,
 # while a wait with a timeout is in progress.
@@ -68,22 +68,27 @@ cdef inline void set_await_result(object value) noexcept:
     PyErr_SetObject(StopIteration, value)
 
 
-cdef class StreamWaiter:
-    """The future a task waits on for a stream's next event (one per stream).
+cdef class CAwaitable:
+    """An await in C, over ``step()``: its own iterator, a coroutine and a future to asyncio.
 
-    asyncio's future protocol, as the waiting task uses it: the task
-    registers its wake-up with ``add_done_callback``; the stream's next
-    event (or a timeout, or the task's cancellation) queues it, to run in
-    one loop callback with the others of the same batch. Armed again at
-    each wait.
+    ``step()`` returns the stream to wait on, or None once ``value`` is set.
+    To wait, the awaitable hands the task itself, as a future: it speaks
+    asyncio's future protocol as a task uses it (the task registers its
+    wake-up with ``add_done_callback``), and the stream's next event, a
+    timeout or the task's cancellation queues that wake-up, to run in one
+    loop callback with the others of the same batch; the next step follows.
+    ``send``, ``throw`` and ``close`` make it a coroutine to asyncio
+    (``create_task``, ``gather``).
     """
 
-    # asyncio's task asks for these three by name at every wait: they are
+    # -- the future the task waits on ----------------------------------------------------
+
+    # asyncio's task asks for these two by name at every wait: they are
     # answered here, without a lookup in the type or a new bound method.
     def __getattribute__(self, name):
         if name is "_asyncio_future_blocking":
             return self.blocking
-        if name is "get_loop":
+        if name is "get_loop" and self.session is not None:
             return self.session.loop_getter()
         return PyObject_GenericGetAttr(self, name)
 
@@ -94,6 +99,8 @@ cdef class StreamWaiter:
             PyObject_GenericSetAttr(self, name, value)
 
     def get_loop(self):
+        if self.session is None:
+            raise RuntimeError("the awaitable has not waited on a stream yet")
         return self.session.loop
 
     def add_done_callback(self, fn, *, context=None):
@@ -133,11 +140,14 @@ cdef class StreamWaiter:
         self.result()
         return None
 
-    cdef void arm(self, bint timed) except *:
-        """A task is about to wait: the stream's next event (or a timeout) wakes it."""
+    cdef void wait_on(self, BufferedResponseHandler stream) except *:
+        """Wait for ``stream``'s next event (or a timeout): the task is about to."""
         self.state = WAIT_ARMED
         self.blocking = True
-        if timed:
+        self.session = stream.session
+        self.waiting_on = stream
+        stream._waiter = self
+        if stream.timed():
             self.started = monotonic()
             self.session.watch()
 
@@ -148,8 +158,17 @@ cdef class StreamWaiter:
     cdef void end(self, int state) except *:
         """The wait is over (woken or cancelled): the task's wake-up is queued."""
         self.state = state
+        self.stop_waiting()
         if self.wakeup is not None:
             self.session.queue_wakeup(self)
+
+    cdef void stop_waiting(self) noexcept:
+        """Let go of the stream waited on, and it of this awaitable."""
+        cdef BufferedResponseHandler stream = self.waiting_on
+        if stream is not None:
+            self.waiting_on = None
+            if stream._waiter is self:
+                stream._waiter = None
 
     cdef void run_wakeup(self) except *:
         cdef object wakeup = self.wakeup
@@ -160,7 +179,7 @@ cdef class StreamWaiter:
         self.wakeup = self.wakeup_context = None
         # A task reads an asyncio.Future's result in C but calls anything
         # else's result() by name: a woken task is handed a future that is
-        # done, a cancelled one this waiter (its result() raises).
+        # done, a cancelled one this awaitable (its result() raises).
         future = self if self.state == WAIT_CANCELLED else self.session.done_future()
         try:
             if context is None:
@@ -176,15 +195,7 @@ cdef class StreamWaiter:
                 "message": "waking the task that awaits a response failed",
                 "exception": exc})
 
-
-cdef class CAwaitable:
-    """An await in C, over ``step()``: its own iterator, and a coroutine to asyncio.
-
-    ``step()`` returns the stream to wait on, or None once ``value`` is set.
-    To wait, the task is given the stream's StreamWaiter; when the stream's
-    next event wakes the task, the next step follows. ``send``, ``throw``
-    and ``close`` make it a coroutine to asyncio (``create_task``, ``gather``).
-    """
+    # -- the awaitable -------------------------------------------------------------------
 
     def __await__(self):
         return self
@@ -194,13 +205,13 @@ cdef class CAwaitable:
 
     def __next__(self):
         if self.resume():
-            return self.waiter
+            return self
         set_await_result(self.take_value())
         raise StopIteration
 
     def send(self, value):
         if self.resume():
-            return self.waiter
+            return self
         raise StopIteration(self.take_value())
 
     def throw(self, typ, value=None, traceback=None):
@@ -214,11 +225,12 @@ cdef class CAwaitable:
             self.give_up()
 
     cdef bint resume(self) except -1:
-        """Take the next step: whether it waits (its waiter armed) or is done (``value`` set)."""
+        """Take the next step: whether it waits (on a stream) or is done (``value`` set)."""
         cdef BufferedResponseHandler stream
         if self.finished:
             raise RuntimeError("cannot reuse an awaitable that is done")
-        self.forget_waiter()
+        self.state = WAIT_IDLE
+        self.stop_waiting()
         try:
             stream = self.step()
         except BaseException:
@@ -227,18 +239,13 @@ cdef class CAwaitable:
         if stream is None:
             self.finished = True
             return False
-        self.waiter = stream.get_waiter()
-        self.waiter.arm(stream.timed())
+        self.wait_on(stream)
         return True
-
-    cdef void forget_waiter(self) noexcept:
-        if self.waiter is not None:
-            self.waiter.state = WAIT_IDLE
-            self.waiter = None
 
     cdef void give_up(self) except *:
         self.finished = True
-        self.forget_waiter()
+        self.state = WAIT_IDLE
+        self.stop_waiting()
         self.abandon()
 
     cdef object take_value(self):
@@ -254,11 +261,11 @@ cdef class CAwaitable:
 
 
 cdef int await_send(PyObject *awaitable, PyObject *value, PyObject **result) except -1:
-    """CAwaitable's am_send: 1 (``result`` is the waiter to wait on) or 0 (the await's value)."""
+    """CAwaitable's am_send: 1 (``result`` is the awaitable, to wait on) or 0 (its value)."""
     cdef CAwaitable self = <CAwaitable>awaitable
     cdef object out
     cdef int waiting = self.resume()
-    out = self.waiter if waiting else self.take_value()
+    out = self if waiting else self.take_value()
     Py_INCREF(out)
     result[0] = <PyObject *>out
     return waiting
@@ -333,13 +340,6 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
         if self._waiter is not None:
             self._waiter.wake()
 
-    cdef StreamWaiter get_waiter(self):
-        cdef StreamWaiter waiter = self._waiter
-        if waiter is None:
-            waiter = self._waiter = StreamWaiter.__new__(StreamWaiter)
-            waiter.session = self.session
-        return waiter
-
     def take(self):
         """The oldest chunk not taken yet, or ``None``; reading resumes below the low mark."""
         if not self.chunks:
@@ -365,7 +365,7 @@ cdef class BufferedResponseHandler(BaseResponseHandler):
 
     cdef bint check_time(self, double now) except -1:
         """Fail the wait if a timeout has passed; whether the wait goes on."""
-        cdef StreamWaiter waiter = self._waiter
+        cdef CAwaitable waiter = self._waiter
         if waiter is None or waiter.state != WAIT_ARMED or not self.timed():
             return False
         if self.session.transport is None:

@@ -457,18 +457,18 @@ cdef class ClientSession(Session):
 
     # -- the tasks that await responses (aclient.pxi) ----------------------------------
 
-    cdef void queue_wakeup(self, StreamWaiter waiter) except *:
-        """Wake the task waiting on ``waiter`` soon, in one loop callback with the others."""
+    cdef void queue_wakeup(self, CAwaitable awaitable) except *:
+        """Wake the task waiting on ``awaitable`` soon, in one loop callback with the others."""
         if not self.ready:
             self.loop.call_soon(self._run_wakeups)
-        self.ready.append(waiter)
+        self.ready.append(awaitable)
 
     def get_loop(self):
         """The event loop the session runs on."""
         return self.loop
 
     cdef object loop_getter(self):
-        """``self.get_loop``, made once: what a StreamWaiter's ``get_loop`` is."""
+        """``self.get_loop``, made once: what a waiting CAwaitable's ``get_loop`` is."""
         if self._loop_getter is None:
             self._loop_getter = self.get_loop
         return self._loop_getter
@@ -481,10 +481,10 @@ cdef class ClientSession(Session):
         return self._done_future
 
     def _run_wakeups(self):
-        cdef StreamWaiter waiter
+        cdef CAwaitable awaitable
         ready, self.ready = self.ready, []
-        for waiter in ready:
-            waiter.run_wakeup()
+        for awaitable in ready:
+            awaitable.run_wakeup()
 
     cdef void watch(self) except *:
         """A wait with a timeout began: check the timeouts while there are such waits."""

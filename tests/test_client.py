@@ -26,6 +26,7 @@ from nghttp2py import (
     ServerSettings,
     Timeout,
 )
+from nghttp2py._nghttp2 import ClientSession
 from nghttp2py.client import (
     ALPNError,
     ConnectError,
@@ -36,7 +37,6 @@ from nghttp2py.client import (
     StreamResetError,
     TotalTimeoutError,
 )
-from nghttp2py._nghttp2 import ClientSession
 
 MiB = 1 << 20
 BLOCK = os.urandom(MiB)
