@@ -22,6 +22,7 @@ from nghttp2py import (
     BaseResponseHandler,
     Client,
     ErrorCode,
+    InvalidHeaderError,
     Response,
     ServerSettings,
     Timeout,
@@ -188,6 +189,27 @@ def test_a_response_is_freed_without_the_garbage_collector(server):
                 gc.garbage.clear()
                 gc.enable()
     assert run(main()) == []
+
+
+def test_the_clients_own_header_fields_are_checked_once_when_set(server):
+    async def main():
+        with pytest.raises(InvalidHeaderError):
+            Client(server.url(), headers=[("Bad Name", "x")])
+        async with Client(server.url(), headers={"x-default": "1"}) as client:
+            assert isinstance(client.headers, tuple) and len(client.headers) == 2
+            with pytest.raises(InvalidHeaderError):
+                client.headers = [("connection", "close")]
+            data = await (await client.get("/json")).json()
+            assert data["headers"]["x-default"] == "1"  # the refused fields changed nothing
+            client.headers = [("x-other", "2")]
+            for response in (await client.get("/json"),
+                             await client.post(server.url("/json"), b"a body"),
+                             await client.get("/json", headers={"x-more": "3"})):
+                data = await response.json()
+                assert data["headers"]["x-other"] == "2"
+                assert "x-default" not in data["headers"] and "user-agent" not in data["headers"]
+            assert data["headers"]["x-more"] == "3"
+    run(main())
 
 
 def test_streams_that_end_early_leave_nothing_behind(serve):
