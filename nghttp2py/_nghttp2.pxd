@@ -83,8 +83,9 @@ cdef enum:
     NO_COPY_CAPACITY = 16384 + FRAME_HEADER_LENGTH
     # Response header fields up to this many fit in a HeaderBlock itself.
     INLINE_NV = 9
-    # nghttp2 callocs of this size and more are mapped from the kernel
-    # (memory.pxi), at most this many at a time per session.
+    # nghttp2's callocs and new buffers (realloc from NULL) of this size and
+    # more are mapped from the kernel (memory.pxi), at most this many at a time
+    # per session.
     PAGE_BLOCK_MIN = 4096
     MAX_PAGE_BLOCKS = 4
     # RFC 9113 section 3.4: the client connection preface starts with 24 octets.
