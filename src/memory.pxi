@@ -52,12 +52,10 @@ cdef BlockPool *pool_for(size_t size) noexcept nogil:
 
 cdef void *map_block(size_t size, bint zeroed) noexcept nogil:
     """A mapping of ``size`` bytes, kept from an earlier session if one fits.
-    A kept frame buffer's first page is not zeroed: none is taken if ``zeroed``."""
+    A warm frame buffer's first page is not zeroed: none is taken if ``zeroed``."""
     global _warm_frame_buffer_count
     cdef BlockPool *pool = pool_for(size)
-    if pool == &_frame_buffer_pool and zeroed:
-        pool = NULL
-    elif pool == &_frame_buffer_pool and _warm_frame_buffer_count:
+    if size == FRAME_BUFFER_SIZE and not zeroed and _warm_frame_buffer_count:
         _warm_frame_buffer_count -= 1
         return _warm_frame_buffers[_warm_frame_buffer_count]
     if pool != NULL and pool.length:
