@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import page_texts
 from served import PEER_ENV
 
-from conftest import ROOT, require
+from conftest import ROOT
 
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--host-resolver-rules=MAP localhost 127.0.0.1")
-# What the test pages' scripts write into <p id="status">.
-STATUS = re.compile(r'id="status"[^>]*>([^<]*)<')
+# Chromium resolves localhost to ::1 first (see above).
+LOCALHOST_IPV4 = "--host-resolver-rules=MAP localhost 127.0.0.1"
 
 
 def free_udp_port() -> int:
@@ -52,25 +51,19 @@ def spki_hash(certificate: Path) -> str:
 
 
 def chromium(url: str, certificate: tuple[Path, Path], *, quic_port: int | None = None,
-             netlog: Path | None = None, profile: Path, budget_ms: int = 5000) -> str:
+             netlog: Path | None = None, profile: Path) -> str | None:
     """Load ``url`` in headless Chromium and return the text of the page's #status.
 
     With ``quic_port``, ``localhost:quic_port`` is forced onto QUIC (HTTP/3)
     with the test certificate pinned; else the certificate is pinned for TLS.
     ``netlog`` keeps Chromium's net-log there.
     """
-    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-             f"--ignore-certificate-errors-spki-list={spki_hash(certificate[0])}"]
+    flags = [LOCALHOST_IPV4, f"--ignore-certificate-errors-spki-list={spki_hash(certificate[0])}"]
     if quic_port is not None:
         flags += ["--enable-quic", f"--origin-to-force-quic-on=localhost:{quic_port}"]
     if netlog is not None:
         flags.append(f"--log-net-log={netlog}")
-    result = subprocess.run(
-        [require("chromium"), *flags, f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
-        check=False, capture_output=True, text=True, timeout=90, env=PEER_ENV)
-    status = STATUS.search(result.stdout)
-    assert status, f"no #status in the DOM: {result.stdout[:500]!r} {result.stderr[-2000:]}"
-    return status.group(1)
+    return page_texts(url, ("status",), profile=profile, flags=tuple(flags))["status"]
 
 
 def netlog_events(netlog: Path, event_type: str) -> list[dict]:
