@@ -214,11 +214,12 @@ class ServerConnection(asyncio.BufferedProtocol):
         """Graceful shutdown: finish the streams already started, then close."""
         session = self._session
         young = time.monotonic() - self._started
-        waiting = session is None or (isinstance(session, Session) and not session.preface_received)
+        waiting = session is None or not session.request_received
         if waiting and young < self._config.timeouts.shutdown_ping and self._transport is not None:
             # Accepted a moment ago (just before a worker was told to drain): its
-            # client's first request is on the way, and closing now, or a GOAWAY,
-            # would refuse it. Let it arrive first.
+            # client's first request is on the way, perhaps after the preface (curl
+            # writes them apart), and closing now, or a GOAWAY, would refuse it. Let
+            # it arrive first.
             if self._shutdown_timer is None:
                 self._shutdown_timer = self._config.loop.call_later(
                     self._config.timeouts.shutdown_ping - young, self._shutdown_later)

@@ -202,6 +202,11 @@ cdef class HTTP1Connection(HTTPProtocol):
         finally:
             self.raise_escape()
 
+    @property
+    def request_received(self):
+        """Whether the head of a request has begun to arrive yet."""
+        return self.next_stream_id > 1
+
     def shutdown(self):
         """Graceful shutdown: answer the requests already received, then close."""
         if self.shutting_down or self.transport is None:

@@ -316,6 +316,11 @@ cdef class Session(HTTPProtocol):
         if self.transport is not None and not self.open_stream_count() and not self.received_data:
             self.transport.close()
 
+    @property
+    def request_received(self):
+        """Whether the client has opened a stream yet (an upgraded request counts)."""
+        return self.session != NULL and nghttp2_session_get_last_proc_stream_id(self.session) > 0
+
     def ping(self):
         """Send a PING (keep-alive); ``ping_outstanding`` until it is acknowledged."""
         if self.session != NULL and not self.ping_outstanding:

@@ -11,15 +11,17 @@ import asyncio
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import textwrap
+import threading
 import time
 
 import pytest
 
 from conftest import require, wait_for
 from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
-from rawh2 import RawH2, frames_of, goaways, is_goaway, status_of
+from rawh2 import RawH2, frames_of, goaways, is_goaway, kind, status_of
 
 NOTICE_LAST_STREAM = 2**31 - 1
 
@@ -184,6 +186,64 @@ def test_idle_connection_gets_the_final_goaway_at_once(raw_client):
     assert (goaway.last_stream_id, goaway.error_code) == (1, ErrorCode.NO_ERROR)
     assert not frames_of(box["frames"], "PingFrame")
     assert box["elapsed"] < 0.5
+
+
+def test_connection_whose_first_request_is_on_the_way_is_not_refused(raw_client):
+    """The drain begins after a new connection's preface but before its first request
+    (curl writes them apart): the request is served, and the final GOAWAY names it,
+    instead of a GOAWAY naming no stream that refuses it."""
+    async def main(server, loop, box):
+        client = raw_client(server.port)
+        await loop.run_in_executor(None, client.frames_until,
+                                   lambda f: kind(f) == "SettingsFrame" and "ACK" in f.flags)
+        reader = loop.run_in_executor(None, read_until_eof, client, 5)
+        server.close()
+        await asyncio.sleep(0.1)
+        client.request(1, "/")
+        await asyncio.wait_for(server.wait_closed(), 5)
+        box["frames"], _ = await reader
+
+    box = run_server(HelloHandler, main, timeouts=Timeouts(shutdown_ping=0.5))
+    assert status_of(box["frames"], 1) == b"200", box["frames"]
+    final = [goaway.last_stream_id for goaway in goaways(box["frames"]) if is_final_goaway(goaway)]
+    assert final == [1], box["frames"]
+
+
+def test_https1_connection_whose_first_request_is_on_the_way_is_not_refused(certificate):
+    """The same over TLS with ALPN http/1.1, where the connection is HTTP/1.1 from the
+    handshake on: it is not closed under a request that is on its way."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(*certificate)
+    client_context = ssl.create_default_context(cafile=str(certificate[0]))
+    client_context.set_alpn_protocols(["http/1.1"])
+
+    def exchange(port: int, sent: threading.Event, closing: threading.Event) -> bytes:
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.selected_alpn_protocol() == "http/1.1"
+            sent.set()
+            closing.wait(5)
+            time.sleep(0.1)
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            return answer
+
+    async def main(server, loop, box):
+        connected, closing = threading.Event(), threading.Event()
+        answer = loop.run_in_executor(None, exchange, server.port, connected, closing)
+        await loop.run_in_executor(None, connected.wait, 5)
+        await asyncio.sleep(0.1)  # the server has the connection and its protocol
+        server.close()
+        closing.set()
+        await asyncio.wait_for(server.wait_closed(), 5)
+        box["answer"] = await answer
+
+    box = run_server(HelloHandler, main, ssl=server_context,
+                     timeouts=Timeouts(shutdown_ping=0.5))
+    assert box["answer"].startswith(b"HTTP/1.1 200 "), box["answer"]
+    assert box["answer"].endswith(b"hello\n"), box["answer"]
 
 
 def test_shutdown_timeout_aborts_what_is_still_running(raw_client):
