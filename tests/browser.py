@@ -124,12 +124,15 @@ def page_texts(url: str, ids: tuple[str, ...], *, profile: Path, flags: tuple[st
         ready = READY.format(ids=json.dumps(list(ids)), until=until)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # Before the page's document replaces about:blank the expression throws
-            # or is false; either way, it is asked again.
-            answer = browser.call("Runtime.evaluate", {"expression": ready, "returnByValue": True},
-                                  session=session)
-            if answer["result"].get("value") is True:
-                break
+            # Before the page's document replaces about:blank the expression is false
+            # or throws, and a navigation can destroy the context it runs in (a
+            # protocol error): either way, it is asked again.
+            with contextlib.suppress(RuntimeError):
+                answer = browser.call("Runtime.evaluate",
+                                      {"expression": ready, "returnByValue": True},
+                                      session=session)
+                if answer["result"].get("value") is True:
+                    break
             time.sleep(0.05)
         texts = browser.call("Runtime.evaluate",
                              {"expression": TEXTS.format(ids=json.dumps(list(ids))),
