@@ -8,16 +8,17 @@ unacknowledged), the ``h2`` package, and h2load for the shutdown under load.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import signal
 import socket
 import ssl
 import subprocess
 import textwrap
-import threading
 import time
 
 import pytest
+from rawh1 import RawH1
 
 from conftest import require, wait_for
 from nghttp2py import BaseRequestHandler, ErrorCode, HTTP2Server, Timeouts
@@ -209,41 +210,29 @@ def test_connection_whose_first_request_is_on_the_way_is_not_refused(raw_client)
     assert final == [1], box["frames"]
 
 
-def test_https1_connection_whose_first_request_is_on_the_way_is_not_refused(certificate):
+def test_https1_connection_whose_first_request_is_on_the_way_is_not_refused(server_ssl_context,
+                                                                           certificate):
     """The same over TLS with ALPN http/1.1, where the connection is HTTP/1.1 from the
     handshake on: it is not closed under a request that is on its way."""
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(*certificate)
     client_context = ssl.create_default_context(cafile=str(certificate[0]))
     client_context.set_alpn_protocols(["http/1.1"])
 
-    def exchange(port: int, sent: threading.Event, closing: threading.Event) -> bytes:
-        with socket.create_connection(("127.0.0.1", port)) as raw, \
-                client_context.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() == "http/1.1"
-            sent.set()
-            closing.wait(5)
-            time.sleep(0.1)
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            answer = b""
-            while chunk := tls.recv(65536):
-                answer += chunk
-            return answer
-
     async def main(server, loop, box):
-        connected, closing = threading.Event(), threading.Event()
-        answer = loop.run_in_executor(None, exchange, server.port, connected, closing)
-        await loop.run_in_executor(None, connected.wait, 5)
-        await asyncio.sleep(0.1)  # the server has the connection and its protocol
-        server.close()
-        closing.set()
-        await asyncio.wait_for(server.wait_closed(), 5)
-        box["answer"] = await answer
+        # The handshake needs the server's loop: the client connects from a thread.
+        with await loop.run_in_executor(
+                None, functools.partial(RawH1, server.port, tls_context=client_context)) as client:
+            assert client.sock.selected_alpn_protocol() == "http/1.1"
+            await asyncio.sleep(0.1)  # the server has the connection and its protocol
+            server.close()
+            await asyncio.sleep(0.1)
+            client.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            box["responses"] = await loop.run_in_executor(None, client.until_closed)
+        await asyncio.wait_for(server.wait_closed(), 5)  # TLS: once the client has closed
 
-    box = run_server(HelloHandler, main, ssl=server_context,
+    box = run_server(HelloHandler, main, ssl=server_ssl_context,
                      timeouts=Timeouts(shutdown_ping=0.5))
-    assert box["answer"].startswith(b"HTTP/1.1 200 "), box["answer"]
-    assert box["answer"].endswith(b"hello\n"), box["answer"]
+    [response] = box["responses"]
+    assert (response.version, response.status, response.body) == ("1.1", 200, b"hello\n")
 
 
 def test_shutdown_timeout_aborts_what_is_still_running(raw_client):
